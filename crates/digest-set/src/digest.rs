@@ -1,0 +1,403 @@
+//! The [`Digest`] type: an algorithm plus the raw bytes of a hash.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::str::FromStr;
+
+use sha2::Digest as _;
+
+/// A hash algorithm a [`Digest`] can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Algorithm {
+    /// SHA-256: 32 bytes, 64 hex characters. Every Docker image and layer ID uses it.
+    Sha256,
+    /// SHA-512: 64 bytes, 128 hex characters. Accepted, as OCI allows it.
+    Sha512,
+}
+
+impl Algorithm {
+    /// The name used in the `algorithm:hex` form, e.g. `sha256`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Algorithm::Sha256 => "sha256",
+            Algorithm::Sha512 => "sha512",
+        }
+    }
+
+    /// Length of the raw hash in bytes.
+    pub const fn byte_len(self) -> usize {
+        match self {
+            Algorithm::Sha256 => 32,
+            Algorithm::Sha512 => 64,
+        }
+    }
+
+    /// Length of the hash in lowercase hex characters.
+    pub const fn hex_len(self) -> usize {
+        self.byte_len() * 2
+    }
+
+    /// Parses an algorithm name (`sha256` or `sha512`), or returns `None`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "sha256" => Some(Algorithm::Sha256),
+            "sha512" => Some(Algorithm::Sha512),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a string is not a valid digest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// There is no `:` between algorithm and hex.
+    #[error(
+        "invalid digest {input:?}: expected the form algorithm:hex, e.g. sha256:<64 hex characters>"
+    )]
+    MissingAlgorithm {
+        /// The rejected string.
+        input: String,
+    },
+    /// The algorithm is neither `sha256` nor `sha512`.
+    #[error(
+        "invalid digest {input:?}: unsupported algorithm {algorithm:?} (expected sha256 or sha512)"
+    )]
+    UnsupportedAlgorithm {
+        /// The rejected string.
+        input: String,
+        /// The algorithm part.
+        algorithm: String,
+    },
+    /// The hex part has the wrong length for its algorithm.
+    #[error("invalid digest {input:?}: {algorithm} needs {expected} hex characters, got {actual}")]
+    InvalidLength {
+        /// The rejected string.
+        input: String,
+        /// The algorithm named.
+        algorithm: Algorithm,
+        /// The length the algorithm needs.
+        expected: usize,
+        /// The length found.
+        actual: usize,
+    },
+    /// The hex part holds a character that is not lowercase hex.
+    #[error(
+        "invalid digest {input:?}: character {character:?} at offset {offset} is not lowercase hex"
+    )]
+    InvalidHex {
+        /// The rejected string.
+        input: String,
+        /// The offending character.
+        character: char,
+        /// Its byte offset within the hex part.
+        offset: usize,
+    },
+}
+
+/// A content digest: algorithm plus raw hash bytes.
+///
+/// Stored inline (no heap allocation); ordered by its hex form, then by algorithm, which is
+/// the order Docker's digest set keeps.
+#[derive(Clone, Copy)]
+pub struct Digest {
+    algorithm: Algorithm,
+    bytes: [u8; 64],
+}
+
+impl Digest {
+    /// The SHA-256 digest of `data`.
+    pub fn sha256(data: &[u8]) -> Self {
+        let hash = sha2::Sha256::digest(data);
+        let mut bytes = [0u8; 64];
+        bytes[..32].copy_from_slice(&hash);
+        Digest {
+            algorithm: Algorithm::Sha256,
+            bytes,
+        }
+    }
+
+    /// The SHA-512 digest of `data`.
+    pub fn sha512(data: &[u8]) -> Self {
+        let hash = sha2::Sha512::digest(data);
+        let mut bytes = [0u8; 64];
+        bytes.copy_from_slice(&hash);
+        Digest {
+            algorithm: Algorithm::Sha512,
+            bytes,
+        }
+    }
+
+    /// A digest from raw bytes; `None` if `raw` has the wrong length for `algorithm`.
+    pub fn from_raw(algorithm: Algorithm, raw: &[u8]) -> Option<Self> {
+        if raw.len() != algorithm.byte_len() {
+            return None;
+        }
+        let mut bytes = [0u8; 64];
+        bytes[..raw.len()].copy_from_slice(raw);
+        Some(Digest { algorithm, bytes })
+    }
+
+    /// A SHA-256 digest from its 32 raw bytes.
+    pub const fn from_sha256_bytes(raw: [u8; 32]) -> Self {
+        let mut bytes = [0u8; 64];
+        let mut i = 0;
+        while i < 32 {
+            bytes[i] = raw[i];
+            i += 1;
+        }
+        Digest {
+            algorithm: Algorithm::Sha256,
+            bytes,
+        }
+    }
+
+    /// Parses the hex part alone (`<hex>`, no algorithm), as found in file names such as
+    /// `content/sha256/<hex>`.
+    pub fn from_hex(algorithm: Algorithm, hex: &str) -> Result<Self, ParseError> {
+        let input = || format!("{algorithm}:{hex}");
+        if hex.len() != algorithm.hex_len() {
+            return Err(ParseError::InvalidLength {
+                input: input(),
+                algorithm,
+                expected: algorithm.hex_len(),
+                actual: hex.len(),
+            });
+        }
+        let mut bytes = [0u8; 64];
+        let raw = hex.as_bytes();
+        for (i, byte) in bytes[..algorithm.byte_len()].iter_mut().enumerate() {
+            let hi = nibble(raw[2 * i]);
+            let lo = nibble(raw[2 * i + 1]);
+            match (hi, lo) {
+                (Some(hi), Some(lo)) => *byte = (hi << 4) | lo,
+                (None, _) | (_, None) => {
+                    let offset = if hi.is_none() { 2 * i } else { 2 * i + 1 };
+                    let character = hex[offset..].chars().next().unwrap_or('?');
+                    return Err(ParseError::InvalidHex {
+                        input: input(),
+                        character,
+                        offset,
+                    });
+                }
+            }
+        }
+        Ok(Digest { algorithm, bytes })
+    }
+
+    /// The algorithm.
+    pub const fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// The raw hash bytes (32 for sha256, 64 for sha512).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.algorithm.byte_len()]
+    }
+
+    /// The lowercase hex of the hash, without the algorithm.
+    pub fn hex(&self) -> String {
+        let mut out = String::with_capacity(self.algorithm.hex_len());
+        for b in self.as_bytes() {
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 0xf) as usize] as char);
+        }
+        out
+    }
+
+    /// The first 12 hex characters: Docker's short ID.
+    pub fn short(&self) -> String {
+        let mut hex = self.hex();
+        hex.truncate(12);
+        hex
+    }
+
+    /// The hex nibble at `index` (0-based), `None` past the end.
+    pub fn nibble(&self, index: usize) -> Option<u8> {
+        let byte = *self.as_bytes().get(index / 2)?;
+        Some(if index.is_multiple_of(2) {
+            byte >> 4
+        } else {
+            byte & 0xf
+        })
+    }
+}
+
+pub(crate) const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// The value of a lowercase hex digit.
+pub(crate) fn nibble(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+impl PartialEq for Digest {
+    fn eq(&self, other: &Self) -> bool {
+        self.algorithm == other.algorithm && self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Digest {}
+
+impl std::hash::Hash for Digest {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.algorithm.hash(state);
+        self.as_bytes().hash(state);
+    }
+}
+
+impl Ord for Digest {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Lowercase hex preserves byte order, so comparing bytes is comparing hex strings.
+        self.as_bytes()
+            .cmp(other.as_bytes())
+            .then(self.algorithm.cmp(&other.algorithm))
+    }
+}
+
+impl PartialOrd for Digest {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.algorithm.name())?;
+        f.write_str(":")?;
+        let mut buf = [0u8; 128];
+        for (i, b) in self.as_bytes().iter().enumerate() {
+            buf[2 * i] = HEX[(b >> 4) as usize];
+            buf[2 * i + 1] = HEX[(b & 0xf) as usize];
+        }
+        let hex = &buf[..self.algorithm.hex_len()];
+        // The buffer only holds ASCII hex digits.
+        f.write_str(std::str::from_utf8(hex).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({self})")
+    }
+}
+
+impl FromStr for Digest {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let Some((alg, hex)) = s.split_once(':') else {
+            return Err(ParseError::MissingAlgorithm {
+                input: s.to_owned(),
+            });
+        };
+        let Some(algorithm) = Algorithm::from_name(alg) else {
+            return Err(ParseError::UnsupportedAlgorithm {
+                input: s.to_owned(),
+                algorithm: alg.to_owned(),
+            });
+        };
+        Digest::from_hex(algorithm, hex)
+    }
+}
+
+impl TryFrom<&str> for Digest {
+    type Error = ParseError;
+
+    fn try_from(s: &str) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Digest;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a digest string such as sha256:<64 hex characters>")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Digest, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_of_foobar() {
+        let d = Digest::sha256(b"foobar");
+        assert_eq!(
+            d.to_string(),
+            "sha256:c3ab8ff13720e8ad9047dd39466b3c8974e592c2fa383d4a3960714caef0c4f2"
+        );
+        assert_eq!(d.short(), "c3ab8ff13720");
+        assert_eq!(d.to_string().parse::<Digest>(), Ok(d));
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        assert!(matches!(
+            "abc".parse::<Digest>(),
+            Err(ParseError::MissingAlgorithm { .. })
+        ));
+        assert!(matches!(
+            "md5:abc".parse::<Digest>(),
+            Err(ParseError::UnsupportedAlgorithm { .. })
+        ));
+        assert!(matches!(
+            "sha256:abc".parse::<Digest>(),
+            Err(ParseError::InvalidLength { .. })
+        ));
+        let upper = format!("sha256:{}", "A".repeat(64));
+        assert!(matches!(
+            upper.parse::<Digest>(),
+            Err(ParseError::InvalidHex { offset: 0, .. })
+        ));
+        let bad = format!("sha256:{}g", "a".repeat(63));
+        assert!(matches!(
+            bad.parse::<Digest>(),
+            Err(ParseError::InvalidHex { offset: 63, .. })
+        ));
+        let multibyte = format!("sha256:{}é", "a".repeat(62));
+        assert!(multibyte.parse::<Digest>().is_err());
+    }
+
+    #[test]
+    fn sha512_round_trip() {
+        let d = Digest::sha512(b"x");
+        assert_eq!(d.hex().len(), 128);
+        assert_eq!(d.to_string().parse::<Digest>(), Ok(d));
+    }
+
+    #[test]
+    fn serde_as_string() {
+        let d = Digest::sha256(b"foobar");
+        let json = serde_json::to_string(&d).expect("serialize");
+        assert_eq!(json, format!("\"{d}\""));
+        let back: Digest = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(back, d);
+        assert!(serde_json::from_str::<Digest>("\"sha256:zz\"").is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! Docker's image store (being written: see issue 6).

@@ -1,0 +1,1 @@
+//! imgstore porcelain (being written: see issue 7).

@@ -1,0 +1,3 @@
+//! The `imgstore` command (being written: see issue 7).
+
+fn main() {}

@@ -1,0 +1,86 @@
+//! `cargo xtask <task>`: the project's chores, written in Rust so they run wherever cargo does.
+//!
+//! - `ci`: everything CI checks, stopping at the first failure.
+//! - `bench`: the benchmarks recorded in `docs/benchmarks.md`.
+//! - `gen-dataroot --images N --out DIR [--seed S]`: a synthetic Docker data root.
+
+#![allow(clippy::print_stdout)]
+
+mod gen_dataroot;
+
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("bench") => bench(&args[1..]),
+        Some("gen-dataroot") => gen_dataroot::run(&args[1..]),
+        _ => Err(format!(
+            "usage: cargo xtask <ci | bench [criterion filter] | gen-dataroot --images N --out DIR [--seed S]>\n got: {args:?}"
+        )),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn run(step: &str, mut cmd: Command) -> Result<(), String> {
+    println!("==> {step}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{step}: cannot start: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{step}: failed ({status})"))
+    }
+}
+
+fn ci() -> Result<(), String> {
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--check"]);
+    run("cargo fmt --check", fmt)?;
+
+    let mut clippy = cargo();
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run(
+        "cargo clippy --workspace --all-targets -- -D warnings",
+        clippy,
+    )?;
+
+    let mut test = cargo();
+    test.args(["test", "--workspace"]);
+    run("cargo test --workspace", test)?;
+
+    let mut doc = cargo();
+    doc.args(["doc", "--workspace", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings");
+    run("cargo doc --workspace --no-deps (warnings denied)", doc)?;
+    println!("==> ci: all steps passed");
+    Ok(())
+}
+
+fn bench(filter: &[String]) -> Result<(), String> {
+    let mut cmd = cargo();
+    cmd.args(["bench", "--workspace"]);
+    if !filter.is_empty() {
+        cmd.arg("--").args(filter);
+    }
+    run("cargo bench --workspace", cmd)
+}
