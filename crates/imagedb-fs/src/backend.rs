@@ -4,7 +4,16 @@ use std::path::PathBuf;
 
 use digest_set::Digest;
 
+/// The largest config (or metadata value) a backend loads or stores: 16 MiB.
+///
+/// Real image configs are a few KiB; anything near this size is corrupt or hostile, and
+/// refusing it keeps a bad file from exhausting memory at startup.
+pub const MAX_CONFIG_SIZE: u64 = 16 << 20;
+
 /// What went wrong in a [`StoreBackend`] operation. Every variant that concerns a file names it.
+///
+/// Use [`Error::is_not_found`] to tell "there is nothing there" apart from real failures, and
+/// [`Error::is_corrupt`] for content that exists but cannot be trusted.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -26,21 +35,38 @@ pub enum Error {
         /// The file.
         path: PathBuf,
     },
+    /// The stored content is empty (zero bytes), so it cannot hash to its name. This is what a
+    /// crash before the data reached the disk leaves behind with non-atomic writers
+    /// (moby#17618). A verification failure, like [`Error::Verify`].
+    #[error(
+        "failed to verify {path}: the file is empty (0 bytes), expected content hashing to {id} \
+         (truncated by a crash?)"
+    )]
+    EmptyContent {
+        /// The digest asked for.
+        id: Digest,
+        /// The file.
+        path: PathBuf,
+    },
     /// `set` was given no data.
     #[error("invalid empty data")]
     EmptyData,
-    /// The content is larger than the backend accepts.
+    /// The content is larger than the backend accepts ([`MAX_CONFIG_SIZE`]).
     #[error("{path} is {size} bytes, over the limit of {limit} bytes for an image config")]
     TooLarge {
         /// The file.
         path: PathBuf,
-        /// Its size.
+        /// Its size (when found while reading: at least this many bytes).
         size: u64,
         /// The limit.
         limit: u64,
     },
-    /// A metadata key that is not `[A-Za-z0-9._-]+` (and not `.` or `..`).
-    #[error("invalid metadata key {key:?}: allowed are A-Z a-z 0-9 . _ - (not . or ..)")]
+    /// A metadata key that is not `[A-Za-z0-9._-]+` (and not `.` or `..`, and not starting
+    /// with `.tmp-`, which is reserved for temporary files).
+    #[error(
+        "invalid metadata key {key:?}: allowed are A-Z a-z 0-9 . _ - (not empty, not . or .., \
+         not starting with .tmp-)"
+    )]
     InvalidKey {
         /// The rejected key.
         key: String,
@@ -48,6 +74,14 @@ pub enum Error {
     /// Something that should be a regular file is not (a directory, a symlink, a device...).
     #[error("{path} is not a regular file ({what})")]
     NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead.
+        what: &'static str,
+    },
+    /// Something that should be a directory of the imagedb layout is not.
+    #[error("{path} is not a directory ({what}); the imagedb layout needs a directory there")]
+    NotADirectory {
         /// The path.
         path: PathBuf,
         /// What it is instead.
@@ -65,9 +99,77 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// True when the error means "no content stored under this digest" ([`Error::NotFound`]).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::NotFound { .. })
+    }
+
+    /// True when content exists but cannot be trusted: it fails verification
+    /// ([`Error::Verify`], [`Error::EmptyContent`]), is too large ([`Error::TooLarge`]) or is
+    /// not a regular file ([`Error::NotAFile`]).
+    pub fn is_corrupt(&self) -> bool {
+        matches!(
+            self,
+            Error::Verify { .. }
+                | Error::EmptyContent { .. }
+                | Error::TooLarge { .. }
+                | Error::NotAFile { .. }
+        )
+    }
+
+    /// True when the stored content does not hash to its name (including empty content).
+    pub fn is_verify_failure(&self) -> bool {
+        matches!(self, Error::Verify { .. } | Error::EmptyContent { .. })
+    }
+
+    /// The path this error concerns, if any (empty for [`Error::NotFound`] from backends
+    /// without files).
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            Error::NotFound { path, .. }
+            | Error::Verify { path, .. }
+            | Error::EmptyContent { path, .. }
+            | Error::TooLarge { path, .. }
+            | Error::NotAFile { path, .. }
+            | Error::NotADirectory { path, .. }
+            | Error::Io { path, .. } => Some(path),
+            Error::EmptyData | Error::InvalidKey { .. } => None,
+        }
+    }
+}
+
+/// What [`StoreBackend::cleanup`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CleanupReport {
+    /// The leftover temporary files that were removed.
+    pub removed: Vec<PathBuf>,
+}
+
+impl CleanupReport {
+    /// How many files were removed.
+    pub fn len(&self) -> usize {
+        self.removed.len()
+    }
+
+    /// True when nothing was removed.
+    pub fn is_empty(&self) -> bool {
+        self.removed.is_empty()
+    }
+}
+
 /// Where image configs and their metadata live. Content is addressed by its sha256 digest.
 ///
 /// Implementations must be usable from many threads at once.
+///
+/// Contract shared by all implementations (checked by the crate's contract tests):
+/// - only sha256 content is stored; any other algorithm is [`Error::NotFound`];
+/// - [`get`](StoreBackend::get) verifies: content that does not hash to its name is an error;
+/// - metadata keys are validated (see [`validate_key`](crate::validate_key)), a bad key is
+///   [`Error::InvalidKey`] and never reaches a path;
+/// - [`set_metadata`](StoreBackend::set_metadata) and [`get_metadata`](StoreBackend::get_metadata)
+///   require the content to exist ([`Error::NotFound`] otherwise); unlike moby they do not
+///   re-hash it (use [`get`](StoreBackend::get) for that).
 pub trait StoreBackend: Send + Sync {
     /// Every valid content digest, sorted. Entries whose names are not digests (temp files,
     /// stray names) are skipped.
@@ -76,14 +178,47 @@ pub trait StoreBackend: Send + Sync {
     fn get(&self, id: &Digest) -> Result<Vec<u8>, Error>;
     /// Stores `data` under its sha256 digest and returns the digest. Empty data is refused.
     fn set(&self, data: &[u8]) -> Result<Digest, Error>;
-    /// Removes the content and all metadata of `id`. Missing content is [`Error::NotFound`].
+    /// Removes the content and all metadata of `id`. Missing content is [`Error::NotFound`]
+    /// (the metadata is removed all the same, as moby does).
     fn delete(&self, id: &Digest) -> Result<(), Error>;
     /// Writes metadata `key` of `id`. The content must exist.
     fn set_metadata(&self, id: &Digest, key: &str, data: &[u8]) -> Result<(), Error>;
-    /// Reads metadata `key` of `id`; `Ok(None)` when the key is not set.
+    /// Reads metadata `key` of `id`; `Ok(None)` when the key is not set. The content must
+    /// exist ([`Error::NotFound`] otherwise).
     fn get_metadata(&self, id: &Digest, key: &str) -> Result<Option<Vec<u8>>, Error>;
     /// Removes metadata `key` of `id`; removing a key that is not set is not an error.
     fn delete_metadata(&self, id: &Digest, key: &str) -> Result<(), Error>;
     /// Every digest that has a metadata directory, sorted (whether or not its content exists).
     fn metadata_digests(&self) -> Result<Vec<Digest>, Error>;
+    /// Removes leftovers of interrupted writes (temporary files). Backends without such
+    /// leftovers report nothing. Do not call it while another process writes the same store.
+    fn cleanup(&self) -> Result<CleanupReport, Error> {
+        Ok(CleanupReport::default())
+    }
+}
+
+/// Checks a metadata key: `[A-Za-z0-9._-]+`, not `.` or `..`, not starting with `.tmp-`.
+///
+/// ```
+/// use imagedb_fs::validate_key;
+/// assert!(validate_key("parent").is_ok());
+/// assert!(validate_key("lastUpdated").is_ok());
+/// assert!(validate_key("../x").is_err());
+/// assert!(validate_key("").is_err());
+/// ```
+pub fn validate_key(key: &str) -> Result<(), Error> {
+    let ok = !key.is_empty()
+        && key != "."
+        && key != ".."
+        && !key.starts_with(crate::fs::TMP_PREFIX)
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidKey {
+            key: key.to_owned(),
+        })
+    }
 }

@@ -1,0 +1,588 @@
+//! [`FsBackend`]: Docker's `imagedb` directory layout, byte for byte, with crash-safe writes.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use digest_set::{Algorithm, Digest};
+
+use crate::backend::{CleanupReport, Error, MAX_CONFIG_SIZE, StoreBackend, validate_key};
+use crate::faults::{Faults, Injector, Op, io_at};
+
+/// Names starting with this are temporary files of interrupted or in-flight writes.
+pub(crate) const TMP_PREFIX: &str = ".tmp-";
+
+/// Mode of content and metadata files (as dockerd writes them).
+const FILE_MODE: u32 = 0o600;
+/// Mode of the directories this backend creates (as dockerd creates them).
+const DIR_MODE: u32 = 0o700;
+
+/// Docker's imagedb on disk (`/var/lib/docker/image/<driver>/imagedb`):
+///
+/// ```text
+/// <root>/content/sha256/<hex>              the config, raw bytes, mode 0600
+/// <root>/metadata/sha256/<hex>/<key>       metadata values (dirs 0700, files 0600)
+/// ```
+///
+/// Compatible with dockerd 20.10 both ways: it reads what dockerd wrote and writes exactly what
+/// dockerd would (same bytes, same modes, no trailing newline added). Unlike moby it
+/// - writes atomically *and durably*: temp file `.tmp-<name>-<random>` in the same directory,
+///   write, fsync, rename, then fsync the directory;
+/// - never follows symlinks at file positions and refuses anything that is not a regular file;
+/// - refuses files larger than [`MAX_CONFIG_SIZE`] before reading them;
+/// - validates metadata keys and ignores algorithms other than sha256 (`content/sha512` and
+///   other unknown directories are left alone).
+///
+/// Mutations hold a process-wide write lock for this instance; reads share a read lock.
+#[derive(Debug)]
+pub struct FsBackend {
+    root: PathBuf,
+    content: PathBuf,
+    metadata: PathBuf,
+    io: Injector,
+    lock: RwLock<()>,
+}
+
+fn describe(ft: fs::FileType) -> &'static str {
+    if ft.is_dir() {
+        "directory"
+    } else if ft.is_symlink() {
+        "symbolic link"
+    } else if ft.is_fifo() {
+        "named pipe"
+    } else if ft.is_socket() {
+        "socket"
+    } else if ft.is_block_device() {
+        "block device"
+    } else if ft.is_char_device() {
+        "character device"
+    } else if ft.is_file() {
+        "regular file"
+    } else {
+        "unknown file type"
+    }
+}
+
+fn random_suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u32(std::process::id());
+    if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        h.write_u128(d.as_nanos());
+    }
+    format!("{:016x}", h.finish())
+}
+
+impl FsBackend {
+    /// Opens (creating if missing, like moby's `MkdirAll(.., 0700)`) the imagedb at `root`.
+    ///
+    /// Creates `root`, `content/sha256` and `metadata/sha256` with mode 0700 where missing.
+    /// Something other than a directory at any of those places is [`Error::NotADirectory`]
+    /// naming it. Existing directories are used as they are (their modes are not changed).
+    pub fn open(root: impl AsRef<Path>) -> Result<Self, Error> {
+        Self::open_inner(root.as_ref(), None)
+    }
+
+    /// Like [`open`](FsBackend::open), with file operations going through `faults`: each
+    /// write, fsync, rename, directory fsync, remove and read-open is counted as an [`Op`] and
+    /// fails when a rule says so. For durability tests; see [`Faults`].
+    pub fn open_with_faults(root: impl AsRef<Path>, faults: Faults) -> Result<Self, Error> {
+        Self::open_inner(root.as_ref(), Some(faults))
+    }
+
+    fn open_inner(root: &Path, faults: Option<Faults>) -> Result<Self, Error> {
+        let content = root.join("content").join("sha256");
+        let metadata = root.join("metadata").join("sha256");
+        let backend = FsBackend {
+            root: root.to_path_buf(),
+            content,
+            metadata,
+            io: Injector::new(faults),
+            lock: RwLock::new(()),
+        };
+        for dir in [
+            root.to_path_buf(),
+            root.join("content"),
+            backend.content.clone(),
+            root.join("metadata"),
+            backend.metadata.clone(),
+        ] {
+            backend.ensure_dir(&dir)?;
+        }
+        Ok(backend)
+    }
+
+    /// Makes sure `dir` is a directory (following symlinks, as `MkdirAll` does), creating it
+    /// (and its parents) with mode 0700 when missing. Returns whether it was created.
+    fn ensure_dir(&self, dir: &Path) -> Result<bool, Error> {
+        match fs::metadata(dir) {
+            Ok(m) if m.is_dir() => Ok(false),
+            Ok(m) => Err(Error::NotADirectory {
+                path: dir.to_path_buf(),
+                what: describe(m.file_type()),
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                DirBuilder::new()
+                    .recursive(true)
+                    .mode(DIR_MODE)
+                    .create(dir)
+                    .map_err(|e| io_at("create directory", dir, e))?;
+                if let Some(parent) = dir.parent() {
+                    self.sync_dir(parent)?;
+                }
+                Ok(true)
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Err(Error::NotADirectory {
+                path: dir.to_path_buf(),
+                what: "a parent is not a directory",
+            }),
+            Err(e) => Err(io_at("stat", dir, e)),
+        }
+    }
+
+    /// The root directory (the `imagedb` directory).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the content of `id` lives (or would live): `<root>/content/<alg>/<hex>`.
+    pub fn content_path(&self, id: &Digest) -> PathBuf {
+        self.root
+            .join("content")
+            .join(id.algorithm().name())
+            .join(id.hex())
+    }
+
+    /// Where metadata `key` of `id` lives (or would live):
+    /// `<root>/metadata/<alg>/<hex>/<key>`. The key is validated.
+    pub fn metadata_path(&self, id: &Digest, key: &str) -> Result<PathBuf, Error> {
+        validate_key(key)?;
+        Ok(self.metadata_dir(id).join(key))
+    }
+
+    fn metadata_dir(&self, id: &Digest) -> PathBuf {
+        self.root
+            .join("metadata")
+            .join(id.algorithm().name())
+            .join(id.hex())
+    }
+
+    fn read_lock(&self) -> RwLockReadGuard<'_, ()> {
+        self.lock.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_lock(&self) -> RwLockWriteGuard<'_, ()> {
+        self.lock.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn sync_dir(&self, dir: &Path) -> Result<(), Error> {
+        self.io
+            .hit(Op::SyncDir)
+            .and_then(|()| File::open(dir)?.sync_all())
+            .map_err(|e| io_at("fsync directory", dir, e))
+    }
+
+    /// Reads a regular file without following symlinks, refusing more than the limit.
+    /// `Ok(None)` when it does not exist.
+    fn read_file(&self, path: &Path) -> Result<Option<Vec<u8>>, Error> {
+        self.io.hit(Op::Read).map_err(|e| io_at("open", path, e))?;
+        let opened = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path);
+        let file = match opened {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(Error::NotAFile {
+                    path: path.to_path_buf(),
+                    what: "symbolic link",
+                });
+            }
+            Err(e) => return Err(io_at("open", path, e)),
+        };
+        let meta = file.metadata().map_err(|e| io_at("stat", path, e))?;
+        if !meta.is_file() {
+            return Err(Error::NotAFile {
+                path: path.to_path_buf(),
+                what: describe(meta.file_type()),
+            });
+        }
+        if meta.len() > MAX_CONFIG_SIZE {
+            return Err(Error::TooLarge {
+                path: path.to_path_buf(),
+                size: meta.len(),
+                limit: MAX_CONFIG_SIZE,
+            });
+        }
+        let capacity = usize::try_from(meta.len()).unwrap_or(0);
+        let mut buf = Vec::with_capacity(capacity);
+        (&file)
+            .take(MAX_CONFIG_SIZE + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| io_at("read", path, e))?;
+        if buf.len() as u64 > MAX_CONFIG_SIZE {
+            return Err(Error::TooLarge {
+                path: path.to_path_buf(),
+                size: buf.len() as u64,
+                limit: MAX_CONFIG_SIZE,
+            });
+        }
+        Ok(Some(buf))
+    }
+
+    /// moby's atomicwriter checks, then temp file, write, fsync, chmod 0600, rename, fsync dir.
+    fn atomic_write(&self, dir: &Path, name: &str, data: &[u8]) -> Result<(), Error> {
+        let target = dir.join(name);
+        match fs::symlink_metadata(dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(m) => {
+                return Err(Error::NotADirectory {
+                    path: dir.to_path_buf(),
+                    what: describe(m.file_type()),
+                });
+            }
+            Err(e) => return Err(io_at("stat", dir, e)),
+        }
+        match fs::symlink_metadata(&target) {
+            Ok(m) if !m.is_file() => {
+                return Err(Error::NotAFile {
+                    path: target,
+                    what: describe(m.file_type()),
+                });
+            }
+            Ok(m) if m.permissions().mode() & 0o6000 != 0 => {
+                return Err(Error::NotAFile {
+                    path: target,
+                    what: "setuid or setgid file",
+                });
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_at("stat", &target, e)),
+        }
+
+        let (tmp, file) = self.create_temp(dir, name)?;
+        let written = self.fill_temp(&tmp, file, data).and_then(|()| {
+            self.io
+                .hit(Op::Rename)
+                .and_then(|()| fs::rename(&tmp, &target))
+                .map_err(|e| io_at("rename", &tmp, e))
+        });
+        if let Err(err) = written {
+            if let Err(e) = fs::remove_file(&tmp) {
+                tracing::warn!(path = %tmp.display(), error = %e, "cannot remove temporary file");
+            }
+            return Err(err);
+        }
+        self.sync_dir(dir)
+    }
+
+    fn create_temp(&self, dir: &Path, name: &str) -> Result<(PathBuf, File), Error> {
+        let mut attempt = 0;
+        loop {
+            let tmp = dir.join(format!("{TMP_PREFIX}{name}-{}", random_suffix()));
+            let opened = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(FILE_MODE)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&tmp);
+            match opened {
+                Ok(file) => return Ok((tmp, file)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 16 => {
+                    attempt += 1;
+                }
+                Err(e) => return Err(io_at("create temporary file", &tmp, e)),
+            }
+        }
+    }
+
+    fn fill_temp(&self, tmp: &Path, mut file: File, data: &[u8]) -> Result<(), Error> {
+        if let Err(e) = self.io.hit(Op::Write) {
+            // A short write, as a full disk would leave it.
+            let _ = file.write_all(&data[..data.len() / 2]);
+            return Err(io_at("write", tmp, e));
+        }
+        file.write_all(data).map_err(|e| io_at("write", tmp, e))?;
+        // Explicit, so the mode does not depend on the umask (as moby's atomicwriter does).
+        file.set_permissions(fs::Permissions::from_mode(FILE_MODE))
+            .map_err(|e| io_at("chmod", tmp, e))?;
+        self.io
+            .hit(Op::Sync)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| io_at("fsync", tmp, e))
+    }
+
+    /// The sha256 hex of `id`, or NotFound for other algorithms (never stored here).
+    fn sha256_hex(&self, id: &Digest) -> Result<String, Error> {
+        if id.algorithm() == Algorithm::Sha256 {
+            Ok(id.hex())
+        } else {
+            Err(Error::NotFound {
+                id: *id,
+                path: self.content_path(id),
+            })
+        }
+    }
+
+    /// Checks that the content of `id` exists as a regular file (without reading it).
+    fn require_content(&self, id: &Digest) -> Result<(), Error> {
+        self.sha256_hex(id)?;
+        let path = self.content_path(id);
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.is_file() => Ok(()),
+            Ok(m) => Err(Error::NotAFile {
+                path,
+                what: describe(m.file_type()),
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NotFound { id: *id, path }),
+            Err(e) => Err(io_at("stat", &path, e)),
+        }
+    }
+
+    fn list_digests(dir: &Path) -> Result<Vec<Digest>, Error> {
+        let mut out = Vec::new();
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(io_at("read directory", dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| io_at("read directory", dir, e))?;
+            let name = entry.file_name();
+            let parsed = name
+                .to_str()
+                .map(|n| Digest::from_hex(Algorithm::Sha256, n));
+            match parsed {
+                Some(Ok(d)) => out.push(d),
+                Some(Err(e)) => {
+                    tracing::debug!(dir = %dir.display(), name = ?name, error = %e, "skipping invalid digest name");
+                }
+                None => {
+                    tracing::debug!(dir = %dir.display(), name = ?name, "skipping non-UTF-8 name");
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn remove_file_if_exists(&self, path: &Path) -> Result<bool, Error> {
+        self.io
+            .hit(Op::Remove)
+            .map_err(|e| io_at("remove", path, e))?;
+        match fs::remove_file(path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_at("remove", path, e)),
+        }
+    }
+
+    fn temp_files_in(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_at("read directory", dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| io_at("read directory", dir, e))?;
+            let is_tmp = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(TMP_PREFIX));
+            let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
+            if is_tmp && is_file {
+                out.push(entry.path());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl StoreBackend for FsBackend {
+    /// Lists `content/sha256`. Entries with valid names are listed whatever their type (as
+    /// moby does), so a directory or symlink with a digest name shows up and its
+    /// [`get`](StoreBackend::get) reports it.
+    fn walk(&self) -> Result<Vec<Digest>, Error> {
+        let _guard = self.read_lock();
+        Self::list_digests(&self.content)
+    }
+
+    fn get(&self, id: &Digest) -> Result<Vec<u8>, Error> {
+        self.sha256_hex(id)?;
+        let path = self.content_path(id);
+        let data = {
+            let _guard = self.read_lock();
+            self.read_file(&path)?
+        };
+        let Some(data) = data else {
+            return Err(Error::NotFound { id: *id, path });
+        };
+        if data.is_empty() {
+            return Err(Error::EmptyContent { id: *id, path });
+        }
+        let actual = Digest::sha256(&data);
+        if actual != *id {
+            return Err(Error::Verify {
+                id: *id,
+                actual: actual.to_string(),
+                path,
+            });
+        }
+        Ok(data)
+    }
+
+    fn set(&self, data: &[u8]) -> Result<Digest, Error> {
+        if data.is_empty() {
+            return Err(Error::EmptyData);
+        }
+        let id = Digest::sha256(data);
+        if data.len() as u64 > MAX_CONFIG_SIZE {
+            return Err(Error::TooLarge {
+                path: self.content_path(&id),
+                size: data.len() as u64,
+                limit: MAX_CONFIG_SIZE,
+            });
+        }
+        let _guard = self.write_lock();
+        self.atomic_write(&self.content, &id.hex(), data)?;
+        Ok(id)
+    }
+
+    fn delete(&self, id: &Digest) -> Result<(), Error> {
+        self.sha256_hex(id)?;
+        let _guard = self.write_lock();
+        let meta_dir = self.metadata_dir(id);
+        self.io
+            .hit(Op::Remove)
+            .map_err(|e| io_at("remove", &meta_dir, e))?;
+        match fs::symlink_metadata(&meta_dir) {
+            Ok(m) if m.is_dir() => {
+                fs::remove_dir_all(&meta_dir).map_err(|e| io_at("remove", &meta_dir, e))?;
+                self.sync_dir(&self.metadata)?;
+            }
+            Ok(_) => {
+                fs::remove_file(&meta_dir).map_err(|e| io_at("remove", &meta_dir, e))?;
+                self.sync_dir(&self.metadata)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_at("stat", &meta_dir, e)),
+        }
+        let path = self.content_path(id);
+        if let Ok(m) = fs::symlink_metadata(&path)
+            && m.is_dir()
+        {
+            return Err(Error::NotAFile {
+                path,
+                what: "directory",
+            });
+        }
+        if !self.remove_file_if_exists(&path)? {
+            return Err(Error::NotFound { id: *id, path });
+        }
+        self.sync_dir(&self.content)
+    }
+
+    fn set_metadata(&self, id: &Digest, key: &str, data: &[u8]) -> Result<(), Error> {
+        validate_key(key)?;
+        let dir = self.metadata_dir(id);
+        if data.len() as u64 > MAX_CONFIG_SIZE {
+            return Err(Error::TooLarge {
+                path: dir.join(key),
+                size: data.len() as u64,
+                limit: MAX_CONFIG_SIZE,
+            });
+        }
+        let _guard = self.write_lock();
+        self.require_content(id)?;
+        match fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(m) => {
+                return Err(Error::NotADirectory {
+                    path: dir,
+                    what: describe(m.file_type()),
+                });
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                DirBuilder::new()
+                    .mode(DIR_MODE)
+                    .create(&dir)
+                    .map_err(|e| io_at("create directory", &dir, e))?;
+                // Explicit, so the mode does not depend on the umask.
+                fs::set_permissions(&dir, fs::Permissions::from_mode(DIR_MODE))
+                    .map_err(|e| io_at("chmod", &dir, e))?;
+                self.sync_dir(&self.metadata)?;
+            }
+            Err(e) => return Err(io_at("stat", &dir, e)),
+        }
+        self.atomic_write(&dir, key, data)
+    }
+
+    fn get_metadata(&self, id: &Digest, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        validate_key(key)?;
+        let _guard = self.read_lock();
+        self.require_content(id)?;
+        self.read_file(&self.metadata_dir(id).join(key))
+    }
+
+    fn delete_metadata(&self, id: &Digest, key: &str) -> Result<(), Error> {
+        validate_key(key)?;
+        if id.algorithm() != Algorithm::Sha256 {
+            return Ok(());
+        }
+        let _guard = self.write_lock();
+        let dir = self.metadata_dir(id);
+        let path = dir.join(key);
+        if let Ok(m) = fs::symlink_metadata(&path)
+            && m.is_dir()
+        {
+            return Err(Error::NotAFile {
+                path,
+                what: "directory",
+            });
+        }
+        if self.remove_file_if_exists(&path)? {
+            self.sync_dir(&dir)?;
+        }
+        Ok(())
+    }
+
+    fn metadata_digests(&self) -> Result<Vec<Digest>, Error> {
+        let _guard = self.read_lock();
+        Self::list_digests(&self.metadata)
+    }
+
+    /// Removes `.tmp-*` regular files from `content/sha256` and every
+    /// `metadata/sha256/<hex>/`. Holds the write lock, so writes of this instance in flight
+    /// are not disturbed; do not run it while another process writes the same root.
+    fn cleanup(&self) -> Result<CleanupReport, Error> {
+        let _guard = self.write_lock();
+        let mut found = Vec::new();
+        Self::temp_files_in(&self.content, &mut found)?;
+        for id in Self::list_digests(&self.metadata)? {
+            let dir = self.metadata_dir(&id);
+            if fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
+                Self::temp_files_in(&dir, &mut found)?;
+            }
+        }
+        let mut report = CleanupReport::default();
+        for path in found {
+            if self.remove_file_if_exists(&path)? {
+                tracing::debug!(path = %path.display(), "removed leftover temporary file");
+                report.removed.push(path);
+            }
+        }
+        let mut dirs: Vec<&Path> = report.removed.iter().filter_map(|p| p.parent()).collect();
+        dirs.dedup();
+        for dir in dirs {
+            self.sync_dir(dir)?;
+        }
+        Ok(report)
+    }
+}
