@@ -222,3 +222,40 @@ pub fn validate_key(key: &str) -> Result<(), Error> {
         })
     }
 }
+
+/// Forwards every method, so `Box<dyn StoreBackend>`, `Arc<B>` and `&B` are backends too.
+macro_rules! forward_backend {
+    ($($ty:ty),*) => {$(
+        impl<B: StoreBackend + ?Sized> StoreBackend for $ty {
+            fn walk(&self) -> Result<Vec<Digest>, Error> {
+                (**self).walk()
+            }
+            fn get(&self, id: &Digest) -> Result<Vec<u8>, Error> {
+                (**self).get(id)
+            }
+            fn set(&self, data: &[u8]) -> Result<Digest, Error> {
+                (**self).set(data)
+            }
+            fn delete(&self, id: &Digest) -> Result<(), Error> {
+                (**self).delete(id)
+            }
+            fn set_metadata(&self, id: &Digest, key: &str, data: &[u8]) -> Result<(), Error> {
+                (**self).set_metadata(id, key, data)
+            }
+            fn get_metadata(&self, id: &Digest, key: &str) -> Result<Option<Vec<u8>>, Error> {
+                (**self).get_metadata(id, key)
+            }
+            fn delete_metadata(&self, id: &Digest, key: &str) -> Result<(), Error> {
+                (**self).delete_metadata(id, key)
+            }
+            fn metadata_digests(&self) -> Result<Vec<Digest>, Error> {
+                (**self).metadata_digests()
+            }
+            fn cleanup(&self) -> Result<CleanupReport, Error> {
+                (**self).cleanup()
+            }
+        }
+    )*};
+}
+
+forward_backend!(&B, Box<B>, std::sync::Arc<B>);

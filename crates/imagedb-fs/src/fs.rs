@@ -132,6 +132,9 @@ impl FsBackend {
                     .mode(DIR_MODE)
                     .create(dir)
                     .map_err(|e| io_at("create directory", dir, e))?;
+                // Explicit, so the mode does not depend on the umask.
+                fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE))
+                    .map_err(|e| io_at("chmod", dir, e))?;
                 if let Some(parent) = dir.parent() {
                     self.sync_dir(parent)?;
                 }

@@ -39,3 +39,8 @@ pub use crate::backend::{CleanupReport, Error, MAX_CONFIG_SIZE, StoreBackend, va
 pub use crate::faults::{Faults, FaultyBackend, Op};
 pub use crate::fs::FsBackend;
 pub use crate::mem::MemBackend;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
