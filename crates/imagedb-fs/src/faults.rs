@@ -4,19 +4,6 @@
 //! one clone to [`FsBackend::open_with_faults`](crate::FsBackend::open_with_faults) for real
 //! filesystem-level faults, or to [`FaultyBackend::new`] to fail trait calls of any backend;
 //! keep another clone to add rules and read counters while the test runs.
-//!
-//! ```
-//! use std::io::ErrorKind;
-//! use imagedb_fs::{FaultyBackend, Faults, MemBackend, Op, StoreBackend};
-//!
-//! let faults = Faults::new();
-//! let store = FaultyBackend::new(MemBackend::new(), faults.clone());
-//! faults.fail_nth(Op::Set, 2, ErrorKind::StorageFull); // the 2nd set from now fails
-//! assert!(store.set(b"one").is_ok());
-//! assert!(store.set(b"two").is_err());
-//! assert!(store.set(b"three").is_ok());
-//! assert_eq!(faults.count(Op::Set), 3);
-//! ```
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -104,6 +91,27 @@ struct State {
 ///
 /// Counting starts when the handle is created; `fail_nth(op, n, ..)` means "the n-th `op`
 /// counted after this call" (n = 1 is the very next one).
+///
+/// Hand one clone to [`FsBackend::open_with_faults`](crate::FsBackend::open_with_faults) for
+/// real filesystem-level faults ([`Op::Write`], [`Op::Sync`], [`Op::Rename`], [`Op::SyncDir`],
+/// [`Op::Remove`], [`Op::Read`]), or to [`FaultyBackend::new`] to fail trait calls of any
+/// backend ([`Op::Set`], [`Op::SetMetadata`], [`Op::Delete`], [`Op::DeleteMetadata`],
+/// [`Op::Mutation`], [`Op::Get`]); keep another clone to add rules and read counters while the
+/// test runs. Injected errors are [`io::Error`]s of the chosen kind, wrapped in
+/// [`Error::Io`] naming the operation (and the file, for filesystem faults).
+///
+/// ```
+/// use std::io::ErrorKind;
+/// use imagedb_fs::{FaultyBackend, Faults, MemBackend, Op, StoreBackend};
+///
+/// let faults = Faults::new();
+/// let store = FaultyBackend::new(MemBackend::new(), faults.clone());
+/// faults.fail_nth(Op::Set, 2, ErrorKind::StorageFull); // the 2nd set from now fails
+/// assert!(store.set(b"one").is_ok());
+/// assert!(store.set(b"two").is_err());
+/// assert!(store.set(b"three").is_ok());
+/// assert_eq!(faults.count(Op::Set), 3);
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
     state: Arc<Mutex<State>>,
