@@ -1,0 +1,537 @@
+//! [`LayerStore`]: the layerdb, reference counting and registration.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use crate::driver::Driver;
+use crate::error::{OpenError, RegisterError};
+use crate::handle::{GetError, LayerGetReleaser, LayerHandle, LayerMetadata, ReleaseError};
+use crate::ids::{ChainId, DiffId};
+use crate::random::random_hex;
+use crate::restore::{REMOVING_SUFFIX, RestoreOutcome, restore};
+use crate::transaction::{Transaction, TransactionError, sync_dir};
+
+/// The deepest chain dockerd allows (`maxLayerDepth`): a layer cannot be registered on a
+/// parent that is already this many layers deep.
+pub const MAX_LAYER_DEPTH: usize = 125;
+
+/// What the store knows of one layer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LayerInfo {
+    /// The layer's chain ID (its directory name in the layerdb).
+    pub chain_id: ChainId,
+    /// The digest of its own uncompressed tar stream (`diff`).
+    pub diff_id: DiffId,
+    /// The chain ID of its parent (`parent`), `None` for a base layer.
+    pub parent: Option<ChainId>,
+    /// The content size of this layer alone (`size`).
+    pub diff_size: u64,
+    /// The content size of the whole chain: this layer plus all its parents (dockerd's
+    /// `Layer.Size()`).
+    pub size: u64,
+    /// The content driver's ID for the layer (`cache-id`).
+    pub cache_id: String,
+    /// The number of layers in the chain (1 for a base layer).
+    pub depth: usize,
+}
+
+impl LayerInfo {
+    /// The [`LayerMetadata`] of this layer.
+    pub fn metadata(&self) -> LayerMetadata {
+        LayerMetadata {
+            chain_id: self.chain_id,
+            diff_id: self.diff_id,
+            size: self.size,
+            diff_size: self.diff_size,
+            cache_id: self.cache_id.clone(),
+        }
+    }
+}
+
+/// How to open a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OpenMode {
+    /// Create the layerdb directories if missing and remove leftovers of interrupted writes
+    /// and deletions.
+    #[default]
+    ReadWrite,
+    /// Change nothing on disk: create nothing, clean nothing; registering fails with
+    /// [`RegisterError::ReadOnly`], and a release that drops a layer's last reference keeps
+    /// the layer (it is not deleted). For inspection (`fsck`, `ls`). A missing layerdb opens
+    /// as an empty store.
+    ReadOnly,
+}
+
+/// One layer in memory with its references.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub(crate) info: LayerInfo,
+    /// Loaded child layers.
+    pub(crate) children: usize,
+    /// RW mounts (containers) on this layer.
+    pub(crate) mounts: usize,
+    /// Tokens of the handles given out.
+    pub(crate) handles: HashSet<u64>,
+}
+
+impl Entry {
+    pub(crate) fn new(info: LayerInfo) -> Self {
+        Entry {
+            info,
+            children: 0,
+            mounts: 0,
+            handles: HashSet::new(),
+        }
+    }
+
+    fn ref_count(&self) -> usize {
+        self.children + self.mounts + self.handles.len()
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    layers: HashMap<ChainId, Entry>,
+    next_token: u64,
+}
+
+impl State {
+    fn new_handle(&mut self, chain_id: ChainId) -> Option<LayerHandle> {
+        let entry = self.layers.get_mut(&chain_id)?;
+        let token = self.next_token;
+        self.next_token += 1;
+        entry.handles.insert(token);
+        Some(LayerHandle::new(chain_id, token))
+    }
+}
+
+/// Docker's layer store (the metadata side of moby's `layer` package).
+///
+/// Layers live in `<root>/<alg>/<chain-hex>/` (`diff`, `size`, `cache-id`, `parent`,
+/// `tar-split.json.gz`), byte-compatible with dockerd 20.10; their contents live in a
+/// [`Driver`]. A layer is held by its child layers, by RW mounts and by every
+/// [`LayerHandle`] given out; when the last reference goes, the layer is deleted. The store
+/// is safe to share between threads.
+#[derive(Debug)]
+pub struct LayerStore {
+    root: PathBuf,
+    driver: Box<dyn Driver>,
+    mode: OpenMode,
+    state: Mutex<State>,
+}
+
+impl LayerStore {
+    /// Opens (creating if needed) the layerdb at `layerdb_root`
+    /// (`<data-root>/image/<driver>/layerdb`) read-write, loading every layer.
+    pub fn open(
+        layerdb_root: impl Into<PathBuf>,
+        driver: Box<dyn Driver>,
+    ) -> Result<(LayerStore, RestoreOutcome), OpenError> {
+        Self::open_with(layerdb_root, driver, OpenMode::ReadWrite)
+    }
+
+    /// Opens the layerdb without changing anything on disk (see [`OpenMode::ReadOnly`]).
+    pub fn open_read_only(
+        layerdb_root: impl Into<PathBuf>,
+        driver: Box<dyn Driver>,
+    ) -> Result<(LayerStore, RestoreOutcome), OpenError> {
+        Self::open_with(layerdb_root, driver, OpenMode::ReadOnly)
+    }
+
+    /// Opens the layerdb in the given mode.
+    ///
+    /// In [`OpenMode::ReadWrite`] the root is created with mode 0700 and `sha256/` and `tmp/`
+    /// with 0755 (as dockerd), and leftovers are removed. Layers that cannot be loaded are
+    /// skipped and reported in the [`RestoreOutcome`], never deleted.
+    pub fn open_with(
+        layerdb_root: impl Into<PathBuf>,
+        driver: Box<dyn Driver>,
+        mode: OpenMode,
+    ) -> Result<(LayerStore, RestoreOutcome), OpenError> {
+        let root = layerdb_root.into();
+        if mode == OpenMode::ReadWrite {
+            let mkdir = |path: PathBuf, dir_mode: u32| {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(dir_mode)
+                    .create(&path)
+                    .map_err(|source| OpenError::Io {
+                        action: "create",
+                        path,
+                        source,
+                    })
+            };
+            mkdir(root.clone(), 0o700)?;
+            mkdir(root.join("sha256"), 0o755)?;
+            mkdir(root.join("tmp"), 0o755)?;
+        }
+        let restored = restore(&root, mode == OpenMode::ReadWrite, driver.as_ref())?;
+        tracing::debug!(
+            root = %root.display(),
+            loaded = restored.outcome.loaded,
+            skipped = restored.outcome.skipped.len(),
+            "layer store restored"
+        );
+        let store = LayerStore {
+            root,
+            driver,
+            mode,
+            state: Mutex::new(State {
+                layers: restored.entries,
+                next_token: 1,
+            }),
+        };
+        Ok((store, restored.outcome))
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the map half-updated in a way that
+        // breaks memory safety; keep serving.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The layerdb root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The content driver.
+    pub fn driver(&self) -> &dyn Driver {
+        self.driver.as_ref()
+    }
+
+    /// The mode the store was opened in.
+    pub fn mode(&self) -> OpenMode {
+        self.mode
+    }
+
+    /// The directory of layer `chain_id`: `<root>/<alg>/<hex>` (whether or not it exists).
+    pub fn layer_dir(&self, chain_id: &ChainId) -> PathBuf {
+        self.root
+            .join(chain_id.0.algorithm().name())
+            .join(chain_id.0.hex())
+    }
+
+    /// The layer `chain_id`, if loaded.
+    pub fn layer(&self, chain_id: &ChainId) -> Option<LayerInfo> {
+        self.state().layers.get(chain_id).map(|e| e.info.clone())
+    }
+
+    /// The [`LayerMetadata`] of layer `chain_id`, if loaded.
+    pub fn metadata(&self, chain_id: &ChainId) -> Option<LayerMetadata> {
+        self.state().layers.get(chain_id).map(|e| e.info.metadata())
+    }
+
+    /// Whether layer `chain_id` is loaded.
+    pub fn contains(&self, chain_id: &ChainId) -> bool {
+        self.state().layers.contains_key(chain_id)
+    }
+
+    /// Every layer, sorted by chain ID.
+    pub fn layers(&self) -> Vec<LayerInfo> {
+        let mut v: Vec<LayerInfo> = self
+            .state()
+            .layers
+            .values()
+            .map(|e| e.info.clone())
+            .collect();
+        v.sort_by_key(|a| a.chain_id);
+        v
+    }
+
+    /// The number of layers.
+    pub fn len(&self) -> usize {
+        self.state().layers.len()
+    }
+
+    /// Whether the store holds no layer.
+    pub fn is_empty(&self) -> bool {
+        self.state().layers.is_empty()
+    }
+
+    /// The references on layer `chain_id`: child layers + RW mounts + handles.
+    pub fn ref_count(&self, chain_id: &ChainId) -> Option<usize> {
+        self.state().layers.get(chain_id).map(Entry::ref_count)
+    }
+
+    /// The number of handles given out on layer `chain_id` and not yet released.
+    pub fn handle_count(&self, chain_id: &ChainId) -> Option<usize> {
+        self.state().layers.get(chain_id).map(|e| e.handles.len())
+    }
+
+    /// A new reference on layer `chain_id` (dockerd's `Get`).
+    pub fn get(&self, chain_id: &ChainId) -> Result<LayerHandle, GetError> {
+        self.state()
+            .new_handle(*chain_id)
+            .ok_or(GetError::NotFound(*chain_id))
+    }
+
+    /// Drops the reference `handle`, deleting every layer whose last reference this was
+    /// (this layer, then its parent, and so on). Returns the deleted layers, child first.
+    ///
+    /// A handle that was already released is [`ReleaseError::NotRetained`], also when its
+    /// layer is gone (dockerd returns an empty list in that case). Deleting a layer renames
+    /// its directory to `<hex>-<random>-removing`, asks the driver to remove its content and
+    /// removes the directory; if a step fails the layer is still dropped from the store and
+    /// the first failure is returned as [`ReleaseError::Delete`] (a `-removing` leftover is
+    /// cleaned at the next open).
+    pub fn release(&self, handle: &LayerHandle) -> Result<Vec<LayerMetadata>, ReleaseError> {
+        let mut state = self.state();
+        let chain_id = *handle.chain_id();
+        let entry = state
+            .layers
+            .get_mut(&chain_id)
+            .ok_or(ReleaseError::NotRetained(chain_id))?;
+        if !entry.handles.remove(&handle.token()) {
+            return Err(ReleaseError::NotRetained(chain_id));
+        }
+        if self.mode == OpenMode::ReadOnly {
+            return Ok(Vec::new());
+        }
+        let mut deleted = Vec::new();
+        let mut first_error: Option<ReleaseError> = None;
+        let mut current = Some(chain_id);
+        while let Some(id) = current {
+            let Some(entry) = state.layers.get(&id) else {
+                break;
+            };
+            if entry.ref_count() > 0 {
+                break;
+            }
+            let Some(entry) = state.layers.remove(&id) else {
+                break;
+            };
+            if let Err(message) = self.delete_layer(&entry.info) {
+                tracing::warn!(layer = %id, %message, "failed to delete layer");
+                if first_error.is_none() {
+                    first_error = Some(ReleaseError::Delete {
+                        chain_id: id,
+                        message,
+                    });
+                }
+            }
+            current = entry.info.parent;
+            if let Some(p) = current
+                && let Some(pe) = state.layers.get_mut(&p)
+            {
+                pe.children = pe.children.saturating_sub(1);
+            }
+            deleted.push(entry.info.metadata());
+        }
+        drop(state);
+        for m in &deleted {
+            tracing::debug!(layer = %m.chain_id, "deleted layer");
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(deleted),
+        }
+    }
+
+    /// Removes a layer from disk: rename to `-removing`, driver remove, remove the directory.
+    fn delete_layer(&self, info: &LayerInfo) -> Result<(), String> {
+        let dir = self.layer_dir(&info.chain_id);
+        let rand = random_hex().map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+        let removing =
+            dir.with_file_name(format!("{}-{rand}{REMOVING_SUFFIX}", info.chain_id.0.hex()));
+        fs::rename(&dir, &removing).map_err(|e| {
+            format!(
+                "cannot rename {} to {}: {e}",
+                dir.display(),
+                removing.display()
+            )
+        })?;
+        if let Some(parent) = dir.parent()
+            && let Err(e) = sync_dir(parent)
+        {
+            tracing::warn!(error = %e, "cannot fsync layerdb directory");
+        }
+        self.driver
+            .remove(&info.cache_id)
+            .map_err(|e| format!("driver cannot remove cache id {}: {e}", info.cache_id))?;
+        fs::remove_dir_all(&removing)
+            .map_err(|e| format!("cannot remove {}: {e}", removing.display()))
+    }
+
+    /// Starts registering a layer on `parent`: takes a reference on the parent, checks the
+    /// depth limit, picks a random cache ID, opens a [`Transaction`] and asks the driver to
+    /// create the content. The caller then fills the content and the transaction and calls
+    /// [`PendingLayer::commit`]; dropping the [`PendingLayer`] undoes everything.
+    pub fn begin_register(
+        &self,
+        parent: Option<&ChainId>,
+    ) -> Result<PendingLayer<'_>, RegisterError> {
+        if self.mode == OpenMode::ReadOnly {
+            return Err(RegisterError::ReadOnly {
+                root: self.root.clone(),
+            });
+        }
+        let mut pending = PendingLayer {
+            store: self,
+            parent: None,
+            cache_id: String::new(),
+            tx: None,
+            driver_created: false,
+        };
+        if let Some(p) = parent {
+            let mut state = self.state();
+            let handle = state
+                .new_handle(*p)
+                .ok_or(RegisterError::ParentNotFound(*p))?;
+            let info = state
+                .layers
+                .get(p)
+                .map(|e| e.info.clone())
+                .ok_or(RegisterError::ParentNotFound(*p))?;
+            drop(state);
+            let depth = info.depth;
+            pending.parent = Some((handle, info));
+            if depth >= MAX_LAYER_DEPTH {
+                return Err(RegisterError::MaxDepthExceeded { parent: *p, depth });
+            }
+        }
+        pending.cache_id = random_hex().map_err(|e| {
+            TransactionError::new("read random bytes from", Path::new("/dev/urandom"), e)
+        })?;
+        pending.tx = Some(Transaction::start(&self.root)?);
+        let parent_cache = pending.parent.as_ref().map(|(_, i)| i.cache_id.as_str());
+        self.driver
+            .create(&pending.cache_id, parent_cache)
+            .map_err(|source| RegisterError::Driver {
+                cache_id: pending.cache_id.clone(),
+                source,
+            })?;
+        pending.driver_created = true;
+        Ok(pending)
+    }
+
+    /// Registers a layer from known metadata, without content (the driver only gets an empty
+    /// `create`). If the layer already exists the new one is discarded and a new handle to
+    /// the existing layer is returned, as dockerd's `Register` does.
+    pub fn register_metadata(
+        &self,
+        diff_id: DiffId,
+        diff_size: u64,
+        parent: Option<&ChainId>,
+    ) -> Result<LayerHandle, RegisterError> {
+        self.begin_register(parent)?.commit(diff_id, diff_size)
+    }
+}
+
+impl LayerGetReleaser for LayerStore {
+    fn get(&self, chain_id: &ChainId) -> Result<LayerHandle, GetError> {
+        LayerStore::get(self, chain_id)
+    }
+
+    fn release(&self, handle: &LayerHandle) -> Result<Vec<LayerMetadata>, ReleaseError> {
+        LayerStore::release(self, handle)
+    }
+}
+
+/// A layer being registered; see [`LayerStore::begin_register`]. Dropping it without
+/// [`commit`](Self::commit) removes the staging directory and the driver content and
+/// releases the parent.
+#[derive(Debug)]
+pub struct PendingLayer<'a> {
+    store: &'a LayerStore,
+    parent: Option<(LayerHandle, LayerInfo)>,
+    cache_id: String,
+    tx: Option<Transaction>,
+    driver_created: bool,
+}
+
+impl PendingLayer<'_> {
+    /// The new layer's cache ID (its content's name in the driver).
+    pub fn cache_id(&self) -> &str {
+        &self.cache_id
+    }
+
+    /// The parent layer.
+    pub fn parent(&self) -> Option<&LayerInfo> {
+        self.parent.as_ref().map(|(_, i)| i)
+    }
+
+    /// The store.
+    pub fn store(&self) -> &LayerStore {
+        self.store
+    }
+
+    /// The transaction, to add files such as `tar-split.json.gz`. (`diff`, `size`,
+    /// `cache-id` and `parent` are written by [`commit`](Self::commit).)
+    pub fn transaction(&self) -> Option<&Transaction> {
+        self.tx.as_ref()
+    }
+
+    /// Writes `diff`, `size`, `cache-id` and `parent`, then (under the store lock) either
+    /// commits the layer directory and adds the layer, or, if the chain ID already exists,
+    /// discards this one. Returns a new handle on the layer.
+    pub fn commit(mut self, diff_id: DiffId, diff_size: u64) -> Result<LayerHandle, RegisterError> {
+        let parent_info = self.parent.as_ref().map(|(_, i)| i.clone());
+        let chain_id = match &parent_info {
+            Some(p) => p.chain_id.then(&diff_id),
+            None => ChainId(diff_id.0),
+        };
+        let store = self.store;
+        let mut state = store.state();
+        if state.layers.contains_key(&chain_id) {
+            let handle = state.new_handle(chain_id);
+            drop(state);
+            // `self` is dropped on return: staging dir, driver content and parent reference go.
+            return handle.ok_or(RegisterError::ParentNotFound(chain_id));
+        }
+        let Some(tx) = self.tx.take() else {
+            return Err(RegisterError::ReadOnly {
+                root: store.root.clone(),
+            });
+        };
+        tx.write_file("diff", diff_id.to_string().as_bytes())?;
+        tx.write_file("size", diff_size.to_string().as_bytes())?;
+        tx.write_file("cache-id", self.cache_id.as_bytes())?;
+        if let Some(p) = &parent_info {
+            tx.write_file("parent", p.chain_id.to_string().as_bytes())?;
+        }
+        tx.commit(&store.layer_dir(&chain_id))?;
+        let info = LayerInfo {
+            chain_id,
+            diff_id,
+            parent: parent_info.as_ref().map(|p| p.chain_id),
+            diff_size,
+            size: parent_info
+                .as_ref()
+                .map_or(diff_size, |p| p.size.saturating_add(diff_size)),
+            cache_id: std::mem::take(&mut self.cache_id),
+            depth: parent_info.as_ref().map_or(1, |p| p.depth + 1),
+        };
+        state.layers.insert(chain_id, Entry::new(info));
+        // The parent reference taken at begin becomes the child link.
+        if let Some((handle, _)) = self.parent.take()
+            && let Some(pe) = state.layers.get_mut(handle.chain_id())
+        {
+            pe.handles.remove(&handle.token());
+            pe.children += 1;
+        }
+        self.driver_created = false;
+        let handle = state.new_handle(chain_id);
+        drop(state);
+        handle.ok_or(RegisterError::ParentNotFound(chain_id))
+    }
+}
+
+impl Drop for PendingLayer<'_> {
+    fn drop(&mut self) {
+        self.tx = None;
+        if self.driver_created
+            && let Err(e) = self.store.driver.remove(&self.cache_id)
+        {
+            tracing::warn!(cache_id = %self.cache_id, error = %e, "cannot remove content of abandoned layer");
+        }
+        if let Some((handle, _)) = self.parent.take()
+            && let Err(e) = self.store.release(&handle)
+        {
+            tracing::warn!(error = %e, "cannot release parent of abandoned layer");
+        }
+    }
+}
