@@ -1,1 +1,52 @@
-//! Docker's image store (being written: see issue 6).
+//! Docker's image store: image configs, the layers they hold, and the parent/child graph.
+//!
+//! This is a port of moby's `image/store.go` (dockerd 20.10), reading and writing the same
+//! `imagedb` a dockerd data root holds (`/var/lib/docker/image/<driver>/imagedb`):
+//!
+//! - [`Image`]: a config's exact bytes (its ID is their sha256; they are never re-serialised)
+//!   and its typed model [`ImageConfig`] (moby's `Image`/`V1Image`, docker's
+//!   [`ContainerConfig`]), decoded as Go decodes it.
+//! - [`ImageStore`]: `open` (restore), `create`, `get`, `delete`, `search`, `set_parent`,
+//!   `get_parent`, `children`, `map`, `heads`, `len` and the `lastUpdated`/`builtLocally`
+//!   metadata, over any [`StoreBackend`](imagedb_fs::StoreBackend) and
+//!   [`LayerGetReleaser`](layer_store::LayerGetReleaser).
+//! - [`time`]: RFC 3339 timestamps as Go formats and parses them.
+//!
+//! Where this store differs from moby on purpose: restore reads and hashes each config once
+//! and runs in parallel; `create` checks the layer before writing, so a failure leaves no
+//! orphan file; `set_parent` refuses unknown children and cycles; an ambiguous short ID names
+//! its candidates; diff IDs must be digests (`sha256:<hex>`, moby accepts any string but no
+//! layer can then match).
+//!
+//! ```
+//! use image_store::{Image, ImageId};
+//!
+//! let config = br#"{"comment": "abc", "rootfs": {"type": "layers", "diff_ids": ["sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"]}}"#;
+//! let image = Image::from_bytes(&config[..]).expect("valid config");
+//! assert_eq!(
+//!     image.id().to_string(),
+//!     "sha256:19ed2664b9b3482d5d9453011aa23a97a8946aed50a5e161cbb34554ef1d516b"
+//! );
+//! assert_eq!(image.id(), ImageId::of_config(config));
+//! assert_eq!(image.config().comment, "abc");
+//! ```
+
+// Errors carry the IDs they concern (65-byte digests) and the backend's error; they are the
+// cold path, so their size does not matter.
+#![allow(clippy::result_large_err)]
+
+mod error;
+mod id;
+mod image;
+mod store;
+pub mod time;
+
+pub use crate::error::{
+    CreateError, DanglingParent, DeleteError, MetadataError, NotFound, OpenError, RestoreReport,
+    SearchError, SetParentError, SkipReason, SkippedImage,
+};
+pub use crate::id::ImageId;
+pub use crate::image::{
+    ContainerConfig, GoEmpty, HealthConfig, History, Image, ImageConfig, InvalidImage, RootFs,
+};
+pub use crate::store::{ImageStore, KEY_BUILT_LOCALLY, KEY_LAST_UPDATED, KEY_PARENT};

@@ -1,0 +1,606 @@
+//! [`ImageStore`]: moby's `image.Store`, restored in parallel and safe for concurrent use.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+use dashmap::DashMap;
+use digest_set::{Digest, DigestSet};
+use imagedb_fs::StoreBackend;
+use layer_store::{LayerGetReleaser, LayerHandle, LayerMetadata};
+use rayon::prelude::*;
+
+use crate::error::{
+    CreateError, DanglingParent, DeleteError, MetadataError, NotFound, OpenError, RestoreReport,
+    SearchError, SetParentError, SkipReason, SkippedImage, parse_parent,
+};
+use crate::id::ImageId;
+use crate::image::Image;
+use crate::time::{Timestamp, parse_rfc3339};
+
+/// Metadata key of the parent link (`sha256:<hex>`).
+pub const KEY_PARENT: &str = "parent";
+/// Metadata key of the last-updated time (RFC 3339 with nanoseconds, UTC).
+pub const KEY_LAST_UPDATED: &str = "lastUpdated";
+/// Metadata key of the built-locally flag (the single byte `1`).
+pub const KEY_BUILT_LOCALLY: &str = "builtLocally";
+
+/// One image in memory (moby's `imageMeta`, plus the parent link).
+#[derive(Debug)]
+struct Node {
+    image: Arc<Image>,
+    /// The store's reference on the top layer; `None` for an image with no layers.
+    layer: Option<LayerHandle>,
+    /// The parent link as stored on disk (possibly naming an image not in the store).
+    parent: Option<ImageId>,
+    /// Images in the store whose parent link names this image.
+    children: BTreeSet<ImageId>,
+}
+
+/// State that only graph mutations touch, under the store's write lock.
+#[derive(Debug, Default)]
+struct Graph {
+    /// Parent links to images not in the store: missing parent -> children naming it.
+    waiting: HashMap<ImageId, BTreeSet<ImageId>>,
+}
+
+/// Docker's image store: image configs in a [`StoreBackend`], their layers held in a layer
+/// store, and the parent/child graph in memory.
+///
+/// It serves readers and writers from many threads at once (`ImageStore` is `Send + Sync`).
+/// Readers ([`get`](Self::get), [`map`](Self::map), [`heads`](Self::heads),
+/// [`children`](Self::children), [`search`](Self::search)) work from memory and never wait for a
+/// writer's disk I/O; writers ([`create`](Self::create), [`delete`](Self::delete),
+/// [`set_parent`](Self::set_parent), the metadata setters) are serialised by one store lock, as
+/// in moby, and change memory only after the disk, so that after a failed operation memory and
+/// disk still agree.
+///
+/// Dropping the store does not release its layer references (like a daemon that stops): use
+/// [`into_parts`](Self::into_parts) to get the backend and layer store back.
+#[derive(Debug)]
+pub struct ImageStore<B, L> {
+    backend: B,
+    layers: L,
+    images: DashMap<ImageId, Node>,
+    digests: RwLock<DigestSet>,
+    graph: Mutex<Graph>,
+}
+
+enum Outcome {
+    Restored {
+        image: Image,
+        layer: Option<LayerHandle>,
+        parent: Result<Option<Vec<u8>>, imagedb_fs::Error>,
+    },
+    Skipped(SkippedImage),
+    Fatal(OpenError),
+}
+
+fn restore_one<B: StoreBackend, L: LayerGetReleaser>(
+    backend: &B,
+    layers: &L,
+    digest: &Digest,
+) -> Outcome {
+    let id = ImageId(*digest);
+    let skip = |reason| Outcome::Skipped(SkippedImage { id, reason });
+    let raw = match backend.get(digest) {
+        Ok(raw) => raw,
+        Err(e) => return skip(SkipReason::Unreadable(e.to_string())),
+    };
+    // The backend verified the bytes against their name: no second hash.
+    let image = match Image::from_verified_bytes(id, raw) {
+        Ok(image) => image,
+        Err(e) => return skip(SkipReason::Invalid(e)),
+    };
+    let layer = match image.chain_id() {
+        None => None,
+        Some(chain_id) => {
+            if !image.is_os_supported() {
+                return skip(SkipReason::UnsupportedOs(image.config().os.clone()));
+            }
+            match layers.get(&chain_id) {
+                Ok(handle) => Some(handle),
+                Err(layer_store::GetError::NotFound(c)) => {
+                    return skip(SkipReason::LayerMissing(c));
+                }
+                #[allow(unreachable_patterns)]
+                Err(source) => {
+                    return Outcome::Fatal(OpenError::Layer {
+                        image: id,
+                        chain_id,
+                        source,
+                    });
+                }
+            }
+        }
+    };
+    let parent = backend.get_metadata(digest, KEY_PARENT);
+    Outcome::Restored {
+        image,
+        layer,
+        parent,
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
+    /// Restores the store from `backend`, taking a reference in `layers` on each image's top
+    /// layer (moby's `NewImageStore`).
+    ///
+    /// Pass one reads and hashes each config once, in parallel: images that cannot be read or
+    /// are not valid configs, images for another OS and images whose top layer is missing are
+    /// skipped and listed in the report (their files stay on disk). Pass two links children to
+    /// parents; links to images that were not restored stay on disk and are reported.
+    pub fn open(backend: B, layers: L) -> Result<(Self, RestoreReport), OpenError> {
+        let ids = backend.walk().map_err(OpenError::Walk)?;
+        let outcomes: Vec<Outcome> = ids
+            .par_iter()
+            .map(|d| restore_one(&backend, &layers, d))
+            .collect();
+
+        let mut report = RestoreReport::default();
+        let mut fatal = None;
+        let mut nodes: HashMap<ImageId, Node> = HashMap::with_capacity(outcomes.len());
+        let mut links = Vec::new();
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Restored {
+                    image,
+                    layer,
+                    parent,
+                } => {
+                    let id = image.id();
+                    match parent {
+                        Ok(None) => {}
+                        Ok(Some(bytes)) => match parse_parent(&bytes) {
+                            Some(p) => links.push((id, p)),
+                            None => report.dangling_parents.push(DanglingParent {
+                                child: id,
+                                value: String::from_utf8_lossy(&bytes).into_owned(),
+                                parent: None,
+                            }),
+                        },
+                        Err(e) => report.dangling_parents.push(DanglingParent {
+                            child: id,
+                            value: e.to_string(),
+                            parent: None,
+                        }),
+                    }
+                    nodes.insert(
+                        id,
+                        Node {
+                            image: Arc::new(image),
+                            layer,
+                            parent: None,
+                            children: BTreeSet::new(),
+                        },
+                    );
+                }
+                Outcome::Skipped(s) => report.skipped.push(s),
+                Outcome::Fatal(e) => {
+                    if fatal.is_none() {
+                        fatal = Some(e);
+                    }
+                }
+            }
+        }
+        if let Some(e) = fatal {
+            for node in nodes.into_values() {
+                if let Some(handle) = node.layer
+                    && let Err(re) = layers.release(&handle)
+                {
+                    tracing::warn!(error = %re, "releasing a layer after a failed restore");
+                }
+            }
+            return Err(e);
+        }
+
+        let mut graph = Graph::default();
+        for (child, parent) in links {
+            if let Some(p) = nodes.get_mut(&parent) {
+                p.children.insert(child);
+            } else {
+                graph.waiting.entry(parent).or_default().insert(child);
+                report.dangling_parents.push(DanglingParent {
+                    child,
+                    value: parent.to_string(),
+                    parent: Some(parent),
+                });
+            }
+            if let Some(c) = nodes.get_mut(&child) {
+                c.parent = Some(parent);
+            }
+        }
+        report.dangling_parents.sort_by_key(|a| a.child);
+        report.restored = nodes.len();
+        for s in &report.skipped {
+            tracing::warn!(image = %s.id, reason = %s.reason, "image not restored");
+        }
+
+        let digests: DigestSet = nodes.keys().map(|id| id.0).collect();
+        let images: DashMap<ImageId, Node> = nodes.into_iter().collect();
+        tracing::debug!(
+            restored = report.restored,
+            skipped = report.skipped.len(),
+            "image store restored"
+        );
+        Ok((
+            ImageStore {
+                backend,
+                layers,
+                images,
+                digests: RwLock::new(digests),
+                graph: Mutex::new(graph),
+            },
+            report,
+        ))
+    }
+
+    /// Stores a new image config and takes a reference on its top layer (moby's `Create`).
+    ///
+    /// The config is validated ([`Image::from_bytes`]); its top layer must be in the layer
+    /// store. Creating an image that is already in the store returns its ID and changes nothing
+    /// (no second layer reference). Unlike moby, the layer is checked before the config is
+    /// written, so a failure leaves no file behind.
+    pub fn create(&self, config: &[u8]) -> Result<ImageId, CreateError> {
+        let image = Image::from_bytes(config.to_vec())?;
+        let id = image.id();
+        let mut graph = lock(&self.graph);
+        if self.images.contains_key(&id) {
+            return Ok(id);
+        }
+        let layer = match image.chain_id() {
+            None => None,
+            Some(chain_id) => {
+                if !image.is_os_supported() {
+                    return Err(CreateError::UnsupportedOs(image.config().os.clone()));
+                }
+                Some(
+                    self.layers
+                        .get(&chain_id)
+                        .map_err(|source| CreateError::Layer { chain_id, source })?,
+                )
+            }
+        };
+        if let Err(source) = self.backend.set(config) {
+            if let Some(handle) = layer {
+                self.release_and_log(&handle);
+            }
+            return Err(CreateError::Write { id, source });
+        }
+        // The config may have been on disk already (an image restore skipped), with a parent
+        // link: keep memory as a restore would see it.
+        let parent = match self.backend.get_metadata(&id.0, KEY_PARENT) {
+            Ok(Some(bytes)) => parse_parent(&bytes),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(image = %id, error = %e, "cannot read parent link of new image");
+                None
+            }
+        };
+        let children = graph.waiting.remove(&id).unwrap_or_default();
+        if let Some(p) = parent {
+            self.attach(&mut graph, id, p);
+        }
+        self.images.insert(
+            id,
+            Node {
+                image: Arc::new(image),
+                layer,
+                parent,
+                children,
+            },
+        );
+        self.digests_write().insert(id.0);
+        Ok(id)
+    }
+
+    /// The image `id`, from memory.
+    pub fn get(&self, id: &ImageId) -> Result<Arc<Image>, NotFound> {
+        self.images
+            .get(id)
+            .map(|n| Arc::clone(&n.image))
+            .ok_or(NotFound(*id))
+    }
+
+    /// Whether the image is in the store.
+    pub fn contains(&self, id: &ImageId) -> bool {
+        self.images.contains_key(id)
+    }
+
+    /// Deletes an image (moby's `Delete`): its children lose their parent link, it leaves the
+    /// store and the disk, and its layer reference is released. Returns the layers the release
+    /// deleted, child first.
+    pub fn delete(&self, id: &ImageId) -> Result<Vec<LayerMetadata>, DeleteError> {
+        let mut graph = lock(&self.graph);
+        let children: Vec<ImageId> = match self.images.get(id) {
+            Some(n) => n.children.iter().copied().collect(),
+            None => return Err(NotFound(*id).into()),
+        };
+        for child in children {
+            self.backend
+                .delete_metadata(&child.0, KEY_PARENT)
+                .map_err(|source| DeleteError::Backend { id: child, source })?;
+            self.detach(&mut graph, child);
+        }
+        match self.backend.delete(&id.0) {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {
+                tracing::warn!(image = %id, "image config was already gone from disk");
+            }
+            Err(source) => {
+                self.resync_parent(&mut graph, *id);
+                return Err(DeleteError::Backend { id: *id, source });
+            }
+        }
+        self.detach(&mut graph, *id);
+        let node = self.images.remove(id).map(|(_, n)| n);
+        self.digests_write().remove(&id.0);
+        drop(graph);
+        match node.and_then(|n| n.layer) {
+            None => Ok(Vec::new()),
+            Some(handle) => self
+                .layers
+                .release(&handle)
+                .map_err(|source| DeleteError::Release { id: *id, source }),
+        }
+    }
+
+    /// Finds the one image whose ID matches `term`: a full ID, `sha256:<prefix>` or a bare hex
+    /// prefix (moby's `Search`). Unlike moby, an ambiguous prefix names the candidates.
+    pub fn search(&self, term: &str) -> Result<ImageId, SearchError> {
+        self.digests_read()
+            .lookup(term)
+            .map(ImageId)
+            .map_err(SearchError::from)
+    }
+
+    /// Makes `parent` the parent of `id` (moby's `SetParent`), replacing any previous link.
+    ///
+    /// Both must be in the store, and, unlike moby, the link must not make `id` its own
+    /// ancestor.
+    pub fn set_parent(&self, id: &ImageId, parent: &ImageId) -> Result<(), SetParentError> {
+        let mut graph = lock(&self.graph);
+        if !self.images.contains_key(id) {
+            return Err(SetParentError::UnknownImage(*id));
+        }
+        if !self.images.contains_key(parent) {
+            return Err(SetParentError::UnknownParent(*parent));
+        }
+        // Walk up from the new parent; reaching `id` means a cycle. Bounded in case the disk
+        // held a cycle already.
+        let mut cursor = Some(*parent);
+        let mut steps = 0usize;
+        while let Some(p) = cursor {
+            if p == *id {
+                return Err(SetParentError::Cycle {
+                    id: *id,
+                    parent: *parent,
+                });
+            }
+            steps += 1;
+            if steps > self.images.len() {
+                break;
+            }
+            cursor = self.images.get(&p).and_then(|n| n.parent);
+        }
+        self.backend
+            .set_metadata(&id.0, KEY_PARENT, parent.to_string().as_bytes())
+            .map_err(|source| SetParentError::Backend { id: *id, source })?;
+        self.detach(&mut graph, *id);
+        self.attach(&mut graph, *id, *parent);
+        if let Some(mut n) = self.images.get_mut(id) {
+            n.parent = Some(*parent);
+        }
+        Ok(())
+    }
+
+    /// The parent link of `id`, `None` when it has none. The parent may not be in the store
+    /// (a link restore could not follow, see [`RestoreReport::dangling_parents`]).
+    pub fn get_parent(&self, id: &ImageId) -> Result<Option<ImageId>, NotFound> {
+        self.images.get(id).map(|n| n.parent).ok_or(NotFound(*id))
+    }
+
+    /// The images whose parent is `id`, sorted; empty for an unknown image.
+    pub fn children(&self, id: &ImageId) -> Vec<ImageId> {
+        self.images
+            .get(id)
+            .map(|n| n.children.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every image in the store.
+    pub fn map(&self) -> BTreeMap<ImageId, Arc<Image>> {
+        self.images
+            .iter()
+            .map(|e| (*e.key(), Arc::clone(&e.value().image)))
+            .collect()
+    }
+
+    /// The images that are no image's parent (moby's `Heads`).
+    pub fn heads(&self) -> BTreeMap<ImageId, Arc<Image>> {
+        self.images
+            .iter()
+            .filter(|e| e.value().children.is_empty())
+            .map(|e| (*e.key(), Arc::clone(&e.value().image)))
+            .collect()
+    }
+
+    /// The number of images.
+    pub fn len(&self) -> usize {
+        self.images.len()
+    }
+
+    /// Whether the store holds no image.
+    pub fn is_empty(&self) -> bool {
+        self.images.is_empty()
+    }
+
+    /// Records now as the time the image was last updated (key `lastUpdated`, RFC 3339 with
+    /// nanoseconds, UTC).
+    pub fn set_last_updated(&self, id: &ImageId) -> Result<(), MetadataError> {
+        let now = Timestamp::now().to_string();
+        self.set_meta(id, KEY_LAST_UPDATED, now.as_bytes())
+    }
+
+    /// When the image was last updated; `None` when never recorded (moby's zero time).
+    pub fn get_last_updated(&self, id: &ImageId) -> Result<Option<Timestamp>, MetadataError> {
+        let Some(bytes) = self.get_meta(id, KEY_LAST_UPDATED)? else {
+            return Ok(None);
+        };
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        let text = std::str::from_utf8(&bytes).map_err(|e| MetadataError::Malformed {
+            id: *id,
+            key: KEY_LAST_UPDATED,
+            reason: e.to_string(),
+        })?;
+        parse_rfc3339(text)
+            .map(Some)
+            .map_err(|e| MetadataError::Malformed {
+                id: *id,
+                key: KEY_LAST_UPDATED,
+                reason: e.to_string(),
+            })
+    }
+
+    /// Marks the image as built on this host (key `builtLocally` = the byte `1`).
+    pub fn set_built_locally(&self, id: &ImageId) -> Result<(), MetadataError> {
+        self.set_meta(id, KEY_BUILT_LOCALLY, &[1])
+    }
+
+    /// Whether the image was built on this host.
+    pub fn is_built_locally(&self, id: &ImageId) -> Result<bool, MetadataError> {
+        Ok(self
+            .get_meta(id, KEY_BUILT_LOCALLY)?
+            .is_some_and(|b| b.first() == Some(&1)))
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// The layer store.
+    pub fn layers(&self) -> &L {
+        &self.layers
+    }
+
+    /// Takes the store apart without releasing its layer references, as a daemon that stops
+    /// leaves them (references live only in memory; a layer store restored from disk starts
+    /// without them).
+    pub fn into_parts(self) -> (B, L) {
+        (self.backend, self.layers)
+    }
+
+    fn set_meta(&self, id: &ImageId, key: &'static str, value: &[u8]) -> Result<(), MetadataError> {
+        let _graph = lock(&self.graph);
+        if !self.images.contains_key(id) {
+            return Err(NotFound(*id).into());
+        }
+        self.backend
+            .set_metadata(&id.0, key, value)
+            .map_err(|source| MetadataError::Backend {
+                id: *id,
+                key,
+                source,
+            })
+    }
+
+    fn get_meta(&self, id: &ImageId, key: &'static str) -> Result<Option<Vec<u8>>, MetadataError> {
+        if !self.images.contains_key(id) {
+            return Err(NotFound(*id).into());
+        }
+        match self.backend.get_metadata(&id.0, key) {
+            Ok(v) => Ok(v),
+            // Deleted meanwhile.
+            Err(e) if e.is_not_found() => Err(NotFound(*id).into()),
+            Err(source) => Err(MetadataError::Backend {
+                id: *id,
+                key,
+                source,
+            }),
+        }
+    }
+
+    /// Links `child` under `parent` in memory (the child's own `parent` field is the caller's).
+    fn attach(&self, graph: &mut Graph, child: ImageId, parent: ImageId) {
+        match self.images.get_mut(&parent) {
+            Some(mut p) => {
+                p.children.insert(child);
+            }
+            None => {
+                graph.waiting.entry(parent).or_default().insert(child);
+            }
+        }
+    }
+
+    /// Removes the parent link of `child` in memory.
+    fn detach(&self, graph: &mut Graph, child: ImageId) {
+        let old = self
+            .images
+            .get_mut(&child)
+            .and_then(|mut n| n.parent.take());
+        if let Some(old) = old {
+            match self.images.get_mut(&old) {
+                Some(mut p) => {
+                    p.children.remove(&child);
+                }
+                None => {
+                    if let Some(set) = graph.waiting.get_mut(&old) {
+                        set.remove(&child);
+                        if set.is_empty() {
+                            graph.waiting.remove(&old);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// After a failed backend delete (which may have removed the metadata but not the
+    /// content), makes the in-memory parent link of `id` match the disk again.
+    fn resync_parent(&self, graph: &mut Graph, id: ImageId) {
+        let on_disk = match self.backend.get_metadata(&id.0, KEY_PARENT) {
+            Ok(v) => v.as_deref().and_then(parse_parent),
+            Err(e) => {
+                tracing::warn!(image = %id, error = %e, "cannot re-read parent link");
+                return;
+            }
+        };
+        let in_memory = self.images.get(&id).and_then(|n| n.parent);
+        if on_disk != in_memory {
+            self.detach(graph, id);
+            if let Some(p) = on_disk {
+                self.attach(graph, id, p);
+                if let Some(mut n) = self.images.get_mut(&id) {
+                    n.parent = Some(p);
+                }
+            }
+        }
+    }
+
+    fn release_and_log(&self, handle: &LayerHandle) {
+        match self.layers.release(handle) {
+            Ok(deleted) => {
+                for l in deleted {
+                    tracing::debug!(layer = %l.chain_id, "cleaned up layer");
+                }
+            }
+            Err(e) => {
+                tracing::error!(layer = %handle.chain_id(), error = %e, "error releasing layer")
+            }
+        }
+    }
+
+    fn digests_read(&self) -> std::sync::RwLockReadGuard<'_, DigestSet> {
+        self.digests.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn digests_write(&self) -> std::sync::RwLockWriteGuard<'_, DigestSet> {
+        self.digests.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
