@@ -242,7 +242,9 @@ impl FsBackend {
     /// moby's atomicwriter checks, then temp file, write, fsync, chmod 0600, rename, fsync dir.
     fn atomic_write(&self, dir: &Path, name: &str, data: &[u8]) -> Result<(), Error> {
         let target = dir.join(name);
-        match fs::symlink_metadata(dir) {
+        // Follows symlinks: the layout directories may be symlinks (as `open` accepts);
+        // per-digest metadata directories are checked without following by the caller.
+        match fs::metadata(dir) {
             Ok(m) if m.is_dir() => {}
             Ok(m) => {
                 return Err(Error::NotADirectory {
@@ -531,7 +533,19 @@ impl StoreBackend for FsBackend {
         validate_key(key)?;
         let _guard = self.read_lock();
         self.require_content(id)?;
-        self.read_file(&self.metadata_dir(id).join(key))
+        let dir = self.metadata_dir(id);
+        match fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(m) => {
+                return Err(Error::NotADirectory {
+                    path: dir,
+                    what: describe(m.file_type()),
+                });
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_at("stat", &dir, e)),
+        }
+        self.read_file(&dir.join(key))
     }
 
     fn delete_metadata(&self, id: &Digest, key: &str) -> Result<(), Error> {
@@ -541,6 +555,13 @@ impl StoreBackend for FsBackend {
         }
         let _guard = self.write_lock();
         let dir = self.metadata_dir(id);
+        match fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            // No directory (or a stray file or link in its place): no key to remove.
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_at("stat", &dir, e)),
+        }
         let path = dir.join(key);
         if let Ok(m) = fs::symlink_metadata(&path)
             && m.is_dir()

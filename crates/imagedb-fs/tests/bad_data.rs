@@ -284,3 +284,48 @@ fn oversized_metadata_is_refused() {
         Err(Error::TooLarge { .. })
     ));
 }
+
+#[test]
+fn symlinked_metadata_dir_is_not_followed() {
+    let (dir, store) = open();
+    let id = store.set(b"foobar").expect("set");
+    let elsewhere = dir.path().join("elsewhere");
+    fs::create_dir(&elsewhere).expect("mkdir");
+    fs::write(elsewhere.join("parent"), b"sha256:planted").expect("write");
+    let md_dir = store.root().join("metadata/sha256").join(id.hex());
+    symlink(&elsewhere, &md_dir).expect("symlink");
+    let err = store
+        .get_metadata(&id, "parent")
+        .expect_err("symlinked dir");
+    assert!(matches!(err, Error::NotADirectory { .. }), "{err:?}");
+    names_path(&err, &md_dir);
+    let err = store
+        .set_metadata(&id, "lastUpdated", b"x")
+        .expect_err("symlinked dir");
+    assert!(matches!(err, Error::NotADirectory { .. }), "{err:?}");
+    store.delete_metadata(&id, "parent").expect("no-op");
+    assert!(!elsewhere.join("lastUpdated").exists());
+    assert!(
+        elsewhere.join("parent").exists(),
+        "not removed through the link"
+    );
+    // delete removes the link, not what it points to.
+    store.delete(&id).expect("delete");
+    assert!(fs::symlink_metadata(&md_dir).is_err());
+    assert!(elsewhere.join("parent").exists());
+}
+
+#[test]
+fn symlinked_layout_dirs_are_followed() {
+    // /var/lib/docker is often a symlink; the layout directories may be too (MkdirAll follows).
+    let dir = tempfile::tempdir().expect("temp dir");
+    let real = dir.path().join("real");
+    fs::create_dir_all(real.join("content/sha256")).expect("mkdir");
+    let root = dir.path().join("root");
+    fs::create_dir(&root).expect("mkdir");
+    symlink(real.join("content"), root.join("content")).expect("symlink");
+    let store = FsBackend::open(&root).expect("open");
+    let id = store.set(b"foobar").expect("set");
+    assert!(real.join("content/sha256").join(id.hex()).exists());
+    assert_eq!(store.get(&id).expect("get"), b"foobar");
+}
