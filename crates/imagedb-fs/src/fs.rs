@@ -460,25 +460,13 @@ impl StoreBackend for FsBackend {
         Ok(id)
     }
 
+    /// Removes the content first, then the metadata directory: a crash in between leaves
+    /// only a metadata directory without content (listed by
+    /// [`metadata_digests`](StoreBackend::metadata_digests)), never an image that lost its
+    /// metadata. moby does it the other way round.
     fn delete(&self, id: &Digest) -> Result<(), Error> {
         self.sha256_hex(id)?;
         let _guard = self.write_lock();
-        let meta_dir = self.metadata_dir(id);
-        self.io
-            .hit(Op::Remove)
-            .map_err(|e| io_at("remove", &meta_dir, e))?;
-        match fs::symlink_metadata(&meta_dir) {
-            Ok(m) if m.is_dir() => {
-                fs::remove_dir_all(&meta_dir).map_err(|e| io_at("remove", &meta_dir, e))?;
-                self.sync_dir(&self.metadata)?;
-            }
-            Ok(_) => {
-                fs::remove_file(&meta_dir).map_err(|e| io_at("remove", &meta_dir, e))?;
-                self.sync_dir(&self.metadata)?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_at("stat", &meta_dir, e)),
-        }
         let path = self.content_path(id);
         if let Ok(m) = fs::symlink_metadata(&path)
             && m.is_dir()
@@ -488,10 +476,32 @@ impl StoreBackend for FsBackend {
                 what: "directory",
             });
         }
-        if !self.remove_file_if_exists(&path)? {
-            return Err(Error::NotFound { id: *id, path });
+        let existed = self.remove_file_if_exists(&path)?;
+        if existed {
+            self.sync_dir(&self.content)?;
         }
-        self.sync_dir(&self.content)
+        let meta_dir = self.metadata_dir(id);
+        match fs::symlink_metadata(&meta_dir) {
+            Ok(m) => {
+                self.io
+                    .hit(Op::Remove)
+                    .map_err(|e| io_at("remove", &meta_dir, e))?;
+                if m.is_dir() {
+                    fs::remove_dir_all(&meta_dir)
+                } else {
+                    fs::remove_file(&meta_dir)
+                }
+                .map_err(|e| io_at("remove", &meta_dir, e))?;
+                self.sync_dir(&self.metadata)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_at("stat", &meta_dir, e)),
+        }
+        if existed {
+            Ok(())
+        } else {
+            Err(Error::NotFound { id: *id, path })
+        }
     }
 
     fn set_metadata(&self, id: &Digest, key: &str, data: &[u8]) -> Result<(), Error> {

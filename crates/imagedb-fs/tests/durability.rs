@@ -196,6 +196,18 @@ fn failed_delete_keeps_content() {
     );
     store.delete(&id).expect("retry");
     assert!(store.get(&id).expect_err("gone").is_not_found());
+
+    // The content goes first: a failure removing the metadata leaves only orphan metadata,
+    // which metadata_digests reports and a second delete removes (reporting NotFound).
+    let id = store.set(b"second").expect("set");
+    store.set_metadata(&id, "parent", b"p").expect("md");
+    faults.fail_nth(Op::Remove, 2, ErrorKind::Other);
+    store.delete(&id).expect_err("metadata removal fails");
+    assert!(store.get(&id).expect_err("content gone").is_not_found());
+    assert_eq!(store.walk().expect("walk"), Vec::<Digest>::new());
+    assert_eq!(store.metadata_digests().expect("md"), vec![id]);
+    assert!(store.delete(&id).expect_err("no content").is_not_found());
+    assert!(store.metadata_digests().expect("md").is_empty());
 }
 
 /// Read faults reach get as an I/O error naming the file.
