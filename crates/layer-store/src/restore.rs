@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs;
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 
 use digest_set::{Algorithm, Digest};
@@ -324,8 +324,27 @@ fn read_all(candidates: Vec<(ChainId, PathBuf)>) -> Vec<ReadResult> {
     })
 }
 
+/// Reads a small file with plain `open` + `read` calls (no `fstat` for a size hint, unlike
+/// `fs::read`): restore reads four tiny files per layer and is bound by system calls.
+fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut f = fs::File::open(path)?;
+    let mut buf = [0u8; 256];
+    let mut out = Vec::new();
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return Ok(out);
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+}
+
 fn read_file(dir: &Path, file: &'static str) -> Result<Option<Vec<u8>>, SkipReason> {
-    match fs::read(dir.join(file)) {
+    match read_small(&dir.join(file)) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(SkipReason::Unreadable {

@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::driver::Driver;
@@ -95,14 +96,16 @@ impl Entry {
 #[derive(Debug)]
 struct State {
     layers: HashMap<ChainId, Entry>,
-    next_token: u64,
 }
+
+/// Handle tokens are unique in the process, so a handle from another (or an earlier) store
+/// is never mistaken for one of this store's.
+static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
 
 impl State {
     fn new_handle(&mut self, chain_id: ChainId) -> Option<LayerHandle> {
         let entry = self.layers.get_mut(&chain_id)?;
-        let token = self.next_token;
-        self.next_token += 1;
+        let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
         entry.handles.insert(token);
         Some(LayerHandle::new(chain_id, token))
     }
@@ -181,7 +184,6 @@ impl LayerStore {
             mode,
             state: Mutex::new(State {
                 layers: restored.entries,
-                next_token: 1,
             }),
         };
         Ok((store, restored.outcome))

@@ -326,3 +326,26 @@ fn many_layers_restore() {
     assert_eq!(deepest.depth, 50);
     assert_eq!(deepest.size, (0..50).sum::<u64>());
 }
+
+/// Registering a layer whose directory exists but was skipped (broken) fails like dockerd
+/// ("file exists", moby#44909), leaves the broken directory alone and cleans up after itself.
+#[test]
+fn registering_over_a_broken_layer_fails_cleanly() {
+    let (_tmp, root, [c1, c2, _, _]) = three_chain();
+    fs::write(dir(&root, &c2).join("size"), "").expect("write");
+    let (store, _) = reopen(&root);
+    assert!(!store.contains(&c2));
+    let err = store
+        .register_metadata(diff(2), 2, Some(&c1))
+        .expect_err("exists");
+    assert!(
+        matches!(&err, layer_store::RegisterError::Transaction(t) if t.source.kind() == std::io::ErrorKind::AlreadyExists),
+        "{err}"
+    );
+    assert_eq!(fs::read(dir(&root, &c2).join("size")).expect("size"), b"");
+    assert_eq!(fs::read_dir(root.join("tmp")).expect("tmp").count(), 0);
+    // As in dockerd, the failed registration released its reference on the parent; c1 had
+    // no other reference (its only child is broken), so that deleted it.
+    assert!(!store.contains(&c1));
+    assert!(!dir(&root, &c1).exists());
+}
