@@ -1,3 +1,201 @@
-//! The `imgstore` command (being written: see issue 7).
+//! The `imgstore` command: docker's image commands on a data root, without dockerd.
 
-fn main() {}
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{ArgAction, Parser, Subcommand};
+
+use imgstore::cli;
+
+/// Read and repair a Docker data root without dockerd.
+#[derive(Debug, Parser)]
+#[command(name = "imgstore", version, about)]
+struct Cli {
+    /// The data root (default: $IMGSTORE_DATA_ROOT, else $XDG_DATA_HOME/imgstore or
+    /// ~/.local/share/imgstore).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_root: Option<PathBuf>,
+    /// The storage driver (default: the only one under <data-root>/image, else vfs).
+    #[arg(long, global = true, value_name = "NAME")]
+    storage_driver: Option<String>,
+    /// Log level for messages on stderr (error, warn, info, debug, trace).
+    #[arg(long, global = true, default_value = "warn", value_name = "LEVEL")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List images (docker image ls).
+    #[command(visible_alias = "images")]
+    Ls {
+        /// Show all images (default hides intermediate images).
+        #[arg(short, long)]
+        all: bool,
+        /// Only show image IDs.
+        #[arg(short, long)]
+        quiet: bool,
+        /// Don't truncate output.
+        #[arg(long)]
+        no_trunc: bool,
+        /// Show digests.
+        #[arg(long)]
+        digests: bool,
+        /// Filter output (dangling=true|false, reference=PATTERN, label=K[=V], before=IMAGE,
+        /// since=IMAGE).
+        #[arg(short, long, value_name = "FILTER")]
+        filter: Vec<String>,
+        /// Output format: table or json (also accepts '{{json .}}').
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+    /// Show details of images as a JSON array (docker image inspect).
+    Inspect {
+        /// Images: ID, reference or unique ID prefix.
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Show the history of an image (docker image history).
+    History {
+        /// The image.
+        image: String,
+        /// Print sizes and dates in human readable format.
+        #[arg(short = 'H', long, action = ArgAction::Set, default_value_t = true,
+              num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+        human: bool,
+        /// Don't truncate output.
+        #[arg(long)]
+        no_trunc: bool,
+        /// Only show image IDs.
+        #[arg(short, long)]
+        quiet: bool,
+        /// Output format: table or json.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+    /// Create a tag TARGET that refers to SOURCE (docker image tag).
+    Tag {
+        /// The image to tag.
+        source: String,
+        /// The new reference.
+        target: String,
+    },
+    /// Remove images (docker image rm).
+    #[command(visible_alias = "rmi")]
+    Rm {
+        /// Images: ID, reference or unique ID prefix.
+        #[arg(required = true)]
+        images: Vec<String>,
+        /// Force removal of the image.
+        #[arg(short, long)]
+        force: bool,
+        /// Do not delete untagged parents.
+        #[arg(long)]
+        no_prune: bool,
+    },
+    /// Draw the parent/child graph of images as a tree.
+    Tree {
+        /// Only this image and its descendants.
+        image: Option<String>,
+        /// Don't truncate IDs.
+        #[arg(long)]
+        no_trunc: bool,
+    },
+    /// Check the data root and explain what is wrong; changes nothing.
+    Fsck {
+        /// Output format: text or json (one object per line).
+        #[arg(long, default_value = "text")]
+        format: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            let text = e.to_string();
+            let message: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:"))
+                .map(|l| l.trim().trim_start_matches("error: "))
+                .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+                .collect();
+            return fail(&format!("{} (see imgstore --help)", message.join(" ")));
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+
+    let global = cli::Global {
+        data_root: cli.data_root,
+        storage_driver: cli.storage_driver,
+    };
+    let outcome = match cli.command {
+        Command::Ls {
+            all,
+            quiet,
+            no_trunc,
+            digests,
+            filter,
+            format,
+        } => cli::ls(
+            &global,
+            &cli::LsArgs {
+                all,
+                quiet,
+                no_trunc,
+                digests,
+                filters: filter,
+                format,
+            },
+        ),
+        Command::Inspect { images } => cli::inspect(&global, &images),
+        Command::History {
+            image,
+            human,
+            no_trunc,
+            quiet,
+            format,
+        } => cli::history(&global, &image, human, no_trunc, quiet, &format),
+        Command::Tag { source, target } => cli::tag(&global, &source, &target),
+        Command::Rm {
+            images,
+            force,
+            no_prune,
+        } => cli::rm(&global, &images, force, !no_prune),
+        Command::Tree { image, no_trunc } => cli::tree(&global, image.as_deref(), no_trunc),
+        Command::Fsck { format } => cli::fsck(&global, &format),
+    };
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(outcome.stdout.as_bytes())
+        .and_then(|()| stdout.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        return fail(&format!("write standard output: {e}"));
+    }
+    for err in &outcome.errors {
+        let _ = writeln!(std::io::stderr(), "imgstore: {err}");
+    }
+    if outcome.failed || !outcome.errors.is_empty() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    let _ = writeln!(std::io::stderr(), "imgstore: {message}");
+    ExitCode::from(1)
+}

@@ -1,0 +1,268 @@
+//! The commands behind the `imgstore` binary, as functions that return what to print.
+
+use std::path::PathBuf;
+
+use crate::dataroot::default_data_root;
+use crate::fsck;
+use crate::output::{self, HistoryFormat, ListOptions, LsFormat};
+use crate::store::{Error, OpenOptions, Store};
+use crate::tree;
+
+/// The global flags.
+#[derive(Debug, Clone, Default)]
+pub struct Global {
+    /// `--data-root`.
+    pub data_root: Option<PathBuf>,
+    /// `--storage-driver`.
+    pub storage_driver: Option<String>,
+}
+
+/// What a command produced: text for stdout, error lines for stderr, and whether it failed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Standard output.
+    pub stdout: String,
+    /// One message per error (printed as `imgstore: <message>`).
+    pub errors: Vec<String>,
+    /// Exit 1 even without error messages (e.g. `fsck` found problems).
+    pub failed: bool,
+}
+
+impl Outcome {
+    fn err(e: impl std::fmt::Display) -> Self {
+        Outcome {
+            stdout: String::new(),
+            errors: vec![e.to_string()],
+            failed: true,
+        }
+    }
+
+    fn ok(stdout: String) -> Self {
+        Outcome {
+            stdout,
+            errors: Vec::new(),
+            failed: false,
+        }
+    }
+}
+
+fn open(g: &Global, write: bool) -> Result<Store, Error> {
+    let root = match &g.data_root {
+        Some(r) => r.clone(),
+        None => default_data_root()?,
+    };
+    Store::open(&OpenOptions {
+        root,
+        driver: g.storage_driver.clone(),
+        write,
+    })
+}
+
+/// `ls` flags.
+#[derive(Debug, Clone, Default)]
+pub struct LsArgs {
+    /// `-a`.
+    pub all: bool,
+    /// `-q`.
+    pub quiet: bool,
+    /// `--no-trunc`.
+    pub no_trunc: bool,
+    /// `--digests`.
+    pub digests: bool,
+    /// `--filter`, raw `key=value`.
+    pub filters: Vec<String>,
+    /// `--format`.
+    pub format: String,
+}
+
+fn parse_format(format: &str, text_name: &str) -> Result<bool, String> {
+    match format {
+        "json" | "{{json .}}" => Ok(true),
+        f if f == text_name || f.is_empty() => Ok(false),
+        other => Err(format!(
+            "unsupported --format {other:?}: use {text_name} or json"
+        )),
+    }
+}
+
+/// `imgstore ls`.
+pub fn ls(g: &Global, a: &LsArgs) -> Outcome {
+    let json = match parse_format(&a.format, "table") {
+        Ok(j) => j,
+        Err(e) => return Outcome::err(e),
+    };
+    let mut filters = Vec::new();
+    for f in &a.filters {
+        match f.split_once('=') {
+            Some((k, v)) => filters.push((k.trim().to_lowercase(), v.to_owned())),
+            None => {
+                return Outcome::err(format!("bad format of filter (expected name=value): {f}"));
+            }
+        }
+    }
+    let store = match open(g, false) {
+        Ok(s) => s,
+        Err(e) => return Outcome::err(e),
+    };
+    let opts = ListOptions {
+        all: a.all,
+        filters,
+    };
+    let summaries = match output::list_checked(&store, &opts) {
+        Ok(s) => s,
+        Err(e) => return Outcome::err(e),
+    };
+    let rows = output::ls_rows(&summaries, a.digests);
+    let fmt = LsFormat {
+        quiet: a.quiet,
+        no_trunc: a.no_trunc,
+        digests: a.digests,
+        json,
+    };
+    Outcome::ok(output::render_ls(&rows, &fmt, output::now_unix()))
+}
+
+/// `imgstore inspect`.
+pub fn inspect(g: &Global, images: &[String]) -> Outcome {
+    let store = match open(g, false) {
+        Ok(s) => s,
+        Err(e) => return Outcome::err(e),
+    };
+    let mut values = Vec::new();
+    let mut errors = Vec::new();
+    for arg in images {
+        match store
+            .resolve(arg)
+            .and_then(|id| output::inspect(&store, &id))
+        {
+            Ok(v) => values.push(v),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    Outcome {
+        stdout: output::render_inspect(&values),
+        failed: !errors.is_empty(),
+        errors,
+    }
+}
+
+/// `imgstore history`.
+pub fn history(
+    g: &Global,
+    image: &str,
+    human: bool,
+    no_trunc: bool,
+    quiet: bool,
+    format: &str,
+) -> Outcome {
+    let json = match parse_format(format, "table") {
+        Ok(j) => j,
+        Err(e) => return Outcome::err(e),
+    };
+    let store = match open(g, false) {
+        Ok(s) => s,
+        Err(e) => return Outcome::err(e),
+    };
+    match store
+        .resolve(image)
+        .and_then(|id| output::history(&store, &id))
+    {
+        Ok(items) => Outcome::ok(output::render_history(
+            &items,
+            &HistoryFormat {
+                no_trunc,
+                human,
+                quiet,
+                json,
+            },
+            output::now_unix(),
+        )),
+        Err(e) => Outcome::err(e),
+    }
+}
+
+/// `imgstore tag`.
+pub fn tag(g: &Global, source: &str, target: &str) -> Outcome {
+    let mut store = match open(g, true) {
+        Ok(s) => s,
+        Err(e) => return Outcome::err(e),
+    };
+    match store.tag(source, target) {
+        Ok(_) => Outcome::ok(String::new()),
+        Err(e) => Outcome::err(e),
+    }
+}
+
+/// `imgstore rm`: each image in turn; errors do not stop the others.
+pub fn rm(g: &Global, images: &[String], force: bool, prune: bool) -> Outcome {
+    let mut store = match open(g, true) {
+        Ok(s) => s,
+        Err(e) => return Outcome::err(e),
+    };
+    let mut out = Outcome::default();
+    for arg in images {
+        match store.delete(arg, force, prune) {
+            Ok(records) => {
+                for r in records {
+                    out.stdout.push_str(&r.to_string());
+                    out.stdout.push('\n');
+                }
+            }
+            Err(e) => {
+                out.errors.push(e.to_string());
+                out.failed = true;
+            }
+        }
+    }
+    out
+}
+
+/// `imgstore tree`.
+pub fn tree(g: &Global, image: Option<&str>, no_trunc: bool) -> Outcome {
+    let store = match open(g, false) {
+        Ok(s) => s,
+        Err(e) => return Outcome::err(e),
+    };
+    let root = match image.map(|i| store.resolve(i)).transpose() {
+        Ok(r) => r,
+        Err(e) => return Outcome::err(e),
+    };
+    Outcome::ok(tree::render_tree(&store, root, no_trunc))
+}
+
+/// `imgstore fsck`: exit 1 when anything is found.
+pub fn fsck(g: &Global, format: &str) -> Outcome {
+    let json = match parse_format(format, "text") {
+        Ok(j) => j,
+        Err(e) => return Outcome::err(e),
+    };
+    let store = match open(g, false) {
+        Ok(s) => s,
+        Err(e) => return Outcome::err(e),
+    };
+    let findings = fsck::check(&store);
+    let mut out = String::new();
+    for f in &findings {
+        if json {
+            out.push_str(&crate::gofmt::escape_go_json(
+                &serde_json::to_string(f).unwrap_or_default(),
+            ));
+        } else {
+            out.push_str(&f.to_string());
+        }
+        out.push('\n');
+    }
+    if findings.is_empty() && !json {
+        out.push_str(&format!(
+            "ok: {} images, {} layers, {} references; nothing wrong found\n",
+            store.images().len(),
+            store.layers().len(),
+            store.refs().entries().count()
+        ));
+    }
+    Outcome {
+        stdout: out,
+        errors: Vec::new(),
+        failed: !findings.is_empty(),
+    }
+}

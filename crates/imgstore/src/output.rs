@@ -1,0 +1,721 @@
+//! What `ls`, `inspect` and `history` print: dockerd's answers (`Images`, `ImageInspect`,
+//! `ImageHistory`) rendered the way the docker 20.10 CLI renders them.
+
+use std::collections::BTreeMap;
+
+use digest_set::Digest;
+use image_store::ContainerConfig;
+use serde::Serialize;
+
+use crate::gofmt::{
+    ellipsis, escape_go_json, go_time_string, human_duration, human_size,
+    human_size_with_precision, rfc3339_utc, tabwrite,
+};
+use crate::reference::Reference;
+use crate::store::{Error, GO_ZERO_UNIX, Store};
+
+/// The environment variable that fixes "now" (Unix seconds or RFC 3339) for tests.
+pub const NOW_ENV: &str = "IMGSTORE_NOW";
+
+/// "Now" in Unix seconds: `$IMGSTORE_NOW` if set and valid, else the clock.
+pub fn now_unix() -> i64 {
+    if let Ok(v) = std::env::var(NOW_ENV) {
+        if let Ok(n) = v.trim().parse::<i64>() {
+            return n;
+        }
+        if let Ok(t) = image_store::time::parse_rfc3339(v.trim()) {
+            return t.unix_secs();
+        }
+    }
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Go's `time.Now().Sub(t)` in seconds, saturating like `time.Duration` (about 292 years).
+fn since(now: i64, then: i64) -> i64 {
+    const MAX: i64 = i64::MAX / 1_000_000_000;
+    now.saturating_sub(then).clamp(-MAX, MAX)
+}
+
+/// `docker image ls` filters.
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    /// `-a`: include untagged images that have children.
+    pub all: bool,
+    /// `--filter key=value`, in order.
+    pub filters: Vec<(String, String)>,
+}
+
+/// One image as dockerd's `Images()` returns it (`types.ImageSummary`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// The image ID.
+    pub id: Digest,
+    /// `created` in Unix seconds.
+    pub created: i64,
+    /// Chain size of the top layer.
+    pub size: i64,
+    /// Tag references (familiar), or `<none>:<none>`.
+    pub repo_tags: Vec<String>,
+    /// Digest references (familiar), or `<none>@<none>`.
+    pub repo_digests: Vec<String>,
+}
+
+fn filter_values<'a>(opts: &'a ListOptions, key: &str) -> Vec<&'a str> {
+    opts.filters
+        .iter()
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+/// Why a filter was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FilterError {
+    /// Unknown filter key.
+    #[error("Invalid filter '{0}'")]
+    Key(String),
+    /// Bad value.
+    #[error("Invalid filter '{0}={1}'")]
+    Value(String, String),
+    /// Bad reference pattern.
+    #[error(transparent)]
+    Pattern(#[from] crate::reference::PatternError),
+}
+
+/// dockerd 20.10's `Images()`: which images are listed, with what references, newest first.
+pub fn list(store: &Store, opts: &ListOptions) -> Result<Vec<Summary>, Error> {
+    list_checked(store, opts).map_err(|e| Error::NoSuchImage(e.to_string()))
+}
+
+/// [`list`] with filter errors kept apart.
+pub fn list_checked(store: &Store, opts: &ListOptions) -> Result<Vec<Summary>, FilterError> {
+    for (k, _) in &opts.filters {
+        if !matches!(
+            k.as_str(),
+            "dangling" | "reference" | "label" | "before" | "since"
+        ) {
+            return Err(FilterError::Key(k.clone()));
+        }
+    }
+    let dangling = filter_values(opts, "dangling");
+    let mut dangling_only = false;
+    if !dangling.is_empty() {
+        if dangling.contains(&"true") {
+            dangling_only = true;
+        } else if !dangling.contains(&"false") {
+            return Err(FilterError::Value(
+                "dangling".to_owned(),
+                dangling[0].to_owned(),
+            ));
+        }
+    }
+    let patterns = filter_values(opts, "reference");
+    let labels = filter_values(opts, "label");
+    let created_of = |arg: &str| -> Result<i64, FilterError> {
+        store
+            .resolve(arg)
+            .ok()
+            .and_then(|id| store.image(&id).map(|e| e.image.config().created))
+            .map(|c| c.map(|t| t.unix_secs() * 1_000_000_000 + i64::from(t.nanos())))
+            .map(|c| c.unwrap_or(i64::MIN))
+            .ok_or_else(|| FilterError::Value("reference".to_owned(), arg.to_owned()))
+    };
+    let before = filter_values(opts, "before")
+        .last()
+        .map(|a| created_of(a))
+        .transpose()?;
+    let since_f = filter_values(opts, "since")
+        .last()
+        .map(|a| created_of(a))
+        .transpose()?;
+    let mut out = Vec::new();
+    'images: for (id, e) in store.images() {
+        if dangling_only && !store.children(id).is_empty() {
+            continue;
+        }
+        let cfg = e.image.config();
+        let created_ns = cfg
+            .created
+            .map(|t| t.unix_secs() * 1_000_000_000 + i64::from(t.nanos()))
+            .unwrap_or(i64::MIN);
+        if let Some(b) = before
+            && created_ns >= b
+        {
+            continue;
+        }
+        if let Some(s) = since_f
+            && created_ns <= s
+        {
+            continue;
+        }
+        if !labels.is_empty() {
+            let Some(config) = &cfg.config else {
+                continue;
+            };
+            let empty = BTreeMap::new();
+            let have = config.labels.as_ref().unwrap_or(&empty);
+            for l in &labels {
+                let ok = match l.split_once('=') {
+                    Some((k, v)) => have.get(k).is_some_and(|x| x == v),
+                    None => have.contains_key(*l),
+                };
+                if !ok {
+                    continue 'images;
+                }
+            }
+        }
+        let mut tags = Vec::new();
+        let mut digests = Vec::new();
+        for r in store.refs().references(id) {
+            if !patterns.is_empty() {
+                let mut found = false;
+                for p in &patterns {
+                    if r.familiar_match(p)? {
+                        found = true;
+                        break;
+                    }
+                }
+                if !found {
+                    continue;
+                }
+            }
+            if r.is_canonical() {
+                digests.push(r.familiar_string());
+            }
+            if r.tag().is_some() {
+                if dangling_only {
+                    continue 'images;
+                }
+                tags.push(r.familiar_string());
+            }
+        }
+        if tags.is_empty() && digests.is_empty() {
+            if (!opts.all && !store.children(id).is_empty())
+                || (!dangling.is_empty() && !dangling_only)
+                || !patterns.is_empty()
+            {
+                continue;
+            }
+            digests = vec!["<none>@<none>".to_owned()];
+            tags = vec!["<none>:<none>".to_owned()];
+        }
+        out.push(Summary {
+            id: *id,
+            created: e.created_unix(),
+            size: e.size,
+            repo_tags: tags,
+            repo_digests: digests,
+        });
+    }
+    out.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
+    Ok(out)
+}
+
+/// How `ls` prints.
+#[derive(Debug, Clone, Default)]
+pub struct LsFormat {
+    /// `-q`.
+    pub quiet: bool,
+    /// `--no-trunc`.
+    pub no_trunc: bool,
+    /// `--digests`.
+    pub digests: bool,
+    /// `--format json`.
+    pub json: bool,
+}
+
+/// One printed row of `ls` (docker CLI's `imageContext`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LsRow {
+    /// Repository.
+    pub repository: String,
+    /// Tag.
+    pub tag: String,
+    /// Digest column.
+    pub digest: String,
+    /// The summary.
+    pub summary: Summary,
+}
+
+/// The CLI's `imageFormat`: rows per tag (and per digest with `--digests`).
+pub fn ls_rows(images: &[Summary], show_digests: bool) -> Vec<LsRow> {
+    let mut rows = Vec::new();
+    for s in images {
+        let dangling = (s.repo_tags.is_empty() && s.repo_digests.is_empty())
+            || (s.repo_tags == ["<none>:<none>"] && s.repo_digests == ["<none>@<none>"]);
+        let row = |repo: &str, tag: &str, digest: &str| LsRow {
+            repository: repo.to_owned(),
+            tag: tag.to_owned(),
+            digest: digest.to_owned(),
+            summary: s.clone(),
+        };
+        if dangling {
+            rows.push(row("<none>", "<none>", "<none>"));
+            continue;
+        }
+        // Ordered maps keyed by first appearance, for a stable order (Go's is random).
+        let mut repo_tags: Vec<(String, Vec<String>)> = Vec::new();
+        let mut repo_digests: Vec<(String, Vec<String>)> = Vec::new();
+        for t in &s.repo_tags {
+            if let Ok(r) = Reference::parse_normalized(t)
+                && let Some(tag) = r.tag()
+            {
+                push_group(&mut repo_tags, r.familiar_name(), tag.to_owned());
+            }
+        }
+        for d in &s.repo_digests {
+            if let Ok(r) = Reference::parse_normalized(d)
+                && let Some(dg) = r.digest()
+            {
+                push_group(&mut repo_digests, r.familiar_name(), dg.to_string());
+            }
+        }
+        for (repo, tags) in &repo_tags {
+            let pos = repo_digests.iter().position(|(r, _)| r == repo);
+            let digests = pos.map(|p| repo_digests.remove(p).1).unwrap_or_default();
+            let digests = if show_digests { digests } else { Vec::new() };
+            for tag in tags {
+                if digests.is_empty() {
+                    rows.push(row(repo, tag, "<none>"));
+                } else {
+                    for d in &digests {
+                        rows.push(row(repo, tag, d));
+                    }
+                }
+            }
+        }
+        for (repo, digests) in &repo_digests {
+            if show_digests {
+                for d in digests {
+                    rows.push(row(repo, "<none>", d));
+                }
+            } else {
+                rows.push(row(repo, "<none>", ""));
+            }
+        }
+    }
+    rows
+}
+
+fn push_group(groups: &mut Vec<(String, Vec<String>)>, key: String, value: String) {
+    match groups.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, v)) => v.push(value),
+        None => groups.push((key, vec![value])),
+    }
+}
+
+fn trunc_id(id: &Digest, no_trunc: bool) -> String {
+    if no_trunc { id.to_string() } else { id.short() }
+}
+
+fn created_since(created: i64, now: i64) -> String {
+    if created == GO_ZERO_UNIX {
+        return String::new();
+    }
+    format!("{} ago", human_duration(since(now, created)))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct LsJson<'a> {
+    containers: &'a str,
+    created_at: String,
+    created_since: String,
+    digest: &'a str,
+    #[serde(rename = "ID")]
+    id: String,
+    repository: &'a str,
+    shared_size: &'a str,
+    size: String,
+    tag: &'a str,
+    unique_size: &'a str,
+    virtual_size: String,
+}
+
+/// Renders `ls` output as the docker 20.10 CLI does.
+pub fn render_ls(rows: &[LsRow], fmt: &LsFormat, now: i64) -> String {
+    if fmt.json {
+        let mut out = String::new();
+        for r in rows {
+            let j = LsJson {
+                containers: "N/A",
+                created_at: go_time_string(r.summary.created),
+                created_since: created_since(r.summary.created, now),
+                digest: &r.digest,
+                id: trunc_id(&r.summary.id, fmt.no_trunc),
+                repository: &r.repository,
+                shared_size: "N/A",
+                size: human_size_with_precision(r.summary.size as f64, 3),
+                tag: &r.tag,
+                unique_size: "N/A",
+                virtual_size: human_size(r.summary.size as f64),
+            };
+            out.push_str(&escape_go_json(
+                &serde_json::to_string(&j).unwrap_or_default(),
+            ));
+            out.push('\n');
+        }
+        return out;
+    }
+    if fmt.quiet {
+        let mut out = String::new();
+        for r in rows {
+            out.push_str(&trunc_id(&r.summary.id, fmt.no_trunc));
+            out.push('\n');
+        }
+        return out;
+    }
+    let mut table: Vec<Vec<String>> = Vec::new();
+    let mut header = vec!["REPOSITORY".to_owned(), "TAG".to_owned()];
+    if fmt.digests {
+        header.push("DIGEST".to_owned());
+    }
+    header.extend(["IMAGE ID", "CREATED", "SIZE"].map(str::to_owned));
+    table.push(header);
+    for r in rows {
+        let mut line = vec![r.repository.clone(), r.tag.clone()];
+        if fmt.digests {
+            line.push(r.digest.clone());
+        }
+        let since = created_since(r.summary.created, now);
+        line.push(trunc_id(&r.summary.id, fmt.no_trunc));
+        line.push(if since.is_empty() {
+            "N/A".to_owned()
+        } else {
+            since
+        });
+        line.push(human_size_with_precision(r.summary.size as f64, 3));
+        table.push(line);
+    }
+    tabwrite(&table)
+}
+
+/// dockerd's `types.ImageInspect`, serialized in dockerd's field order.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Inspect {
+    #[serde(rename = "Id")]
+    id: String,
+    repo_tags: Vec<String>,
+    repo_digests: Vec<String>,
+    parent: String,
+    comment: String,
+    created: String,
+    container: String,
+    container_config: ContainerConfig,
+    docker_version: String,
+    author: String,
+    config: Option<ContainerConfig>,
+    architecture: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    variant: String,
+    os: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    os_version: String,
+    size: i64,
+    virtual_size: i64,
+    graph_driver: GraphDriver,
+    #[serde(rename = "RootFS")]
+    root_fs: RootFsJson,
+    metadata: MetadataJson,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct GraphDriver {
+    data: Option<BTreeMap<String, String>>,
+    name: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct RootFsJson {
+    #[serde(rename = "Type")]
+    fs_type: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    layers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct MetadataJson {
+    last_tag_time: String,
+}
+
+/// dockerd's `ImageInspect` for one image.
+pub fn inspect(store: &Store, id: &Digest) -> Result<Inspect, Error> {
+    let e = store
+        .image(id)
+        .ok_or_else(|| Error::NoSuchImage(id.to_string()))?;
+    let cfg = e.image.config();
+    let mut tags = Vec::new();
+    let mut digests = Vec::new();
+    for r in store.refs().references(id) {
+        if r.tag().is_some() {
+            tags.push(r.familiar_string());
+        } else if r.is_canonical() {
+            digests.push(r.familiar_string());
+        }
+    }
+    let rootfs = cfg.rootfs.as_ref();
+    let os = if cfg.os.is_empty() {
+        "linux"
+    } else {
+        cfg.os.as_str()
+    };
+    let j = Inspect {
+        id: id.to_string(),
+        repo_tags: tags,
+        repo_digests: digests,
+        parent: e.parent.clone().unwrap_or_default(),
+        comment: cfg.comment.clone(),
+        created: cfg
+            .created
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| "0001-01-01T00:00:00Z".to_owned()),
+        container: cfg.container.clone(),
+        container_config: cfg.container_config.clone(),
+        docker_version: cfg.docker_version.clone(),
+        author: cfg.author.clone(),
+        config: cfg.config.clone(),
+        architecture: cfg.architecture.clone(),
+        variant: cfg.variant.clone(),
+        os: os.to_owned(),
+        os_version: cfg.os_version.clone(),
+        size: e.size,
+        virtual_size: e.size,
+        graph_driver: GraphDriver {
+            data: graph_driver_data(store, e.chain_id.as_ref()),
+            name: store.data_root().driver().to_owned(),
+        },
+        root_fs: RootFsJson {
+            fs_type: rootfs.map(|r| r.fs_type.clone()).unwrap_or_default(),
+            layers: rootfs.and_then(|r| r.diff_ids.clone()).unwrap_or_default(),
+        },
+        metadata: MetadataJson {
+            last_tag_time: e
+                .last_updated
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "0001-01-01T00:00:00Z".to_owned()),
+        },
+    };
+    Ok(j)
+}
+
+/// The driver's metadata for a layer: `null` for vfs; overlay2's directories.
+fn graph_driver_data(store: &Store, chain: Option<&Digest>) -> Option<BTreeMap<String, String>> {
+    let layer = store.layers().get(chain?)?;
+    if store.data_root().driver() != "overlay2" {
+        return None;
+    }
+    let home = store.data_root().driver_dir();
+    let dir = home.join(&layer.cache_id);
+    if !dir.is_dir() {
+        return None;
+    }
+    let mut m = BTreeMap::new();
+    let s = |p: std::path::PathBuf| p.to_string_lossy().into_owned();
+    m.insert("MergedDir".to_owned(), s(dir.join("merged")));
+    m.insert("UpperDir".to_owned(), s(dir.join("diff")));
+    m.insert("WorkDir".to_owned(), s(dir.join("work")));
+    if let Ok(lower) = std::fs::read_to_string(dir.join("lower")) {
+        let dirs: Vec<String> = lower
+            .trim()
+            .split(':')
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let link = home.join(l);
+                match std::fs::read_link(&link) {
+                    Ok(target) => s(link.parent().unwrap_or(&home).join(target)),
+                    Err(_) => s(link),
+                }
+            })
+            .collect();
+        if !dirs.is_empty() {
+            m.insert("LowerDir".to_owned(), dirs.join(":"));
+        }
+    }
+    Some(m)
+}
+
+/// Renders `inspect` output: docker's indented JSON array and a newline.
+pub fn render_inspect(values: &[Inspect]) -> String {
+    let buf = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(buf, formatter);
+    if values.serialize(&mut ser).is_err() {
+        return "[]\n".to_owned();
+    }
+    let text = String::from_utf8(ser.into_inner()).unwrap_or_default();
+    let mut out = escape_go_json(&text);
+    out.push('\n');
+    out
+}
+
+/// One entry of dockerd's `ImageHistory`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryItem {
+    /// The image ID for entries that are images of the parent chain, else `<missing>`.
+    pub id: String,
+    /// Unix seconds.
+    pub created: i64,
+    /// `created_by`.
+    pub created_by: String,
+    /// The layer's own size (0 for empty layers).
+    pub size: i64,
+    /// `comment`.
+    pub comment: String,
+    /// Tags of that image.
+    pub tags: Vec<String>,
+}
+
+/// dockerd's `ImageHistory`: newest first, image IDs filled in along the parent chain.
+pub fn history(store: &Store, id: &Digest) -> Result<Vec<HistoryItem>, Error> {
+    let e = store
+        .image(id)
+        .ok_or_else(|| Error::NoSuchImage(id.to_string()))?;
+    let cfg = e.image.config();
+    let chain = store.image_chain(e);
+    let mut items = Vec::new();
+    let mut layer = 0usize;
+    for h in &cfg.history {
+        let mut size = 0;
+        if !h.empty_layer {
+            let c = chain.get(layer).ok_or(Error::TooManyLayers)?;
+            size = store
+                .layers()
+                .get(c)
+                .ok_or(Error::LayerMissing(*c))?
+                .diff_size;
+            layer += 1;
+        }
+        items.push(HistoryItem {
+            id: "<missing>".to_owned(),
+            created: h.created.map(|t| t.unix_secs()).unwrap_or(GO_ZERO_UNIX),
+            created_by: h.created_by.clone(),
+            size,
+            comment: h.comment.clone(),
+            tags: Vec::new(),
+        });
+    }
+    items.reverse();
+    let mut current = Some(*id);
+    for item in &mut items {
+        let Some(cur) = current else { break };
+        item.id = cur.to_string();
+        item.tags = store
+            .refs()
+            .references(&cur)
+            .iter()
+            .filter(|r| r.tag().is_some())
+            .map(Reference::familiar_string)
+            .collect();
+        current = store
+            .image(&cur)
+            .and_then(|e| e.parent_id())
+            .filter(|p| store.image(p).is_some());
+    }
+    Ok(items)
+}
+
+/// How `history` prints.
+#[derive(Debug, Clone)]
+pub struct HistoryFormat {
+    /// `--no-trunc`.
+    pub no_trunc: bool,
+    /// `-H` (default true): human sizes and dates.
+    pub human: bool,
+    /// `-q`.
+    pub quiet: bool,
+    /// `--format json`.
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct HistoryJson {
+    comment: String,
+    created_at: String,
+    created_by: String,
+    created_since: String,
+    #[serde(rename = "ID")]
+    id: String,
+    size: String,
+}
+
+fn trunc_str_id(id: &str, no_trunc: bool) -> String {
+    if no_trunc {
+        return id.to_owned();
+    }
+    let s = id.split_once(':').map(|(_, h)| h).unwrap_or(id);
+    s.chars().take(12).collect()
+}
+
+/// Renders `history` as the docker 20.10 CLI does.
+pub fn render_history(items: &[HistoryItem], fmt: &HistoryFormat, now: i64) -> String {
+    let created_at = |c: i64| rfc3339_utc(c);
+    let created_since = |c: i64| {
+        if fmt.human {
+            format!("{} ago", human_duration(since(now, c)))
+        } else {
+            created_at(c)
+        }
+    };
+    let created_by = |s: &str| {
+        let s = s.replace('\t', " ");
+        if fmt.no_trunc { s } else { ellipsis(&s, 45) }
+    };
+    let size = |n: i64| {
+        if fmt.human {
+            human_size_with_precision(n as f64, 3)
+        } else {
+            n.to_string()
+        }
+    };
+    let mut out = String::new();
+    if fmt.quiet {
+        for i in items {
+            out.push_str(&trunc_str_id(&i.id, fmt.no_trunc));
+            out.push('\n');
+        }
+        return out;
+    }
+    if fmt.json {
+        for i in items {
+            let j = HistoryJson {
+                comment: i.comment.clone(),
+                created_at: created_at(i.created),
+                created_by: created_by(&i.created_by),
+                created_since: created_since(i.created),
+                id: trunc_str_id(&i.id, fmt.no_trunc),
+                size: size(i.size),
+            };
+            out.push_str(&escape_go_json(
+                &serde_json::to_string(&j).unwrap_or_default(),
+            ));
+            out.push('\n');
+        }
+        return out;
+    }
+    let mut table = vec![vec![
+        "IMAGE".to_owned(),
+        "CREATED".to_owned(),
+        "CREATED BY".to_owned(),
+        "SIZE".to_owned(),
+        "COMMENT".to_owned(),
+    ]];
+    for i in items {
+        table.push(vec![
+            trunc_str_id(&i.id, fmt.no_trunc),
+            created_since(i.created),
+            created_by(&i.created_by),
+            size(i.size),
+            i.comment.clone(),
+        ]);
+    }
+    tabwrite(&table)
+}

@@ -1,0 +1,706 @@
+//! [`Store`]: a data root opened the way dockerd opens it, read-only or for writing.
+//!
+//! Opening reads the layer store (`layerdb`), the image configs (`imagedb`) and the reference
+//! store (`repositories.json`) and restores them with dockerd 20.10's rules: a layer whose
+//! metadata does not load is skipped (and so are its children), an image whose config does
+//! not verify or parse, whose OS is not supported, or whose top layer is not loaded is not
+//! restored. Nothing is created, changed or cleaned up by opening; what was skipped is kept
+//! (with the reason) for `fsck`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use digest_set::{Algorithm, Digest, DigestSet, LookupError};
+use image_store::Image;
+use image_store::time::Timestamp;
+use rayon::prelude::*;
+
+use crate::dataroot::{DataRoot, DataRootError, RootLock};
+use crate::reference::{AnyReference, ReferenceError};
+use crate::refstore::{RefStore, RefStoreError};
+
+/// What went wrong opening or using a [`Store`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Finding or locking the data root failed.
+    #[error(transparent)]
+    DataRoot(#[from] DataRootError),
+    /// The reference store failed.
+    #[error(transparent)]
+    RefStore(#[from] RefStoreError),
+    /// An argument is not a valid reference.
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    /// No image matches the argument (dockerd's message).
+    #[error("No such image: {0}")]
+    NoSuchImage(String),
+    /// A short ID matches several images.
+    #[error("{term:?} is ambiguous: it matches {count} images: {}", .candidates.join(", "))]
+    Ambiguous {
+        /// The argument.
+        term: String,
+        /// How many images match.
+        count: usize,
+        /// Some of them (short IDs).
+        candidates: Vec<String>,
+    },
+    /// A delete conflict (dockerd's message).
+    #[error("conflict: unable to delete {short} ({force}) - {message}")]
+    Conflict {
+        /// The image's short ID.
+        short: String,
+        /// `must be forced` or `cannot be forced`.
+        force: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// The layer an image needs is gone.
+    #[error("layer does not exist: {0}")]
+    LayerMissing(Digest),
+    /// A history that names more layers than the image has.
+    #[error("too many non-empty layers in History section")]
+    TooManyLayers,
+    /// The storage driver's content cannot be removed by this tool.
+    #[error("removing layers of storage driver {0:?} is not supported (only vfs and overlay2)")]
+    UnsupportedDriver(String),
+    /// An I/O failure.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+impl From<crate::fsutil::IoFailure> for Error {
+    fn from((op, path, source): crate::fsutil::IoFailure) -> Self {
+        Error::Io { op, path, source }
+    }
+}
+
+/// How to open a store.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// The data root.
+    pub root: PathBuf,
+    /// The storage driver; `None` picks the only one present (or `vfs`).
+    pub driver: Option<String>,
+    /// Open for writing: take the exclusive lock instead of the shared one.
+    pub write: bool,
+}
+
+/// A layer loaded from `layerdb/sha256/<chain-id>/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layer {
+    /// The chain ID (the directory name).
+    pub chain_id: Digest,
+    /// The `diff` file: the digest of the layer's own tar stream.
+    pub diff_id: Digest,
+    /// The `size` file: the layer's own content size.
+    pub diff_size: i64,
+    /// The size of the whole chain (this layer and its parents).
+    pub size: i64,
+    /// The `cache-id`: the driver's ID for the content.
+    pub cache_id: String,
+    /// The parent chain ID, if any.
+    pub parent: Option<Digest>,
+    /// The layer directory.
+    pub dir: PathBuf,
+}
+
+/// A layer directory that did not load, and why (dockerd logs these and skips them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadLayer {
+    /// The chain ID from the directory name.
+    pub chain_id: Digest,
+    /// The directory.
+    pub dir: PathBuf,
+    /// Why it did not load.
+    pub reason: String,
+}
+
+/// A restored image.
+#[derive(Debug, Clone)]
+pub struct ImageEntry {
+    /// The config, its bytes and typed model.
+    pub image: Image,
+    /// The `parent` metadata as dockerd reads it (any string, unvalidated); `None` if unset.
+    pub parent: Option<String>,
+    /// The `lastUpdated` metadata; `None` if unset or unparsable.
+    pub last_updated: Option<Timestamp>,
+    /// The top layer's chain ID, `None` for an image without layers.
+    pub chain_id: Option<Digest>,
+    /// The size of the top layer's chain (0 without layers).
+    pub size: i64,
+}
+
+impl ImageEntry {
+    /// The image ID.
+    pub fn id(&self) -> Digest {
+        self.image.id().0
+    }
+
+    /// `created` as Unix seconds (Go's zero time when absent).
+    pub fn created_unix(&self) -> i64 {
+        self.image
+            .config()
+            .created
+            .map(|t| t.unix_secs())
+            .unwrap_or(GO_ZERO_UNIX)
+    }
+
+    /// The parent ID if the metadata names a valid digest.
+    pub fn parent_id(&self) -> Option<Digest> {
+        self.parent.as_deref().and_then(|p| p.parse().ok())
+    }
+}
+
+/// Unix seconds of Go's zero time.
+pub const GO_ZERO_UNIX: i64 = -62_135_596_800;
+
+/// An image config that was not restored, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedImage {
+    /// The image ID (file name).
+    pub id: Digest,
+    /// The config file.
+    pub path: PathBuf,
+    /// What is wrong.
+    pub kind: SkipKind,
+}
+
+/// Why an image was not restored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipKind {
+    /// The config could not be read.
+    Unreadable(String),
+    /// The config does not hash to its name.
+    Verify(Digest),
+    /// The config does not parse as an image config.
+    Invalid(String),
+    /// The OS in the config is not supported here.
+    Os(String),
+    /// Its top layer is not loaded.
+    LayerMissing(Digest),
+}
+
+/// A data root opened and restored.
+#[derive(Debug)]
+pub struct Store {
+    root: DataRoot,
+    _lock: Option<RootLock>,
+    refs: RefStore,
+    layers: BTreeMap<Digest, Layer>,
+    bad_layers: Vec<BadLayer>,
+    layer_names: Vec<(PathBuf, String)>,
+    mount_parents: Vec<(PathBuf, Option<Digest>)>,
+    images: BTreeMap<Digest, ImageEntry>,
+    skipped: Vec<SkippedImage>,
+    content_names: Vec<(PathBuf, String)>,
+    children: HashMap<Digest, BTreeSet<Digest>>,
+    ids: DigestSet,
+    write: bool,
+}
+
+/// Reads a small file; `Ok(None)` when it does not exist.
+fn read_opt(path: &Path) -> Result<Option<Vec<u8>>, String> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("read {}: {e}", path.display())),
+    }
+}
+
+fn is_hex64(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+}
+
+/// The raw files of one layer directory.
+struct RawLayer {
+    dir: PathBuf,
+    parsed: Result<(Digest, i64, String, Option<Digest>), String>,
+}
+
+fn read_raw_layer(dir: &Path) -> Result<(Digest, i64, String, Option<Digest>), String> {
+    let req = |name: &str| -> Result<Vec<u8>, String> {
+        read_opt(&dir.join(name))?.ok_or_else(|| format!("{} is missing", dir.join(name).display()))
+    };
+    let diff = req("diff")?;
+    let diff = String::from_utf8_lossy(&diff);
+    let diff_id: Digest = diff
+        .trim()
+        .parse()
+        .map_err(|e| format!("failed to get diff id: {}: {e}", dir.join("diff").display()))?;
+    let size = req("size")?;
+    // dockerd: strconv.ParseInt on the raw bytes, no trimming.
+    let size: i64 = std::str::from_utf8(&size)
+        .ok()
+        .and_then(|s| match s.strip_prefix('+') {
+            Some(rest) => rest.parse().ok(),
+            None => s.parse().ok(),
+        })
+        .ok_or_else(|| {
+            format!(
+                "failed to get size: {} holds {:?}, not a decimal number",
+                dir.join("size").display(),
+                String::from_utf8_lossy(&size)
+            )
+        })?;
+    let cache = req("cache-id")?;
+    let cache_id = String::from_utf8_lossy(&cache).trim().to_owned();
+    if cache_id.is_empty() {
+        return Err(format!(
+            "failed to get cache id: {} is empty",
+            dir.join("cache-id").display()
+        ));
+    }
+    let parent = match read_opt(&dir.join("parent"))? {
+        None => None,
+        Some(p) => Some(
+            String::from_utf8_lossy(&p)
+                .trim()
+                .parse::<Digest>()
+                .map_err(|e| {
+                    format!(
+                        "failed to get parent: {}: {e}",
+                        dir.join("parent").display()
+                    )
+                })?,
+        ),
+    };
+    if let Some(d) = read_opt(&dir.join("descriptor.json"))?
+        && serde_json::from_slice::<serde_json::Value>(&d).is_err()
+    {
+        return Err(format!(
+            "failed to get descriptor: {} is not JSON",
+            dir.join("descriptor.json").display()
+        ));
+    }
+    Ok((diff_id, size, cache_id, parent))
+}
+
+fn list_dir(dir: &Path) -> Result<Vec<(String, PathBuf, bool)>, Error> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(Error::Io {
+                op: "read directory",
+                path: dir.to_owned(),
+                source: e,
+            });
+        }
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::Io {
+            op: "read directory",
+            path: dir.to_owned(),
+            source: e,
+        })?;
+        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        out.push((
+            entry.file_name().to_string_lossy().into_owned(),
+            entry.path(),
+            is_dir,
+        ));
+    }
+    out.sort();
+    Ok(out)
+}
+
+impl Store {
+    /// Opens and restores a data root. Read-only opens take a shared lock and change nothing;
+    /// write opens take the exclusive lock.
+    pub fn open(opts: &OpenOptions) -> Result<Store, Error> {
+        let root = DataRoot::open(opts.root.clone(), opts.driver.as_deref(), false)?;
+        let lock = root.lock(opts.write)?;
+        let refs = RefStore::load(&root.repositories_json())?;
+        let mut store = Store {
+            root,
+            _lock: lock,
+            refs,
+            layers: BTreeMap::new(),
+            bad_layers: Vec::new(),
+            layer_names: Vec::new(),
+            mount_parents: Vec::new(),
+            images: BTreeMap::new(),
+            skipped: Vec::new(),
+            content_names: Vec::new(),
+            children: HashMap::new(),
+            ids: DigestSet::new(),
+            write: opts.write,
+        };
+        store.load_layers()?;
+        store.load_images()?;
+        Ok(store)
+    }
+
+    fn load_layers(&mut self) -> Result<(), Error> {
+        let layerdb = self.root.layerdb_dir();
+        let sha_dir = layerdb.join("sha256");
+        let mut candidates = Vec::new();
+        for (name, path, is_dir) in list_dir(&sha_dir)? {
+            if is_dir && is_hex64(&name) {
+                if let Ok(d) = Digest::from_hex(Algorithm::Sha256, &name) {
+                    candidates.push((d, path));
+                }
+            } else {
+                self.layer_names.push((path, name));
+            }
+        }
+        for (name, path, _) in list_dir(&layerdb.join("tmp"))? {
+            self.layer_names.push((path, format!("tmp/{name}")));
+        }
+        for (name, path, is_dir) in list_dir(&layerdb)? {
+            if !matches!(name.as_str(), "sha256" | "tmp" | "mounts") || !is_dir {
+                self.layer_names.push((path, name));
+            }
+        }
+        for (_, path, is_dir) in list_dir(&layerdb.join("mounts"))? {
+            if !is_dir {
+                continue;
+            }
+            let parent = read_opt(&path.join("parent"))
+                .ok()
+                .flatten()
+                .and_then(|p| String::from_utf8_lossy(&p).trim().parse().ok());
+            self.mount_parents.push((path, parent));
+        }
+        let raw: HashMap<Digest, RawLayer> = candidates
+            .into_par_iter()
+            .map(|(d, dir)| {
+                let parsed = read_raw_layer(&dir);
+                (d, RawLayer { dir, parsed })
+            })
+            .collect();
+        // Resolve chains, memoised, iteratively (cycles and deep chains cannot overflow).
+        let mut result: HashMap<Digest, Result<Layer, String>> = HashMap::new();
+        let mut keys: Vec<Digest> = raw.keys().copied().collect();
+        keys.sort();
+        for key in keys {
+            if result.contains_key(&key) {
+                continue;
+            }
+            let mut stack = vec![key];
+            let mut on_stack: BTreeSet<Digest> = BTreeSet::from([key]);
+            while let Some(&top) = stack.last() {
+                let entry = match raw.get(&top) {
+                    Some(r) => r,
+                    None => {
+                        // Unreachable: only parents are pushed after a check.
+                        stack.pop();
+                        continue;
+                    }
+                };
+                let outcome: Option<Result<Layer, String>> = match &entry.parsed {
+                    Err(e) => Some(Err(e.clone())),
+                    Ok((diff_id, diff_size, cache_id, parent)) => {
+                        let layer = |size| Layer {
+                            chain_id: top,
+                            diff_id: *diff_id,
+                            diff_size: *diff_size,
+                            size,
+                            cache_id: cache_id.clone(),
+                            parent: *parent,
+                            dir: entry.dir.clone(),
+                        };
+                        match parent {
+                            None => Some(Ok(layer(*diff_size))),
+                            Some(p) => match result.get(p) {
+                                Some(Ok(pl)) => Some(Ok(layer(pl.size.saturating_add(*diff_size)))),
+                                Some(Err(_)) => Some(Err(format!(
+                                    "its parent layer {} did not load",
+                                    p.short()
+                                ))),
+                                None if !raw.contains_key(p) => Some(Err(format!(
+                                    "its parent layer {} does not exist",
+                                    p.short()
+                                ))),
+                                None if on_stack.contains(p) => Some(Err(format!(
+                                    "its parent chain loops through layer {}",
+                                    p.short()
+                                ))),
+                                None => {
+                                    stack.push(*p);
+                                    on_stack.insert(*p);
+                                    None
+                                }
+                            },
+                        }
+                    }
+                };
+                if let Some(outcome) = outcome {
+                    stack.pop();
+                    on_stack.remove(&top);
+                    result.insert(top, outcome);
+                }
+            }
+        }
+        for (d, r) in result {
+            match r {
+                Ok(l) => {
+                    self.layers.insert(d, l);
+                }
+                Err(reason) => {
+                    let dir = raw.get(&d).map(|r| r.dir.clone()).unwrap_or_default();
+                    self.bad_layers.push(BadLayer {
+                        chain_id: d,
+                        dir,
+                        reason,
+                    });
+                }
+            }
+        }
+        self.bad_layers.sort_by_key(|a| a.chain_id);
+        Ok(())
+    }
+
+    fn load_images(&mut self) -> Result<(), Error> {
+        let imagedb = self.root.imagedb_dir();
+        let content = imagedb.join("content").join("sha256");
+        let meta = imagedb.join("metadata").join("sha256");
+        let mut candidates = Vec::new();
+        for (name, path, _) in list_dir(&content)? {
+            match Digest::from_hex(Algorithm::Sha256, &name) {
+                Ok(d) => candidates.push((d, path)),
+                Err(_) => self.content_names.push((path, name)),
+            }
+        }
+        let loaded: Vec<Result<ImageEntry, Box<SkippedImage>>> = candidates
+            .into_par_iter()
+            .map(|(id, path)| {
+                let skip = |kind| {
+                    Box::new(SkippedImage {
+                        id,
+                        path: path.clone(),
+                        kind,
+                    })
+                };
+                let raw =
+                    std::fs::read(&path).map_err(|e| skip(SkipKind::Unreadable(e.to_string())))?;
+                let actual = Digest::sha256(&raw);
+                if actual != id {
+                    return Err(skip(SkipKind::Verify(actual)));
+                }
+                let image = Image::from_verified_bytes(image_store::ImageId(id), raw)
+                    .map_err(|e| skip(SkipKind::Invalid(e.to_string())))?;
+                if !image.is_os_supported() {
+                    return Err(skip(SkipKind::Os(image.config().os.clone())));
+                }
+                let mdir = meta.join(id.hex());
+                let parent = read_opt(&mdir.join("parent"))
+                    .ok()
+                    .flatten()
+                    .map(|b| String::from_utf8_lossy(&b).into_owned());
+                let last_updated =
+                    read_opt(&mdir.join("lastUpdated"))
+                        .ok()
+                        .flatten()
+                        .and_then(|b| {
+                            image_store::time::parse_rfc3339(&String::from_utf8_lossy(&b)).ok()
+                        });
+                let chain_id = image.chain_id().map(|c| c.0);
+                Ok(ImageEntry {
+                    image,
+                    parent,
+                    last_updated,
+                    chain_id,
+                    size: 0,
+                })
+            })
+            .collect();
+        for r in loaded {
+            match r {
+                Ok(mut e) => {
+                    if let Some(c) = e.chain_id {
+                        match self.layers.get(&c) {
+                            Some(l) => e.size = l.size,
+                            None => {
+                                self.skipped.push(SkippedImage {
+                                    id: e.id(),
+                                    path: content.join(e.id().hex()),
+                                    kind: SkipKind::LayerMissing(c),
+                                });
+                                continue;
+                            }
+                        }
+                    }
+                    self.ids.insert(e.id());
+                    self.images.insert(e.id(), e);
+                }
+                Err(s) => self.skipped.push(*s),
+            }
+        }
+        self.skipped.sort_by_key(|a| a.id);
+        // Pass 2: children of restored parents.
+        let links: Vec<(Digest, Digest)> = self
+            .images
+            .values()
+            .filter_map(|e| e.parent_id().map(|p| (p, e.id())))
+            .filter(|(p, _)| self.images.contains_key(p))
+            .collect();
+        for (p, c) in links {
+            self.children.entry(p).or_default().insert(c);
+        }
+        Ok(())
+    }
+
+    /// The data root.
+    pub fn data_root(&self) -> &DataRoot {
+        &self.root
+    }
+
+    /// The reference store.
+    pub fn refs(&self) -> &RefStore {
+        &self.refs
+    }
+
+    /// Restored images by ID.
+    pub fn images(&self) -> &BTreeMap<Digest, ImageEntry> {
+        &self.images
+    }
+
+    /// A restored image.
+    pub fn image(&self, id: &Digest) -> Option<&ImageEntry> {
+        self.images.get(id)
+    }
+
+    /// Loaded layers by chain ID.
+    pub fn layers(&self) -> &BTreeMap<Digest, Layer> {
+        &self.layers
+    }
+
+    /// Layer directories that did not load.
+    pub fn bad_layers(&self) -> &[BadLayer] {
+        &self.bad_layers
+    }
+
+    /// Image configs that were not restored.
+    pub fn skipped_images(&self) -> &[SkippedImage] {
+        &self.skipped
+    }
+
+    /// Entries of `imagedb/content/sha256` that are not image IDs (temp files...).
+    pub fn stray_content(&self) -> &[(PathBuf, String)] {
+        &self.content_names
+    }
+
+    /// Entries of `layerdb` that are not layers (`-removing` dirs, `tmp/` leftovers...).
+    pub fn stray_layer_entries(&self) -> &[(PathBuf, String)] {
+        &self.layer_names
+    }
+
+    /// RW mounts and the layer each names as parent.
+    pub fn mounts(&self) -> &[(PathBuf, Option<Digest>)] {
+        &self.mount_parents
+    }
+
+    /// The restored children of a restored image, sorted.
+    pub fn children(&self, id: &Digest) -> Vec<Digest> {
+        self.children
+            .get(id)
+            .map(|c| c.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Tagged and digest references of an image, familiar strings, sorted as dockerd sorts.
+    pub fn repo_tags_digests(&self, id: &Digest) -> (Vec<String>, Vec<String>) {
+        let mut tags = Vec::new();
+        let mut digests = Vec::new();
+        for r in self.refs.references(id) {
+            if r.is_canonical() {
+                digests.push(r.familiar_string());
+            }
+            if r.tag().is_some() {
+                tags.push(r.familiar_string());
+            }
+        }
+        (tags, digests)
+    }
+
+    /// Resolves an image argument as dockerd does: a full ID, then a reference, then a unique
+    /// short-ID prefix.
+    pub fn resolve(&self, arg: &str) -> Result<Digest, Error> {
+        let parsed = AnyReference::parse(arg)?;
+        let not_found = || {
+            Error::NoSuchImage(match &parsed {
+                AnyReference::Id(d) => d.to_string(),
+                AnyReference::Named(r) => r.clone().with_default_tag().familiar_string(),
+            })
+        };
+        match &parsed {
+            AnyReference::Id(d) => {
+                return if self.images.contains_key(d) {
+                    Ok(*d)
+                } else {
+                    Err(not_found())
+                };
+            }
+            AnyReference::Named(r) => {
+                if let Some(id) = self.refs.get(r)
+                    && self.images.contains_key(&id)
+                {
+                    return Ok(id);
+                }
+            }
+        }
+        match self.ids.lookup(arg) {
+            Ok(d) => Ok(d),
+            Err(LookupError::Ambiguous {
+                count, candidates, ..
+            }) => Err(Error::Ambiguous {
+                term: arg.to_owned(),
+                count,
+                candidates: candidates.iter().map(|c| c.short()).collect(),
+            }),
+            Err(_) => Err(not_found()),
+        }
+    }
+
+    /// The chain IDs of an image's layers, bottom first.
+    pub fn image_chain(&self, e: &ImageEntry) -> Vec<Digest> {
+        let mut out = Vec::new();
+        let mut chain: Option<layer_store::ChainId> = None;
+        for d in e.image.diff_ids() {
+            let next = match chain {
+                None => layer_store::ChainId(d.0),
+                Some(c) => c.then(&d),
+            };
+            out.push(next.0);
+            chain = Some(next);
+        }
+        out
+    }
+
+    /// True when the store was opened for writing.
+    pub fn is_writable(&self) -> bool {
+        self.write
+    }
+
+    pub(crate) fn refs_mut(&mut self) -> &mut RefStore {
+        &mut self.refs
+    }
+
+    pub(crate) fn children_map_mut(&mut self) -> &mut HashMap<Digest, BTreeSet<Digest>> {
+        &mut self.children
+    }
+
+    pub(crate) fn images_mut(&mut self) -> &mut BTreeMap<Digest, ImageEntry> {
+        &mut self.images
+    }
+
+    pub(crate) fn layers_mut(&mut self) -> &mut BTreeMap<Digest, Layer> {
+        &mut self.layers
+    }
+
+    pub(crate) fn ids_mut(&mut self) -> &mut DigestSet {
+        &mut self.ids
+    }
+}

@@ -1,0 +1,69 @@
+//! `tree`: the parent/child graph of restored images, drawn with box-drawing characters.
+
+use digest_set::Digest;
+
+use crate::gofmt::human_size_with_precision;
+use crate::store::Store;
+
+/// Draws the graph. With `root`, only that image and its descendants; otherwise every image
+/// whose parent is not restored starts a tree. Siblings are ordered oldest first.
+///
+/// Each line: `<short id> <tags or <none>> <size>`, e.g.
+/// `└── 2c8eeb116eab peer/child:1 97B`.
+pub fn render_tree(store: &Store, root: Option<Digest>, no_trunc: bool) -> String {
+    let mut roots: Vec<Digest> = match root {
+        Some(r) => vec![r],
+        None => store
+            .images()
+            .values()
+            .filter(|e| e.parent_id().is_none_or(|p| store.image(&p).is_none()))
+            .map(|e| e.id())
+            .collect(),
+    };
+    sort_by_created(store, &mut roots);
+    let mut out = String::new();
+    for r in roots {
+        // Iterative DFS: (id, prefix for children, connector for this line)
+        let mut stack: Vec<(Digest, String, String)> = vec![(r, String::new(), String::new())];
+        let mut seen = std::collections::HashSet::new();
+        while let Some((id, prefix, connector)) = stack.pop() {
+            out.push_str(&connector);
+            out.push_str(&line(store, &id, no_trunc));
+            out.push('\n');
+            if !seen.insert(id) {
+                continue;
+            }
+            let mut kids = store.children(&id);
+            sort_by_created(store, &mut kids);
+            let n = kids.len();
+            for (i, k) in kids.into_iter().enumerate().rev() {
+                let last = i + 1 == n;
+                let conn = format!("{prefix}{}", if last { "└── " } else { "├── " });
+                let next = format!("{prefix}{}", if last { "    " } else { "│   " });
+                stack.push((k, next, conn));
+            }
+        }
+    }
+    out
+}
+
+fn sort_by_created(store: &Store, ids: &mut [Digest]) {
+    ids.sort_by_key(|id| (store.image(id).map(|e| e.created_unix()).unwrap_or(0), *id));
+}
+
+fn line(store: &Store, id: &Digest, no_trunc: bool) -> String {
+    let (tags, digests) = store.repo_tags_digests(id);
+    let names = if !tags.is_empty() {
+        tags.join(", ")
+    } else if !digests.is_empty() {
+        digests.join(", ")
+    } else {
+        "<none>".to_owned()
+    };
+    let size = store.image(id).map(|e| e.size).unwrap_or(0);
+    let shown = if no_trunc { id.to_string() } else { id.short() };
+    format!(
+        "{shown} {names} {}",
+        human_size_with_precision(size as f64, 3)
+    )
+}

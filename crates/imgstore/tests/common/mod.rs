@@ -1,0 +1,73 @@
+//! Shared helpers for imgstore's tests: fixture roots and running the binary.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository's `tests/fixtures` directory.
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+/// The four dockerd 20.10 fixture names.
+pub const FIXTURES: [&str; 4] = [
+    "dockerroot-01-after-load",
+    "dockerroot-02-after-build",
+    "dockerroot-04-after-partial-rm",
+    "dockerroot-05-after-full-rm",
+];
+
+/// Extracts `dockerd-20.10/<name>.tar.gz` into a fresh temp dir; returns (guard, data root).
+pub fn extract(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tgz = fixtures_dir().join("dockerd-20.10").join(format!("{name}.tar.gz"));
+    let file = std::fs::File::open(&tgz).expect("fixture tarball");
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    archive.set_preserve_permissions(true);
+    archive.unpack(dir.path()).expect("unpack fixture");
+    let root = dir.path().join(name);
+    (dir, root)
+}
+
+/// The expected output file `dockerd-20.10/<name>.expected/<file>`.
+pub fn expected(name: &str, file: &str) -> String {
+    let p = fixtures_dir()
+        .join("dockerd-20.10")
+        .join(format!("{name}.expected"))
+        .join(file);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+}
+
+/// Runs `imgstore --data-root <root> <args>`.
+pub fn run(root: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_imgstore"))
+        .arg("--data-root")
+        .arg(root)
+        .args(args)
+        .env_remove("IMGSTORE_NOW")
+        .output()
+        .expect("run imgstore")
+}
+
+/// Runs with a fixed "now".
+pub fn run_at(root: &Path, now: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_imgstore"))
+        .arg("--data-root")
+        .arg(root)
+        .args(args)
+        .env("IMGSTORE_NOW", now)
+        .output()
+        .expect("run imgstore")
+}
+
+/// Stdout of a successful run.
+pub fn stdout_ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "imgstore failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).expect("utf-8 stdout")
+}

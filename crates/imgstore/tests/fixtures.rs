@@ -1,0 +1,269 @@
+//! `ls`, `inspect`, `history`, `tree` and `fsck` on every dockerd 20.10 fixture root, compared
+//! with what dockerd and the docker CLI printed for the same root (`*.expected/`).
+
+mod common;
+
+use common::{FIXTURES, expected, extract, run, run_at, stdout_ok};
+use serde_json::Value;
+
+/// JSON lines as sorted values, with `CreatedSince` removed (it depends on "now").
+fn json_lines_without_since(text: &str) -> Vec<Value> {
+    let mut v: Vec<Value> = text
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).expect("json line");
+            if let Some(o) = v.as_object_mut() {
+                o.remove("CreatedSince");
+            }
+            v
+        })
+        .collect();
+    v.sort_by_key(|x| x.to_string());
+    v
+}
+
+fn sorted_lines(text: &str) -> Vec<String> {
+    let mut v: Vec<String> = text.lines().map(str::to_owned).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn ls_json_matches_dockerd_for_every_fixture() {
+    for name in FIXTURES {
+        let (_guard, root) = extract(name);
+        for (file, args) in [
+            ("ls.json", vec!["ls", "--no-trunc", "--format", "{{json .}}"]),
+            ("ls-a.json", vec!["ls", "-a", "--no-trunc", "--format", "json"]),
+            (
+                "ls-a-digests.json",
+                vec!["ls", "-a", "--digests", "--no-trunc", "--format", "json"],
+            ),
+        ] {
+            let out = stdout_ok(&run(&root, &args));
+            let want = expected(name, file);
+            assert_eq!(
+                json_lines_without_since(&out),
+                json_lines_without_since(&want),
+                "{name} {file}"
+            );
+            // Byte-level: same keys in the same order, same Go escaping.
+            let strip = |s: &str| -> Vec<String> {
+                let mut v: Vec<String> = s
+                    .lines()
+                    .map(|l| {
+                        let i = l.find("\"CreatedSince\"").expect("CreatedSince key");
+                        let j = l[i..].find(",\"Digest\"").expect("Digest key") + i;
+                        format!("{}{}", &l[..i], &l[j + 1..])
+                    })
+                    .collect();
+                v.sort();
+                v
+            };
+            assert_eq!(strip(&out), strip(&want), "{name} {file} bytes");
+        }
+    }
+}
+
+#[test]
+fn ls_json_created_since_with_fixed_clock() {
+    // dockerd-20.10 fixture 02 was listed at about 02:26:30 UTC.
+    let name = "dockerroot-02-after-build";
+    let (_guard, root) = extract(name);
+    let out = stdout_ok(&run_at(
+        &root,
+        "2026-11-30T02:26:30Z",
+        &["ls", "-a", "--no-trunc", "--format", "json"],
+    ));
+    assert_eq!(sorted_lines(&out), sorted_lines(&expected(name, "ls-a.json")));
+}
+
+#[test]
+fn inspect_matches_dockerd_byte_for_byte() {
+    for name in FIXTURES {
+        let (_guard, root) = extract(name);
+        let ids = stdout_ok(&run(&root, &["ls", "-a", "-q", "--no-trunc"]));
+        let mut ids: Vec<&str> = ids.lines().collect();
+        ids.sort();
+        ids.dedup();
+        let want = expected(name, "inspect.json");
+        if ids.is_empty() {
+            assert_eq!(want, "[]\n");
+            continue;
+        }
+        let mut args = vec!["inspect"];
+        args.extend(ids.iter().copied());
+        let out = stdout_ok(&run(&root, &args));
+        assert_eq!(out, want, "{name} inspect");
+    }
+}
+
+#[test]
+fn inspect_by_reference_and_short_id() {
+    let name = "dockerroot-02-after-build";
+    let (_guard, root) = extract(name);
+    let by_tag = stdout_ok(&run(&root, &["inspect", "peer/child:1"]));
+    let by_short = stdout_ok(&run(&root, &["inspect", "2c8e"]));
+    let by_full = stdout_ok(&run(
+        &root,
+        &["inspect", "sha256:2c8eeb116eab69faa88d6672e0cb055ccb79d72546b28882234dd3acc54c4625"],
+    ));
+    assert_eq!(by_tag, by_short);
+    assert_eq!(by_tag, by_full);
+    let v: Value = serde_json::from_str(&by_tag).expect("json");
+    assert_eq!(v[0]["RepoTags"][0], "peer/child:1");
+    // `base` means base:latest.
+    let base = stdout_ok(&run(&root, &["inspect", "base"]));
+    let v: Value = serde_json::from_str(&base).expect("json");
+    assert_eq!(
+        v[0]["Id"],
+        "sha256:7db95e6e4fe3a141e68c2ff6cc0267d1fb63728cf6b9fa326a05ecb3b43ea6fe"
+    );
+    // Not found: the found ones are printed, the error goes to stderr, exit 1.
+    let out = run(&root, &["inspect", "base", "nosuch"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v.as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "imgstore: No such image: nosuch:latest\n"
+    );
+}
+
+#[test]
+fn table_output_like_docker() {
+    let name = "dockerroot-02-after-build";
+    let (_guard, root) = extract(name);
+    let out = stdout_ok(&run_at(&root, "2026-11-30T02:26:30Z", &["ls"]));
+    assert_eq!(
+        out,
+        "REPOSITORY          TAG                 IMAGE ID            CREATED             SIZE\n\
+         peer/child          1                   2c8eeb116eab        8 minutes ago       97B\n\
+         base                latest              7db95e6e4fe3        9 minutes ago       80B\n\
+         peer/base           v1                  7db95e6e4fe3        9 minutes ago       80B\n"
+    );
+    let q = stdout_ok(&run(&root, &["images", "-q"]));
+    assert_eq!(q, "2c8eeb116eab\n7db95e6e4fe3\n7db95e6e4fe3\n");
+    let all = stdout_ok(&run(&root, &["ls", "-a", "-q"]));
+    assert_eq!(all.lines().count(), 5);
+}
+
+#[test]
+fn ls_filters() {
+    let name = "dockerroot-02-after-build";
+    let (_guard, root) = extract(name);
+    let q = |args: &[&str]| {
+        let mut a = vec!["ls", "-q"];
+        a.extend_from_slice(args);
+        stdout_ok(&run(&root, &a))
+    };
+    assert_eq!(q(&["--filter", "reference=peer/*"]), "2c8eeb116eab\n7db95e6e4fe3\n");
+    assert_eq!(q(&["--filter", "reference=base"]), "7db95e6e4fe3\n");
+    assert_eq!(q(&["-a", "--filter", "dangling=true"]), "");
+    assert_eq!(q(&["-a", "--filter", "dangling=false"]).lines().count(), 3);
+    assert_eq!(q(&["--filter", "label=stage=child"]), "2c8eeb116eab\n");
+    let bad = run(&root, &["ls", "--filter", "dangling=maybe"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&bad.stderr),
+        "imgstore: Invalid filter 'dangling=maybe'\n"
+    );
+}
+
+#[test]
+fn ls_digests_table_for_fixture_04() {
+    let name = "dockerroot-04-after-partial-rm";
+    let (_guard, root) = extract(name);
+    let out = stdout_ok(&run_at(&root, "2026-11-30T02:27:00Z", &["ls", "--digests"]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("REPOSITORY            TAG                 DIGEST"));
+    assert!(lines[1].starts_with(
+        "127.0.0.1:5000/test   1                   sha256:55cedde171f6c6f7dd4a001c6cb59c52e635d0ddd301641a4f2f9733fe7bafe7   7db95e6e4fe3"
+    ));
+    assert!(lines[2].starts_with("peer/base             v1                  <none>"));
+}
+
+#[test]
+fn history_follows_dockerd() {
+    let name = "dockerroot-02-after-build";
+    let (_guard, root) = extract(name);
+    let out = stdout_ok(&run_at(
+        &root,
+        "2026-11-30T02:26:30Z",
+        &["history", "peer/child:1"],
+    ));
+    let want = "\
+IMAGE               CREATED             CREATED BY                                      SIZE                COMMENT
+2c8eeb116eab        8 minutes ago       /bin/sh -c #(nop)  ENV FOO=bar                  0B                  
+8198421c8dc5        8 minutes ago       /bin/sh -c #(nop)  LABEL stage=child            0B                  
+2beca2958a48        8 minutes ago       /bin/sh -c #(nop) COPY file:7b622272c0d090ba…   17B                 
+7db95e6e4fe3        9 minutes ago       umoci config                                    0B                  
+<missing>           9 minutes ago       umoci repack                                    19B                 
+<missing>           9 minutes ago       umoci repack                                    30B                 
+<missing>           9 minutes ago       umoci repack                                    31B                 
+";
+    assert_eq!(out, want);
+    let q = stdout_ok(&run(&root, &["history", "-q", "--no-trunc", "base"]));
+    assert_eq!(
+        q,
+        "sha256:7db95e6e4fe3a141e68c2ff6cc0267d1fb63728cf6b9fa326a05ecb3b43ea6fe\n<missing>\n<missing>\n<missing>\n"
+    );
+    let raw = stdout_ok(&run(&root, &["history", "-H=false", "--format", "json", "base"]));
+    let first: Value = serde_json::from_str(raw.lines().next().expect("line")).expect("json");
+    assert_eq!(first["CreatedAt"], "2026-11-30T02:16:59Z");
+    assert_eq!(first["Size"], "0");
+}
+
+#[test]
+fn tree_draws_the_graph() {
+    let name = "dockerroot-02-after-build";
+    let (_guard, root) = extract(name);
+    let out = stdout_ok(&run(&root, &["tree"]));
+    assert_eq!(
+        out,
+        "7db95e6e4fe3 base:latest, peer/base:v1 80B\n\
+         └── 2beca2958a48 <none> 97B\n    \
+         └── 8198421c8dc5 <none> 97B\n        \
+         └── 2c8eeb116eab peer/child:1 97B\n"
+    );
+    let sub = stdout_ok(&run(&root, &["tree", "8198"]));
+    assert_eq!(sub, "8198421c8dc5 <none> 97B\n└── 2c8eeb116eab peer/child:1 97B\n");
+}
+
+#[test]
+fn fsck_finds_every_fixture_healthy() {
+    for name in FIXTURES {
+        let (_guard, root) = extract(name);
+        let out = run(&root, &["fsck"]);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", String::from_utf8_lossy(&out.stdout));
+    }
+}
+
+#[test]
+fn errors_are_one_line_and_exit_1() {
+    let name = "dockerroot-02-after-build";
+    let (_guard, root) = extract(name);
+    for args in [
+        vec!["inspect", "Bad:Ref"],
+        vec!["history", "nosuch"],
+        vec!["tag", "nosuch", "x"],
+        vec!["tag", "base", "Bad"],
+        vec!["rm", "nosuch"],
+        vec!["ls", "--format", "yaml"],
+        vec!["frobnicate"],
+        vec!["inspect"],
+        vec!["tree", ""],
+        vec!["inspect", ""],
+        vec!["inspect", "sha256:"],
+        vec!["inspect", "@@@"],
+    ] {
+        let out = run(&root, &args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("imgstore: "), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+    let out = run(std::path::Path::new("/nonexistent/root"), &["ls"]);
+    assert_eq!(out.status.code(), Some(1));
+}
