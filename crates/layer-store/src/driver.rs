@@ -29,6 +29,17 @@ pub enum DriverError {
         /// Why it is rejected.
         reason: String,
     },
+    /// Reading or applying layer content failed (bad tar stream, refused member, I/O).
+    #[error(transparent)]
+    Content(Box<crate::content::ContentError>),
+    /// The driver cannot do this (e.g. [`NullDriver`] keeps no files to read back).
+    #[error("the {driver} driver does not support {operation}")]
+    Unsupported {
+        /// The driver's name.
+        driver: String,
+        /// The operation.
+        operation: &'static str,
+    },
     /// Any other failure.
     #[error("driver error: {0}")]
     Other(String),
@@ -47,6 +58,46 @@ pub trait Driver: Send + Sync + fmt::Debug {
     /// Removes the content of layer `cache_id`. Removing content that does not exist is not
     /// an error.
     fn remove(&self, cache_id: &str) -> Result<(), DriverError>;
+
+    /// Applies the members of a layer's tar stream to the (freshly created) content of
+    /// `cache_id` and returns the layer's size (see
+    /// [`DiffSummary::size`](crate::content::DiffSummary::size)). The default keeps nothing:
+    /// it reads the members through (so the stream is still hashed and its tar-split recorded).
+    fn apply_diff(
+        &self,
+        cache_id: &str,
+        diff: &mut crate::content::DiffStream<'_>,
+    ) -> Result<u64, DriverError> {
+        let _ = cache_id;
+        while diff
+            .next_entry()
+            .map_err(|e| DriverError::Content(Box::new(e)))?
+            .is_some()
+        {}
+        Ok(diff.size())
+    }
+
+    /// Makes the content of `cache_id` durable (flushes it to disk). The default does
+    /// nothing.
+    fn sync(&self, cache_id: &str) -> Result<(), DriverError> {
+        let _ = cache_id;
+        Ok(())
+    }
+
+    /// Opens the content of the member `name` (its raw name in the layer's tar stream) of
+    /// layer `cache_id`, to reassemble the tar stream. The default fails with
+    /// [`DriverError::Unsupported`].
+    fn open_file(
+        &self,
+        cache_id: &str,
+        name: &[u8],
+    ) -> Result<Box<dyn std::io::Read + Send>, DriverError> {
+        let _ = (cache_id, name);
+        Err(DriverError::Unsupported {
+            driver: self.name().to_string(),
+            operation: "reading layer files",
+        })
+    }
 }
 
 /// A driver that keeps no content: every operation succeeds and stores nothing. For stores

@@ -44,6 +44,8 @@
 //! # }
 //! ```
 
+pub mod apply;
+pub mod content;
 mod driver;
 mod error;
 mod handle;
@@ -51,8 +53,13 @@ mod ids;
 mod random;
 mod restore;
 mod store;
+pub mod tarsplit;
 pub mod transaction;
+mod vfs;
 
+pub use crate::content::{
+    ContentError, DiffStream, DiffSummary, RegisterOptions, TarStream, TarStreamError,
+};
 pub use crate::driver::{Driver, DriverError, NullDriver};
 pub use crate::error::{OpenError, RegisterError};
 pub use crate::handle::{GetError, LayerGetReleaser, LayerHandle, LayerMetadata, ReleaseError};
@@ -60,3 +67,4 @@ pub use crate::ids::{ChainId, DiffId, chain_id};
 pub use crate::restore::{Leftover, LeftoverKind, RestoreOutcome, SkipReason, SkippedLayer};
 pub use crate::store::{LayerInfo, LayerStore, MAX_LAYER_DEPTH, OpenMode, PendingLayer};
 pub use crate::transaction::{Transaction, TransactionError};
+pub use crate::vfs::VfsDriver;

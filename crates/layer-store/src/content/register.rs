@@ -1,0 +1,150 @@
+//! [`LayerStore::register`] and [`LayerStore::tar_stream`]: layers from and to tar streams.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read};
+use std::path::PathBuf;
+
+use crate::content::{ContentError, DiffStream, TarStream};
+use crate::driver::DriverError;
+use crate::error::RegisterError;
+use crate::handle::LayerHandle;
+use crate::ids::ChainId;
+use crate::store::LayerStore;
+use crate::tarsplit;
+
+/// The name of the tar-split file in a layer directory.
+pub const TAR_SPLIT_FILE: &str = "tar-split.json.gz";
+
+/// Options of [`LayerStore::register_with`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterOptions {
+    /// The largest layer size accepted (the sum of the members' sizes, as dockerd counts
+    /// it); a larger layer fails with [`ContentError::TooLarge`] and leaves nothing behind.
+    pub max_size: Option<u64>,
+    /// Flush the layer's content to disk before its metadata is committed (default `true`).
+    /// dockerd does not; without it a crash can leave a committed layer whose files are
+    /// incomplete.
+    pub sync: bool,
+}
+
+impl Default for RegisterOptions {
+    fn default() -> Self {
+        RegisterOptions {
+            max_size: None,
+            sync: true,
+        }
+    }
+}
+
+/// Why [`LayerStore::tar_stream`] could not start a stream.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TarStreamError {
+    /// The store has no such layer.
+    #[error("layer does not exist: {0}")]
+    NotFound(ChainId),
+    /// The layer's tar-split file cannot be opened.
+    #[error("cannot open {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn driver_to_io(e: DriverError) -> io::Error {
+    match e {
+        DriverError::Io { path, source } => io::Error::new(
+            source.kind(),
+            format!("cannot open layer file {}: {source}", path.display()),
+        ),
+        other => io::Error::other(other),
+    }
+}
+
+impl LayerStore {
+    /// Registers a layer from its uncompressed tar stream on top of `parent`, with default
+    /// [`RegisterOptions`]. See [`register_with`](Self::register_with).
+    pub fn register(
+        &self,
+        tar: impl Read,
+        parent: Option<&ChainId>,
+    ) -> Result<LayerHandle, RegisterError> {
+        self.register_with(tar, parent, &RegisterOptions::default())
+    }
+
+    /// Registers a layer from its uncompressed tar stream on top of `parent` (dockerd's
+    /// `Register`): reads the stream once, applying its members through the driver, writing
+    /// `tar-split.json.gz`, hashing the whole stream (trailing bytes included) into the diff
+    /// ID and counting the size; then commits the layer directory. If the layer already
+    /// exists, the new content is discarded and a new handle on the existing layer is
+    /// returned. A parent already [`MAX_LAYER_DEPTH`](crate::MAX_LAYER_DEPTH) deep is refused.
+    ///
+    /// On any error (a bad or hostile tar stream comes back as
+    /// [`RegisterError::Driver`] with [`DriverError::Content`]) nothing is left behind: the
+    /// driver content and the staging directory are removed.
+    pub fn register_with(
+        &self,
+        tar: impl Read,
+        parent: Option<&ChainId>,
+        options: &RegisterOptions,
+    ) -> Result<LayerHandle, RegisterError> {
+        let pending = self.begin_register(parent)?;
+        let cache_id = pending.cache_id().to_string();
+        let driver_err = |source: DriverError| RegisterError::Driver {
+            cache_id: cache_id.clone(),
+            source,
+        };
+        let content_err = |e: ContentError| driver_err(DriverError::Content(Box::new(e)));
+        let Some(tx) = pending.transaction() else {
+            return Err(RegisterError::ReadOnly {
+                root: self.root().to_path_buf(),
+            });
+        };
+        let file = tx.create_file(TAR_SPLIT_FILE)?;
+        let mut gz = tarsplit::gzip_writer(BufWriter::with_capacity(64 * 1024, file));
+        let mut diff = DiffStream::new(tar, &mut gz, options.max_size);
+        let size = self
+            .driver()
+            .apply_diff(&cache_id, &mut diff)
+            .map_err(driver_err)?;
+        let (summary, _) = diff.finish().map_err(content_err)?;
+        let tar_split_path = tx.dir().join(TAR_SPLIT_FILE);
+        let io_content_err =
+            |e: io::Error| content_err(ContentError::apply("write", &tar_split_path, e));
+        let buffered = gz.finish().map_err(io_content_err)?;
+        buffered
+            .into_inner()
+            .map_err(|e| io_content_err(e.into_error()))?;
+        if options.sync {
+            self.driver().sync(&cache_id).map_err(driver_err)?;
+        }
+        tracing::debug!(diff_id = %summary.diff_id, size, entries = summary.entries, "layer content registered");
+        pending.commit(summary.diff_id, size)
+    }
+
+    /// The exact tar stream of the layer `handle` holds, reassembled from its tar-split
+    /// metadata and the driver's files and verified against its diff ID (see [`TarStream`]).
+    pub fn tar_stream(&self, handle: &LayerHandle) -> Result<TarStream<'_>, TarStreamError> {
+        self.tar_stream_chain(handle.chain_id())
+    }
+
+    /// Like [`tar_stream`](Self::tar_stream), by chain ID. The caller must keep the layer
+    /// alive (hold a handle) while reading.
+    pub fn tar_stream_chain(&self, chain_id: &ChainId) -> Result<TarStream<'_>, TarStreamError> {
+        let info = self
+            .layer(chain_id)
+            .ok_or(TarStreamError::NotFound(*chain_id))?;
+        let path = self.layer_dir(chain_id).join(TAR_SPLIT_FILE);
+        let f = File::open(&path).map_err(|source| TarStreamError::Io { path, source })?;
+        let driver = self.driver();
+        let cache_id = info.cache_id;
+        let open: crate::content::FileSource<'_> = Box::new(move |name: &[u8]| {
+            let r: Box<dyn Read + '_> = driver.open_file(&cache_id, name).map_err(driver_to_io)?;
+            Ok(r)
+        });
+        Ok(TarStream::new(f, info.diff_id, open))
+    }
+}

@@ -1,0 +1,284 @@
+//! The `vfs` content driver, laid out as dockerd 20.10's: `<data-root>/vfs/dir/<cache-id>/`
+//! holds the whole root file system of a layer, a copy of its parent's directory with the
+//! layer's diff applied on top. `vfs/` and `vfs/dir/` are created with mode 0710 and each
+//! layer directory with 0755, as a real dockerd 20.10 leaves them.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::apply;
+use crate::content::{ContentError, DiffStream, Timestamp};
+use crate::driver::{Driver, DriverError};
+
+/// The `vfs` driver, laid out as dockerd 20.10's: `<data-root>/vfs/dir/<cache-id>/` holds the
+/// whole root file system of a layer, a copy of its parent's directory with the layer's diff
+/// applied on top (see [`apply`](crate::apply) for how members are applied). `vfs/` and
+/// `vfs/dir/` are created with mode 0710 and each layer directory with 0755, as a real
+/// dockerd 20.10 leaves them.
+#[derive(Debug, Clone)]
+pub struct VfsDriver {
+    home: PathBuf,
+}
+
+fn io_err(path: &Path, source: io::Error) -> DriverError {
+    DriverError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn mkdir_mode(p: &Path, mode: u32) -> io::Result<()> {
+    match fs::create_dir(p) {
+        Ok(()) => fs::set_permissions(p, fs::Permissions::from_mode(mode)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && p.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+impl VfsDriver {
+    /// A driver keeping its layers under `home` (dockerd's `<data-root>/vfs`), creating
+    /// `home` and `home/dir` (mode 0710) when missing.
+    pub fn new(home: impl Into<PathBuf>) -> Result<Self, DriverError> {
+        let home = home.into();
+        if let Some(parent) = home.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
+        }
+        mkdir_mode(&home, 0o710).map_err(|e| io_err(&home, e))?;
+        let dir = home.join("dir");
+        mkdir_mode(&dir, 0o710).map_err(|e| io_err(&dir, e))?;
+        Ok(VfsDriver { home })
+    }
+
+    /// The driver's home (`<data-root>/vfs`).
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// The root directory of layer `cache_id`.
+    pub fn layer_dir(&self, cache_id: &str) -> Result<PathBuf, DriverError> {
+        if cache_id.is_empty()
+            || cache_id == "."
+            || cache_id == ".."
+            || cache_id.contains('/')
+            || cache_id.contains('\0')
+        {
+            return Err(DriverError::InvalidCacheId {
+                cache_id: cache_id.to_string(),
+                reason: "must be a single, non-empty path component".into(),
+            });
+        }
+        Ok(self.home.join("dir").join(cache_id))
+    }
+}
+
+impl Driver for VfsDriver {
+    fn name(&self) -> &str {
+        "vfs"
+    }
+
+    fn create(&self, cache_id: &str, parent_cache_id: Option<&str>) -> Result<(), DriverError> {
+        let dir = self.layer_dir(cache_id)?;
+        let parent_dir = parent_cache_id.map(|p| self.layer_dir(p)).transpose()?;
+        fs::create_dir(&dir).map_err(|e| io_err(&dir, e))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))
+            .map_err(|e| io_err(&dir, e))?;
+        if let Some(src) = parent_dir {
+            copy_dir(&src, &dir)?;
+        }
+        Ok(())
+    }
+
+    fn remove(&self, cache_id: &str) -> Result<(), DriverError> {
+        let dir = self.layer_dir(cache_id)?;
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(&dir, e)),
+        }
+    }
+
+    fn apply_diff(&self, cache_id: &str, diff: &mut DiffStream<'_>) -> Result<u64, DriverError> {
+        let dir = self.layer_dir(cache_id)?;
+        apply::apply_diff(&dir, diff).map_err(DriverError::from)
+    }
+
+    fn sync(&self, cache_id: &str) -> Result<(), DriverError> {
+        let dir = self.layer_dir(cache_id)?;
+        let f = fs::File::open(&dir).map_err(|e| io_err(&dir, e))?;
+        // SAFETY: `f` is an open file descriptor for the duration of the call.
+        let r = unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&f)) };
+        if r != 0 {
+            return Err(io_err(&dir, io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
+    fn open_file(
+        &self,
+        cache_id: &str,
+        name: &[u8],
+    ) -> Result<Box<dyn io::Read + Send>, DriverError> {
+        let dir = self.layer_dir(cache_id)?;
+        let f = apply::open_member(&dir, name)
+            .map_err(|e| io_err(&dir.join(std::ffi::OsStr::from_bytes(name)), e))?;
+        Ok(Box::new(f))
+    }
+}
+
+fn list_xattrs(p: &Path) -> io::Result<Vec<CString>> {
+    let c = CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+    let mut buf = vec![0u8; 1024];
+    loop {
+        // SAFETY: valid path, buffer of the given length.
+        let n = unsafe { libc::llistxattr(c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            buf.truncate(n as usize);
+            break;
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::ERANGE) => buf.resize(buf.len() * 4, 0),
+            Some(libc::ENOTSUP) => return Ok(Vec::new()),
+            _ => return Err(e),
+        }
+    }
+    Ok(buf
+        .split(|&b| b == 0)
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| CString::new(s).ok())
+        .collect())
+}
+
+fn get_xattr(p: &Path, name: &CString) -> io::Result<Option<Vec<u8>>> {
+    let c = CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+    let mut buf = vec![0u8; 256];
+    loop {
+        // SAFETY: valid strings, buffer of the given length.
+        let n = unsafe {
+            libc::lgetxattr(
+                c.as_ptr(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        if n >= 0 {
+            buf.truncate(n as usize);
+            return Ok(Some(buf));
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::ERANGE) => buf.resize(buf.len() * 4, 0),
+            Some(libc::ENODATA) | Some(libc::ENOTSUP) => return Ok(None),
+            _ => return Err(e),
+        }
+    }
+}
+
+fn meta_times(m: &fs::Metadata) -> (Timestamp, Timestamp) {
+    (
+        Timestamp {
+            secs: m.atime(),
+            nanos: m.atime_nsec() as u32,
+        },
+        Timestamp {
+            secs: m.mtime(),
+            nanos: m.mtime_nsec() as u32,
+        },
+    )
+}
+
+/// Copies the tree `src` into the existing directory `dst` (dockerd's vfs `CopyDir`):
+/// contents, hard links, symlinks, devices, owners, modes, xattrs and times.
+pub(crate) fn copy_dir(src: &Path, dst: &Path) -> Result<(), DriverError> {
+    let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    let as_root = apply::is_root_user();
+    copy_tree(src, dst, &mut links, as_root)?;
+    let m = fs::symlink_metadata(src).map_err(|e| io_err(src, e))?;
+    copy_meta(src, dst, &m, as_root)
+}
+
+fn copy_meta(src: &Path, dst: &Path, m: &fs::Metadata, as_root: bool) -> Result<(), DriverError> {
+    let is_link = m.file_type().is_symlink();
+    if as_root {
+        apply::lchown(dst, i64::from(m.uid()), i64::from(m.gid())).map_err(|e| io_err(dst, e))?;
+    }
+    for name in list_xattrs(src).map_err(|e| io_err(src, e))? {
+        if let Some(v) = get_xattr(src, &name).map_err(|e| io_err(src, e))? {
+            apply::lsetxattr(dst, name.as_bytes(), &v).map_err(|e| io_err(dst, e))?;
+        }
+    }
+    if !is_link {
+        fs::set_permissions(dst, fs::Permissions::from_mode(m.mode() & 0o7777))
+            .map_err(|e| io_err(dst, e))?;
+    }
+    let (a, t) = meta_times(m);
+    apply::set_times(dst, a, t, is_link).map_err(|e| io_err(dst, e))
+}
+
+fn copy_tree(
+    src: &Path,
+    dst: &Path,
+    links: &mut HashMap<(u64, u64), PathBuf>,
+    as_root: bool,
+) -> Result<(), DriverError> {
+    let rd = fs::read_dir(src).map_err(|e| io_err(src, e))?;
+    for ent in rd {
+        let ent = ent.map_err(|e| io_err(src, e))?;
+        let s = ent.path();
+        let d = dst.join(ent.file_name());
+        let m = fs::symlink_metadata(&s).map_err(|e| io_err(&s, e))?;
+        let ft = m.file_type();
+        if ft.is_dir() {
+            fs::create_dir(&d).map_err(|e| io_err(&d, e))?;
+            copy_tree(&s, &d, links, as_root)?;
+        } else if ft.is_file() {
+            if m.nlink() > 1 {
+                let key = (m.dev(), m.ino());
+                if let Some(first) = links.get(&key) {
+                    fs::hard_link(first, &d).map_err(|e| io_err(&d, e))?;
+                    continue;
+                }
+                links.insert(key, d.clone());
+            }
+            fs::copy(&s, &d).map_err(|e| io_err(&d, e))?;
+        } else if ft.is_symlink() {
+            let t = fs::read_link(&s).map_err(|e| io_err(&s, e))?;
+            std::os::unix::fs::symlink(&t, &d).map_err(|e| io_err(&d, e))?;
+        } else {
+            let kind = if ft.is_block_device() {
+                libc::S_IFBLK
+            } else if ft.is_char_device() {
+                libc::S_IFCHR
+            } else {
+                libc::S_IFIFO
+            };
+            let rdev = m.rdev();
+            let (major, minor) = (libc::major(rdev), libc::minor(rdev));
+            apply::mknod(
+                &d,
+                kind | (m.mode() & 0o7777),
+                i64::from(major),
+                i64::from(minor),
+            )
+            .map_err(|e| io_err(&d, e))?;
+        }
+        copy_meta(&s, &d, &m, as_root)?;
+    }
+    Ok(())
+}
+
+impl From<ContentError> for DriverError {
+    fn from(e: ContentError) -> Self {
+        DriverError::Content(Box::new(e))
+    }
+}
