@@ -294,26 +294,27 @@ impl LayerStore {
             return Ok(Vec::new());
         }
         let mut deleted = Vec::new();
+        let mut to_remove: Vec<(LayerInfo, PathBuf)> = Vec::new();
         let mut first_error: Option<ReleaseError> = None;
+        let mut note_error = |chain_id: ChainId, message: String| {
+            tracing::warn!(layer = %chain_id, %message, "failed to delete layer");
+            if first_error.is_none() {
+                first_error = Some(ReleaseError::Delete { chain_id, message });
+            }
+        };
         let mut current = Some(chain_id);
         while let Some(id) = current {
-            let Some(entry) = state.layers.get(&id) else {
-                break;
-            };
-            if entry.ref_count() > 0 {
+            if state.layers.get(&id).is_none_or(|e| e.ref_count() > 0) {
                 break;
             }
             let Some(entry) = state.layers.remove(&id) else {
                 break;
             };
-            if let Err(message) = self.delete_layer(&entry.info) {
-                tracing::warn!(layer = %id, %message, "failed to delete layer");
-                if first_error.is_none() {
-                    first_error = Some(ReleaseError::Delete {
-                        chain_id: id,
-                        message,
-                    });
-                }
+            // Under the lock, so that a concurrent registration of the same chain ID finds
+            // the name free.
+            match self.rename_for_removal(&entry.info) {
+                Ok(path) => to_remove.push((entry.info.clone(), path)),
+                Err(message) => note_error(id, message),
             }
             current = entry.info.parent;
             if let Some(p) = current
@@ -324,8 +325,22 @@ impl LayerStore {
             deleted.push(entry.info.metadata());
         }
         drop(state);
-        for m in &deleted {
-            tracing::debug!(layer = %m.chain_id, "deleted layer");
+        // The slow part (driver content, directory tree) runs without the lock.
+        for (info, removing) in to_remove {
+            if let Err(e) = self.driver.remove(&info.cache_id) {
+                note_error(
+                    info.chain_id,
+                    format!("driver cannot remove cache id {}: {e}", info.cache_id),
+                );
+                continue;
+            }
+            if let Err(e) = fs::remove_dir_all(&removing) {
+                note_error(
+                    info.chain_id,
+                    format!("cannot remove {}: {e}", removing.display()),
+                );
+            }
+            tracing::debug!(layer = %info.chain_id, "deleted layer");
         }
         match first_error {
             Some(e) => Err(e),
@@ -333,8 +348,8 @@ impl LayerStore {
         }
     }
 
-    /// Removes a layer from disk: rename to `-removing`, driver remove, remove the directory.
-    fn delete_layer(&self, info: &LayerInfo) -> Result<(), String> {
+    /// Renames a layer directory to `<hex>-<random>-removing` and fsyncs its parent.
+    fn rename_for_removal(&self, info: &LayerInfo) -> Result<PathBuf, String> {
         let dir = self.layer_dir(&info.chain_id);
         let rand = random_hex().map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
         let removing =
@@ -351,11 +366,7 @@ impl LayerStore {
         {
             tracing::warn!(error = %e, "cannot fsync layerdb directory");
         }
-        self.driver
-            .remove(&info.cache_id)
-            .map_err(|e| format!("driver cannot remove cache id {}: {e}", info.cache_id))?;
-        fs::remove_dir_all(&removing)
-            .map_err(|e| format!("cannot remove {}: {e}", removing.display()))
+        Ok(removing)
     }
 
     /// Starts registering a layer on `parent`: takes a reference on the parent, checks the
@@ -477,23 +488,27 @@ impl PendingLayer<'_> {
             None => ChainId(diff_id.0),
         };
         let store = self.store;
-        let mut state = store.state();
-        if state.layers.contains_key(&chain_id) {
-            let handle = state.new_handle(chain_id);
-            drop(state);
-            // `self` is dropped on return: staging dir, driver content and parent reference go.
-            return handle.ok_or(RegisterError::ParentNotFound(chain_id));
-        }
         let Some(tx) = self.tx.take() else {
             return Err(RegisterError::ReadOnly {
                 root: store.root.clone(),
             });
         };
+        // Written before taking the lock; discarded if the layer turns out to exist.
         tx.write_file("diff", diff_id.to_string().as_bytes())?;
         tx.write_file("size", diff_size.to_string().as_bytes())?;
         tx.write_file("cache-id", self.cache_id.as_bytes())?;
         if let Some(p) = &parent_info {
             tx.write_file("parent", p.chain_id.to_string().as_bytes())?;
+        }
+        let mut tx = tx;
+        tx.sync()?;
+        let mut state = store.state();
+        if state.layers.contains_key(&chain_id) {
+            let handle = state.new_handle(chain_id);
+            drop(state);
+            drop(tx);
+            // `self` is dropped on return: driver content and parent reference go.
+            return handle.ok_or(RegisterError::ParentNotFound(chain_id));
         }
         tx.commit(&store.layer_dir(&chain_id))?;
         let info = LayerInfo {

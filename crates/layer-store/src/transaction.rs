@@ -47,6 +47,7 @@ impl TransactionError {
 pub struct Transaction {
     dir: PathBuf,
     done: bool,
+    synced: bool,
 }
 
 impl Transaction {
@@ -66,7 +67,11 @@ impl Transaction {
             .mode(0o700)
             .create(&dir)
             .map_err(|e| TransactionError::new("create", &dir, e))?;
-        Ok(Transaction { dir, done: false })
+        Ok(Transaction {
+            dir,
+            done: false,
+            synced: false,
+        })
     }
 
     /// The staging directory.
@@ -99,9 +104,12 @@ impl Transaction {
         Ok(f)
     }
 
-    /// Fsyncs every file and the staging directory, renames it to `target` (which must not
-    /// exist; its parent is created with mode 0755 if needed) and fsyncs `target`'s parent.
-    pub(crate) fn commit(mut self, target: &Path) -> Result<(), TransactionError> {
+    /// Fsyncs every file in the staging directory and the directory itself. [`commit`]
+    /// does it if it was not done; doing it first keeps the slow part out of the store lock.
+    /// No file may be written after this.
+    ///
+    /// [`commit`]: Self::commit
+    pub(crate) fn sync(&mut self) -> Result<(), TransactionError> {
         let entries =
             fs::read_dir(&self.dir).map_err(|e| TransactionError::new("list", &self.dir, e))?;
         for entry in entries {
@@ -112,6 +120,17 @@ impl Transaction {
                 .map_err(|e| TransactionError::new("fsync", &path, e))?;
         }
         sync_dir(&self.dir)?;
+        self.synced = true;
+        Ok(())
+    }
+
+    /// Fsyncs every file and the staging directory (unless [`sync`](Self::sync) did), renames
+    /// it to `target` (which must not exist; its parent is created with mode 0755 if needed)
+    /// and fsyncs `target`'s parent.
+    pub(crate) fn commit(mut self, target: &Path) -> Result<(), TransactionError> {
+        if !self.synced {
+            self.sync()?;
+        }
         let parent = target.parent().unwrap_or(Path::new("."));
         fs::DirBuilder::new()
             .recursive(true)

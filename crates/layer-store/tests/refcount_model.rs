@@ -94,10 +94,10 @@ fn check(store: &LayerStore, model: &Model) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(96))]
+    #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
-    fn refcounts_follow_the_model(ops in prop::collection::vec(arb_op(), 1..40)) {
+    fn refcounts_follow_the_model(ops in prop::collection::vec(arb_op(), 1..32)) {
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = tmp.path().join("layerdb");
         let (mut store, _) = LayerStore::open(&root, Box::new(NullDriver)).expect("open");
