@@ -330,14 +330,14 @@ pub fn escape_go_json(json: &str) -> String {
     out
 }
 
-/// Go's `text/tabwriter` as the docker CLI sets it up (`minwidth 20, tabwidth 1, padding 3,
-/// padchar ' '`): every cell but the last of a row is padded to its column's width. Widths
+/// Go's `text/tabwriter` as the docker 20.10 CLI sets it up (`minwidth 10, tabwidth 1,
+/// padding 3, padchar ' '`): every cell but the last of a row is padded to its column's width. Widths
 /// count characters, as Go does.
 pub fn tabwrite(rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = Vec::new();
     for row in rows {
         for (i, cell) in row.iter().enumerate().take(row.len().saturating_sub(1)) {
-            let w = (cell.chars().count() + 3).max(20);
+            let w = (cell.chars().count() + 3).max(10);
             if widths.len() <= i {
                 widths.push(w);
             } else if widths[i] < w {
@@ -444,7 +444,7 @@ mod tests {
         let out = tabwrite(&rows);
         assert_eq!(
             out,
-            "REPOSITORY          TAG                 SIZE\nbase                latest              80B\n"
+            "REPOSITORY   TAG       SIZE\nbase         latest    80B\n"
         );
         assert_eq!(ellipsis("abcdef", 4), "abc…");
     }

@@ -50,6 +50,9 @@ enum Command {
         /// Output format: table or json (also accepts '{{json .}}').
         #[arg(long, default_value = "table")]
         format: String,
+        /// Only images with this reference (a `reference=` filter), as `docker images NAME`.
+        #[arg(value_name = "REPOSITORY[:TAG]")]
+        name: Option<String>,
     },
     /// Show details of images as a JSON array (docker image inspect).
     Inspect {
@@ -147,19 +150,25 @@ fn main() -> ExitCode {
             quiet,
             no_trunc,
             digests,
-            filter,
+            mut filter,
             format,
-        } => cli::ls(
-            &global,
-            &cli::LsArgs {
-                all,
-                quiet,
-                no_trunc,
-                digests,
-                filters: filter,
-                format,
-            },
-        ),
+            name,
+        } => {
+            if let Some(n) = name {
+                filter.push(format!("reference={n}"));
+            }
+            cli::ls(
+                &global,
+                &cli::LsArgs {
+                    all,
+                    quiet,
+                    no_trunc,
+                    digests,
+                    filters: filter,
+                    format,
+                },
+            )
+        }
         Command::Inspect { images } => cli::inspect(&global, &images),
         Command::History {
             image,

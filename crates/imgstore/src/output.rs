@@ -703,7 +703,7 @@ pub fn render_history(items: &[HistoryItem], fmt: &HistoryFormat, now: i64) -> S
     }
     let mut table = vec![vec![
         "IMAGE".to_owned(),
-        "CREATED".to_owned(),
+        if fmt.human { "CREATED" } else { "CREATED AT" }.to_owned(),
         "CREATED BY".to_owned(),
         "SIZE".to_owned(),
         "COMMENT".to_owned(),

@@ -34,8 +34,14 @@ fn ls_json_matches_dockerd_for_every_fixture() {
     for name in FIXTURES {
         let (_guard, root) = extract(name);
         for (file, args) in [
-            ("ls.json", vec!["ls", "--no-trunc", "--format", "{{json .}}"]),
-            ("ls-a.json", vec!["ls", "-a", "--no-trunc", "--format", "json"]),
+            (
+                "ls.json",
+                vec!["ls", "--no-trunc", "--format", "{{json .}}"],
+            ),
+            (
+                "ls-a.json",
+                vec!["ls", "-a", "--no-trunc", "--format", "json"],
+            ),
             (
                 "ls-a-digests.json",
                 vec!["ls", "-a", "--digests", "--no-trunc", "--format", "json"],
@@ -76,7 +82,10 @@ fn ls_json_created_since_with_fixed_clock() {
         "2026-11-30T02:26:30Z",
         &["ls", "-a", "--no-trunc", "--format", "json"],
     ));
-    assert_eq!(sorted_lines(&out), sorted_lines(&expected(name, "ls-a.json")));
+    assert_eq!(
+        sorted_lines(&out),
+        sorted_lines(&expected(name, "ls-a.json"))
+    );
 }
 
 #[test]
@@ -107,7 +116,10 @@ fn inspect_by_reference_and_short_id() {
     let by_short = stdout_ok(&run(&root, &["inspect", "2c8e"]));
     let by_full = stdout_ok(&run(
         &root,
-        &["inspect", "sha256:2c8eeb116eab69faa88d6672e0cb055ccb79d72546b28882234dd3acc54c4625"],
+        &[
+            "inspect",
+            "sha256:2c8eeb116eab69faa88d6672e0cb055ccb79d72546b28882234dd3acc54c4625",
+        ],
     ));
     assert_eq!(by_tag, by_short);
     assert_eq!(by_tag, by_full);
@@ -138,10 +150,10 @@ fn table_output_like_docker() {
     let out = stdout_ok(&run_at(&root, "2026-11-30T02:26:30Z", &["ls"]));
     assert_eq!(
         out,
-        "REPOSITORY          TAG                 IMAGE ID            CREATED             SIZE\n\
-         peer/child          1                   2c8eeb116eab        8 minutes ago       97B\n\
-         base                latest              7db95e6e4fe3        9 minutes ago       80B\n\
-         peer/base           v1                  7db95e6e4fe3        9 minutes ago       80B\n"
+        "REPOSITORY   TAG       IMAGE ID       CREATED         SIZE\n\
+         peer/child   1         2c8eeb116eab   8 minutes ago   97B\n\
+         base         latest    7db95e6e4fe3   9 minutes ago   80B\n\
+         peer/base    v1        7db95e6e4fe3   9 minutes ago   80B\n"
     );
     let q = stdout_ok(&run(&root, &["images", "-q"]));
     assert_eq!(q, "2c8eeb116eab\n7db95e6e4fe3\n7db95e6e4fe3\n");
@@ -158,8 +170,12 @@ fn ls_filters() {
         a.extend_from_slice(args);
         stdout_ok(&run(&root, &a))
     };
-    assert_eq!(q(&["--filter", "reference=peer/*"]), "2c8eeb116eab\n7db95e6e4fe3\n");
+    assert_eq!(
+        q(&["--filter", "reference=peer/*"]),
+        "2c8eeb116eab\n7db95e6e4fe3\n"
+    );
     assert_eq!(q(&["--filter", "reference=base"]), "7db95e6e4fe3\n");
+    assert_eq!(q(&["peer/child"]), "2c8eeb116eab\n");
     assert_eq!(q(&["-a", "--filter", "dangling=true"]), "");
     assert_eq!(q(&["-a", "--filter", "dangling=false"]).lines().count(), 3);
     assert_eq!(q(&["--filter", "label=stage=child"]), "2c8eeb116eab\n");
@@ -177,11 +193,11 @@ fn ls_digests_table_for_fixture_04() {
     let (_guard, root) = extract(name);
     let out = stdout_ok(&run_at(&root, "2026-11-30T02:27:00Z", &["ls", "--digests"]));
     let lines: Vec<&str> = out.lines().collect();
-    assert!(lines[0].starts_with("REPOSITORY            TAG                 DIGEST"));
+    assert!(lines[0].starts_with("REPOSITORY            TAG       DIGEST"));
     assert!(lines[1].starts_with(
-        "127.0.0.1:5000/test   1                   sha256:55cedde171f6c6f7dd4a001c6cb59c52e635d0ddd301641a4f2f9733fe7bafe7   7db95e6e4fe3"
+        "127.0.0.1:5000/test   1         sha256:55cedde171f6c6f7dd4a001c6cb59c52e635d0ddd301641a4f2f9733fe7bafe7   7db95e6e4fe3"
     ));
-    assert!(lines[2].starts_with("peer/base             v1                  <none>"));
+    assert!(lines[2].starts_with("peer/base             v1        <none>"));
 }
 
 #[test]
@@ -194,14 +210,14 @@ fn history_follows_dockerd() {
         &["history", "peer/child:1"],
     ));
     let want = "\
-IMAGE               CREATED             CREATED BY                                      SIZE                COMMENT
-2c8eeb116eab        8 minutes ago       /bin/sh -c #(nop)  ENV FOO=bar                  0B                  
-8198421c8dc5        8 minutes ago       /bin/sh -c #(nop)  LABEL stage=child            0B                  
-2beca2958a48        8 minutes ago       /bin/sh -c #(nop) COPY file:7b622272c0d090ba…   17B                 
-7db95e6e4fe3        9 minutes ago       umoci config                                    0B                  
-<missing>           9 minutes ago       umoci repack                                    19B                 
-<missing>           9 minutes ago       umoci repack                                    30B                 
-<missing>           9 minutes ago       umoci repack                                    31B                 
+IMAGE          CREATED         CREATED BY                                      SIZE      COMMENT
+2c8eeb116eab   8 minutes ago   /bin/sh -c #(nop)  ENV FOO=bar                  0B        
+8198421c8dc5   8 minutes ago   /bin/sh -c #(nop)  LABEL stage=child            0B        
+2beca2958a48   8 minutes ago   /bin/sh -c #(nop) COPY file:7b622272c0d090ba…   17B       
+7db95e6e4fe3   9 minutes ago   umoci config                                    0B        
+<missing>      9 minutes ago   umoci repack                                    19B       
+<missing>      9 minutes ago   umoci repack                                    30B       
+<missing>      9 minutes ago   umoci repack                                    31B       
 ";
     assert_eq!(out, want);
     let q = stdout_ok(&run(&root, &["history", "-q", "--no-trunc", "base"]));
@@ -209,7 +225,10 @@ IMAGE               CREATED             CREATED BY                              
         q,
         "sha256:7db95e6e4fe3a141e68c2ff6cc0267d1fb63728cf6b9fa326a05ecb3b43ea6fe\n<missing>\n<missing>\n<missing>\n"
     );
-    let raw = stdout_ok(&run(&root, &["history", "-H=false", "--format", "json", "base"]));
+    let raw = stdout_ok(&run(
+        &root,
+        &["history", "-H=false", "--format", "json", "base"],
+    ));
     let first: Value = serde_json::from_str(raw.lines().next().expect("line")).expect("json");
     assert_eq!(first["CreatedAt"], "2026-11-30T02:16:59Z");
     assert_eq!(first["Size"], "0");
@@ -228,7 +247,10 @@ fn tree_draws_the_graph() {
          └── 2c8eeb116eab peer/child:1 97B\n"
     );
     let sub = stdout_ok(&run(&root, &["tree", "8198"]));
-    assert_eq!(sub, "8198421c8dc5 <none> 97B\n└── 2c8eeb116eab peer/child:1 97B\n");
+    assert_eq!(
+        sub,
+        "8198421c8dc5 <none> 97B\n└── 2c8eeb116eab peer/child:1 97B\n"
+    );
 }
 
 #[test]
@@ -236,7 +258,12 @@ fn fsck_finds_every_fixture_healthy() {
     for name in FIXTURES {
         let (_guard, root) = extract(name);
         let out = run(&root, &["fsck"]);
-        assert_eq!(out.status.code(), Some(0), "{name}: {}", String::from_utf8_lossy(&out.stdout));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
 }
 

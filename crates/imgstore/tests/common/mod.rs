@@ -21,7 +21,9 @@ pub const FIXTURES: [&str; 4] = [
 /// Extracts `dockerd-20.10/<name>.tar.gz` into a fresh temp dir; returns (guard, data root).
 pub fn extract(name: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let tgz = fixtures_dir().join("dockerd-20.10").join(format!("{name}.tar.gz"));
+    let tgz = fixtures_dir()
+        .join("dockerd-20.10")
+        .join(format!("{name}.tar.gz"));
     let file = std::fs::File::open(&tgz).expect("fixture tarball");
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
     archive.set_preserve_permissions(true);

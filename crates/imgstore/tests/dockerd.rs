@@ -1,0 +1,273 @@
+//! The same `tag`/`rm` sequence applied by dockerd 20.10 (through the docker CLI) to one copy
+//! of a fixture root and by imgstore to another: the outputs must match, and dockerd started on
+//! imgstore's copy must list and inspect what it lists and inspects on its own copy.
+//!
+//! Needs root and `/usr/sbin/dockerd` + `/usr/bin/docker`; skips with a message otherwise.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{extract, run};
+use serde_json::Value;
+
+const DOCKERD: &str = "/usr/sbin/dockerd";
+const DOCKER: &str = "/usr/bin/docker";
+
+fn skip_reason() -> Option<String> {
+    if !Path::new(DOCKERD).exists() {
+        return Some(format!("{DOCKERD} is missing"));
+    }
+    if !Path::new(DOCKER).exists() {
+        return Some(format!("{DOCKER} is missing"));
+    }
+    let uid = Command::new("id").arg("-u").output().ok()?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        return Some("dockerd needs root".to_owned());
+    }
+    None
+}
+
+/// A dockerd on a data root, stopped (SIGTERM, then wait) when dropped.
+struct Dockerd {
+    child: Child,
+    sock: PathBuf,
+    _short: tempfile::TempDir,
+}
+
+impl Dockerd {
+    fn start(root: &Path) -> Dockerd {
+        let short = tempfile::Builder::new()
+            .prefix("d")
+            .tempdir_in("/tmp")
+            .expect("short temp dir");
+        let sock = short.path().join("s");
+        let exec_root = short.path().join("x");
+        let child = Command::new(DOCKERD)
+            .args([
+                "--storage-driver=vfs",
+                "--iptables=false",
+                "--ip6tables=false",
+                "--bridge=none",
+            ])
+            .arg("--data-root")
+            .arg(root)
+            .arg("--exec-root")
+            .arg(&exec_root)
+            .arg("--pidfile")
+            .arg(short.path().join("pid"))
+            .arg("--host")
+            .arg(format!("unix://{}", sock.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start dockerd");
+        let d = Dockerd {
+            child,
+            sock,
+            _short: short,
+        };
+        let start = Instant::now();
+        loop {
+            if d.sock.exists() && d.docker(&["version"]).status.success() {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "dockerd did not answer within 60s"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        d
+    }
+
+    fn docker(&self, args: &[&str]) -> Output {
+        Command::new(DOCKER)
+            .arg("-H")
+            .arg(format!("unix://{}", self.sock.display()))
+            .args(args)
+            .output()
+            .expect("run docker")
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let start = Instant::now();
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(_)) => return,
+                Ok(None) if start.elapsed() < Duration::from_secs(30) => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// JSON lines as sorted values without `CreatedSince`.
+fn json_set(text: &[u8]) -> Vec<Value> {
+    let mut v: Vec<Value> = String::from_utf8_lossy(text)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).expect("json line");
+            if let Some(o) = v.as_object_mut() {
+                o.remove("CreatedSince");
+            }
+            v
+        })
+        .collect();
+    v.sort_by_key(|x| x.to_string());
+    v
+}
+
+/// `inspect` output without the tag times (they differ between the two runs).
+fn strip_tag_times(mut v: Value) -> Value {
+    if let Some(arr) = v.as_array_mut() {
+        for item in arr {
+            if let Some(m) = item.get_mut("Metadata").and_then(Value::as_object_mut) {
+                m.remove("LastTagTime");
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn tag_and_rm_match_dockerd() {
+    if let Some(reason) = skip_reason() {
+        eprintln!("skipping: {reason}");
+        return;
+    }
+    let name = "dockerroot-02-after-build";
+    let (_ga, root_a) = extract(name);
+    let (_gb, root_b) = extract(name);
+    let steps: Vec<Vec<&str>> = vec![
+        vec!["tag", "base:latest", "127.0.0.1:5000/test:1"],
+        vec!["tag", "peer/child:1", "newname"],
+        vec!["tag", "2beca", "peer/mid:x"],
+        vec!["rmi", "7db9"],
+        vec!["rmi", "base"],
+        vec!["rmi", "2c8e"],
+        vec!["rmi", "-f", "--no-prune", "2c8e"],
+        vec!["rmi", "peer/mid:x"],
+        vec!["rmi", "8198"],
+        vec!["rmi", "nosuch"],
+        vec!["tag", "peer/base:v1", "peer/base:v2"],
+        vec!["rmi", "peer/base:v1"],
+    ];
+    {
+        let d = Dockerd::start(&root_a);
+        let mut printed = String::new();
+        for step in &steps {
+            let want = d.docker(step);
+            let mut args: Vec<&str> = step.clone();
+            if args[0] == "rmi" {
+                args[0] = "rm";
+            }
+            let got = run(&root_b, &args);
+            printed.push_str(&String::from_utf8_lossy(&got.stdout));
+            assert_eq!(
+                String::from_utf8_lossy(&got.stdout),
+                String::from_utf8_lossy(&want.stdout),
+                "stdout of {step:?}; dockerd stderr: {}; imgstore stderr: {}",
+                String::from_utf8_lossy(&want.stderr),
+                String::from_utf8_lossy(&got.stderr)
+            );
+            assert_eq!(
+                got.status.success(),
+                want.status.success(),
+                "exit status of {step:?}: docker {:?}, imgstore {:?}",
+                String::from_utf8_lossy(&want.stderr),
+                String::from_utf8_lossy(&got.stderr)
+            );
+        }
+        assert!(printed.contains("Untagged: base:latest\n"), "{printed}");
+        assert!(
+            printed.contains("Deleted: sha256:4e989351ddaf"),
+            "{printed}"
+        );
+        // Listings and history agree.
+        for args in [
+            vec![
+                "images",
+                "-a",
+                "--digests",
+                "--no-trunc",
+                "--format",
+                "{{json .}}",
+            ],
+            vec!["images", "--format", "{{json .}}"],
+            vec![
+                "history",
+                "--no-trunc",
+                "--format",
+                "{{json .}}",
+                "peer/base:v2",
+            ],
+        ] {
+            let want = d.docker(&args);
+            let mut ours = args.clone();
+            if ours[0] == "images" {
+                ours[0] = "ls";
+            }
+            let got = run(&root_b, &ours);
+            assert_eq!(json_set(&got.stdout), json_set(&want.stdout), "{args:?}");
+        }
+    }
+    // repositories.json: byte for byte what dockerd wrote.
+    let repos = |r: &Path| std::fs::read(r.join("image/vfs/repositories.json")).expect("read");
+    assert_eq!(
+        String::from_utf8_lossy(&repos(&root_b)),
+        String::from_utf8_lossy(&repos(&root_a))
+    );
+    // What each dockerd shows of each copy.
+    let show = |root: &Path| {
+        let d = Dockerd::start(root);
+        let list = d.docker(&[
+            "images",
+            "-a",
+            "--digests",
+            "--no-trunc",
+            "--format",
+            "{{json .}}",
+        ]);
+        let ids = d.docker(&["images", "-a", "-q", "--no-trunc"]);
+        let mut ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        ids.sort();
+        ids.dedup();
+        let mut args = vec!["image".to_owned(), "inspect".to_owned()];
+        args.extend(ids);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let inspect = d.docker(&refs);
+        let inspect: Value = serde_json::from_slice(&inspect.stdout).unwrap_or(Value::Null);
+        (json_set(&list.stdout), strip_tag_times(inspect))
+    };
+    let (list_a, inspect_a) = show(&root_a);
+    let (list_b, inspect_b) = show(&root_b);
+    assert!(!list_a.is_empty());
+    assert_eq!(list_b, list_a, "dockerd lists imgstore's copy as its own");
+    assert_eq!(
+        inspect_b, inspect_a,
+        "dockerd inspects imgstore's copy as its own"
+    );
+    // And imgstore agrees with dockerd on dockerd's copy.
+    let ours = run(
+        &root_a,
+        &["ls", "-a", "--digests", "--no-trunc", "--format", "json"],
+    );
+    assert_eq!(json_set(&ours.stdout), list_a);
+}
