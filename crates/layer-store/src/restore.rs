@@ -38,6 +38,46 @@ pub struct RestoreOutcome {
     pub skipped_mounts: Vec<(PathBuf, String)>,
 }
 
+impl RestoreOutcome {
+    /// Whether the layerdb was fully healthy: nothing skipped, no leftovers, no bad mounts.
+    pub fn is_clean(&self) -> bool {
+        self.skipped.is_empty() && self.leftovers.is_empty() && self.skipped_mounts.is_empty()
+    }
+}
+
+impl fmt::Display for RestoreOutcome {
+    /// A human-readable report, one problem a line, as `fsck` shows it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} layers loaded, {} skipped, {} leftovers, {} mounts",
+            self.loaded,
+            self.skipped.len(),
+            self.leftovers.len(),
+            self.mounts
+        )?;
+        for s in &self.skipped {
+            write!(f, "\nskipped layer {}: {}", s.chain_id, s)?;
+        }
+        for l in &self.leftovers {
+            let kind = match l.kind {
+                LeftoverKind::Staging => "interrupted write",
+                LeftoverKind::Removing => "interrupted deletion",
+            };
+            let state = match (&l.error, l.cleaned) {
+                (Some(e), _) => format!("not removed: {e}"),
+                (None, true) => "removed".to_owned(),
+                (None, false) => "left in place".to_owned(),
+            };
+            write!(f, "\nleftover of {kind}: {} ({state})", l.path.display())?;
+        }
+        for (path, reason) in &self.skipped_mounts {
+            write!(f, "\nskipped mount {}: {reason}", path.display())?;
+        }
+        Ok(())
+    }
+}
+
 /// A layer directory that restore skipped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SkippedLayer {

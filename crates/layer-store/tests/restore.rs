@@ -129,6 +129,8 @@ fn check_broken(breakage: impl FnOnce(&Path), expect: impl FnOnce(&SkipReason) -
     assert_eq!(skipped[1].chain_id, c3);
     assert_eq!(skipped[1].reason, SkipReason::BrokenParent { parent: c2 });
     assert!(skipped[1].to_string().contains(&c2.to_string()));
+    let report = outcome.to_string();
+    assert!(report.contains(&format!("skipped layer {c3}")), "{report}");
     // Layer 1 lost its only child: refcount 0, but it stays (no GC).
     assert_eq!(store.ref_count(&c1), Some(0));
     assert_eq!(tree(&root), before, "nothing deleted");
@@ -266,8 +268,20 @@ fn leftovers_are_cleaned_on_open() {
     assert!(root.join("sha256/not-a-layer").exists());
     assert_eq!(store.len(), 4);
 
+    let report = outcome.to_string();
+    assert!(
+        report.starts_with("4 layers loaded, 0 skipped, 2 leftovers"),
+        "{report}"
+    );
+    assert!(
+        report.contains("interrupted write") && report.contains("(removed)"),
+        "{report}"
+    );
+    assert!(!outcome.is_clean());
+
     let (_, outcome) = reopen(&root);
     assert!(outcome.leftovers.is_empty());
+    assert!(outcome.is_clean());
 }
 
 /// Mounts (containers) hold a reference on their parent layer.
