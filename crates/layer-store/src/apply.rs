@@ -250,7 +250,27 @@ impl Applier {
                         io::Error::from_raw_os_error(libc::ENOTDIR),
                     ));
                 }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => self.mkdir_all(&p)?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    // dockerd creates a missing parent only if the parent itself is missing,
+                    // not when it is a symbolic link to nowhere.
+                    if let Some((last, init)) = comps.split_last() {
+                        let pp = resolve_in_root(&self.root, init).map_err(|e| {
+                            ContentError::apply("resolve", self.root.join(join(init)), e)
+                        })?;
+                        let lp = pp.join(os(last));
+                        if fs::symlink_metadata(&lp).is_ok_and(|m| m.file_type().is_symlink()) {
+                            return Err(ContentError::apply(
+                                "use as a directory",
+                                lp,
+                                io::Error::new(
+                                    io::ErrorKind::NotFound,
+                                    "symbolic link to a missing directory",
+                                ),
+                            ));
+                        }
+                    }
+                    self.mkdir_all(&p)?
+                }
                 Err(e) => return Err(ContentError::apply("stat", p, e)),
             }
             self.parents.insert(comps.to_vec(), p.clone());

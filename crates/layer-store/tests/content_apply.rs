@@ -1,0 +1,577 @@
+//! Registering layers through the vfs driver: whiteouts, links, metadata, hostile tar
+//! streams, limits, and verification of streamed-back layers.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use digest_set::Digest;
+use layer_store::content::ContentError;
+use layer_store::{
+    ChainId, DiffId, DriverError, LayerHandle, LayerStore, NullDriver, RegisterError,
+    RegisterOptions, VfsDriver,
+};
+
+/// Builds tar streams block by block, with full control over names (for hostile input).
+#[derive(Default)]
+struct Tar {
+    out: Vec<u8>,
+}
+
+struct H<'a> {
+    name: &'a [u8],
+    typeflag: u8,
+    size: usize,
+    link: &'a [u8],
+    mode: u32,
+    uid: u32,
+    mtime: u64,
+}
+
+impl Default for H<'_> {
+    fn default() -> Self {
+        H {
+            name: b"",
+            typeflag: b'0',
+            size: 0,
+            link: b"",
+            mode: 0o644,
+            uid: 0,
+            mtime: 1_600_000_000,
+        }
+    }
+}
+
+fn octal(field: &mut [u8], v: u64) {
+    let s = format!("{:0width$o}", v, width = field.len() - 1);
+    field[..s.len()].copy_from_slice(s.as_bytes());
+}
+
+impl Tar {
+    fn header(&mut self, h: &H<'_>) {
+        let mut b = [0u8; 512];
+        b[..h.name.len()].copy_from_slice(h.name);
+        octal(&mut b[100..108], u64::from(h.mode));
+        octal(&mut b[108..116], u64::from(h.uid));
+        octal(&mut b[116..124], u64::from(h.uid));
+        octal(&mut b[124..136], h.size as u64);
+        octal(&mut b[136..148], h.mtime);
+        b[156] = h.typeflag;
+        b[157..157 + h.link.len()].copy_from_slice(h.link);
+        b[257..263].copy_from_slice(b"ustar\0");
+        b[263..265].copy_from_slice(b"00");
+        b[148..156].copy_from_slice(b"        ");
+        let sum: u32 = b.iter().map(|&c| u32::from(c)).sum();
+        let s = format!("{sum:06o}\0 ");
+        b[148..156].copy_from_slice(s.as_bytes());
+        self.out.extend_from_slice(&b);
+    }
+
+    fn data(&mut self, d: &[u8]) {
+        self.out.extend_from_slice(d);
+        let pad = (512 - d.len() % 512) % 512;
+        self.out.extend(std::iter::repeat_n(0u8, pad));
+    }
+
+    fn file(&mut self, name: &str, content: &[u8]) -> &mut Self {
+        self.header(&H {
+            name: name.as_bytes(),
+            size: content.len(),
+            ..H::default()
+        });
+        self.data(content);
+        self
+    }
+
+    fn dir(&mut self, name: &str) -> &mut Self {
+        self.header(&H {
+            name: name.as_bytes(),
+            typeflag: b'5',
+            mode: 0o755,
+            ..H::default()
+        });
+        self
+    }
+
+    fn entry(&mut self, h: H<'_>, content: &[u8]) -> &mut Self {
+        self.header(&H {
+            size: content.len(),
+            ..h
+        });
+        self.data(content);
+        self
+    }
+
+    fn pax(&mut self, records: &[(&str, &[u8])]) -> &mut Self {
+        let mut body = Vec::new();
+        for (k, v) in records {
+            let rest = 1 + k.len() + 1 + v.len() + 1;
+            let mut n = rest + 1;
+            while n.to_string().len() + rest != n {
+                n += 1;
+            }
+            body.extend_from_slice(format!("{n} {k}=").as_bytes());
+            body.extend_from_slice(v);
+            body.push(b'\n');
+        }
+        self.header(&H {
+            name: b"PaxHeaders/x",
+            typeflag: b'x',
+            size: body.len(),
+            ..H::default()
+        });
+        self.data(&body);
+        self
+    }
+
+    fn finish(&mut self) -> Vec<u8> {
+        let mut out = std::mem::take(&mut self.out);
+        out.extend_from_slice(&[0u8; 1024]);
+        out
+    }
+}
+
+struct Env {
+    tmp: tempfile::TempDir,
+    store: LayerStore,
+}
+
+impl Env {
+    fn new() -> Env {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let driver = VfsDriver::new(tmp.path().join("vfs")).expect("driver");
+        let (store, _) =
+            LayerStore::open(tmp.path().join("image/vfs/layerdb"), Box::new(driver)).expect("open");
+        Env { tmp, store }
+    }
+
+    fn dir_of(&self, h: &LayerHandle) -> PathBuf {
+        let info = self.store.layer(h.chain_id()).expect("layer");
+        self.tmp.path().join("vfs/dir").join(info.cache_id)
+    }
+
+    fn stream(&self, h: &LayerHandle) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.store
+            .tar_stream(h)
+            .expect("stream")
+            .read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    fn count(&self, sub: &str) -> usize {
+        fs::read_dir(self.tmp.path().join(sub))
+            .map(|rd| rd.count())
+            .unwrap_or(0)
+    }
+
+    /// Nothing of a failed registration is left behind.
+    fn assert_clean(&self, layers: usize) {
+        assert_eq!(self.store.len(), layers);
+        assert_eq!(self.count("vfs/dir"), layers, "driver dirs");
+        assert_eq!(self.count("image/vfs/layerdb/tmp"), 0, "staging dirs");
+        assert_eq!(self.count("image/vfs/layerdb/sha256"), layers, "layer dirs");
+    }
+}
+
+fn content_error(e: RegisterError) -> ContentError {
+    match e {
+        RegisterError::Driver {
+            source: DriverError::Content(c),
+            ..
+        } => *c,
+        other => panic!("expected a content error, got {other:?}"),
+    }
+}
+
+#[test]
+fn whiteouts_links_and_metadata_apply_like_dockerd() {
+    let env = Env::new();
+    let base = Tar::default()
+        .dir("a/")
+        .file("a/x", b"x")
+        .file("a/y", b"y")
+        .dir("b/")
+        .file("b/file", b"shared")
+        .dir("c/")
+        .dir("c/sub/")
+        .file("c/sub/f", b"f")
+        .file("c/keep-me-not", b"z")
+        .finish();
+    let hb = env.store.register(&base[..], None).expect("base");
+    let child = Tar::default()
+        .file("a/.wh.x", b"")
+        .file("c/.wh..wh..opq", b"")
+        .file("c/new", b"new")
+        .entry(
+            H {
+                name: b"h",
+                typeflag: b'1',
+                link: b"b/file",
+                ..H::default()
+            },
+            b"",
+        )
+        .entry(
+            H {
+                name: b"s",
+                typeflag: b'2',
+                link: b"/b/file",
+                mtime: 1_000_000_000,
+                mode: 0o777,
+                ..H::default()
+            },
+            b"",
+        )
+        .entry(
+            H {
+                name: b"suid",
+                mode: 0o4755,
+                uid: 1234,
+                ..H::default()
+            },
+            b"#!/bin/sh\n",
+        )
+        .pax(&[
+            ("SCHILY.xattr.user.test", b"value"),
+            ("mtime", b"1234567890.5"),
+        ])
+        .file("with-xattr", b"data")
+        .entry(
+            H {
+                name: b"fifo",
+                typeflag: b'6',
+                mode: 0o600,
+                ..H::default()
+            },
+            b"",
+        )
+        .finish();
+    let hc = env
+        .store
+        .register(&child[..], Some(hb.chain_id()))
+        .expect("child");
+    let d = env.dir_of(&hc);
+    assert!(!d.join("a/x").exists(), "whiteout removed a/x");
+    assert!(d.join("a/y").exists());
+    assert!(!d.join("c/sub").exists(), "opaque dir emptied");
+    assert!(!d.join("c/keep-me-not").exists());
+    assert_eq!(fs::read(d.join("c/new")).expect("new"), b"new");
+    assert_eq!(
+        fs::metadata(d.join("h")).expect("h").ino(),
+        fs::metadata(d.join("b/file")).expect("b/file").ino(),
+        "hard link"
+    );
+    assert_eq!(fs::read_link(d.join("s")).expect("s"), Path::new("/b/file"));
+    assert_eq!(
+        fs::symlink_metadata(d.join("s")).expect("s").mtime(),
+        1_000_000_000
+    );
+    let m = fs::metadata(d.join("suid")).expect("suid");
+    assert_eq!(m.permissions().mode() & 0o7777, 0o4755);
+    assert_eq!(m.mtime(), 1_600_000_000);
+    if fs::metadata("/proc/self").expect("proc").uid() == 0 {
+        assert_eq!(m.uid(), 1234);
+    }
+    let x = fs::metadata(d.join("with-xattr")).expect("x");
+    assert_eq!((x.mtime(), x.mtime_nsec()), (1_234_567_890, 500_000_000));
+    assert!(
+        fs::symlink_metadata(d.join("fifo"))
+            .expect("fifo")
+            .file_type()
+            .is_fifo()
+    );
+    // The parent layer is untouched.
+    let pd = env.dir_of(&hb);
+    assert!(pd.join("a/x").exists() && pd.join("c/sub/f").exists());
+    // Both stream back byte for byte.
+    assert_eq!(env.stream(&hb).expect("base"), base);
+    assert_eq!(env.stream(&hc).expect("child"), child);
+    assert_eq!(
+        env.store.layer(hc.chain_id()).expect("info").diff_size,
+        3 + 10 + 4
+    );
+}
+
+use std::os::unix::fs::FileTypeExt;
+
+#[test]
+fn long_names_pax_non_utf8_and_trailing_bytes_round_trip() {
+    let env = Env::new();
+    let long = format!("{}/{}", "d".repeat(120), "f".repeat(150));
+    let mut t = Tar::default();
+    t.pax(&[("path", long.as_bytes())])
+        .file("short-name", b"long");
+    // A GNU long name.
+    let gnu = format!("{}/gnu", "g".repeat(200));
+    t.header(&H {
+        name: b"././@LongLink",
+        typeflag: b'L',
+        size: gnu.len() + 1,
+        ..H::default()
+    });
+    let mut n = gnu.clone().into_bytes();
+    n.push(0);
+    t.data(&n);
+    t.file("trunc", b"gnu content");
+    t.entry(
+        H {
+            name: b"caf\xe9",
+            ..H::default()
+        },
+        b"latin1",
+    );
+    let mut tar = t.finish();
+    tar.extend_from_slice(&[0u8; 8192]);
+    tar.extend_from_slice(b"trailing garbage");
+    let h = env.store.register(&tar[..], None).expect("register");
+    assert_eq!(
+        env.store.layer(h.chain_id()).expect("info").diff_id,
+        DiffId(Digest::sha256(&tar))
+    );
+    let d = env.dir_of(&h);
+    assert_eq!(fs::read(d.join(&long)).expect("pax path"), b"long");
+    assert_eq!(fs::read(d.join(&gnu)).expect("gnu path"), b"gnu content");
+    assert_eq!(
+        fs::read(d.join(std::ffi::OsStr::from_bytes(b"caf\xe9"))).expect("raw"),
+        b"latin1"
+    );
+    assert!(env.stream(&h).expect("stream") == tar);
+}
+
+use std::os::unix::ffi::OsStrExt;
+
+#[test]
+fn hostile_tars_are_refused_and_leave_nothing_behind() {
+    let env = Env::new();
+    let outside = tempfile::tempdir().expect("outside");
+    let outside_abs = outside.path().to_string_lossy().into_owned();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("dotdot", Tar::default().file("../evil", b"x").finish()),
+        (
+            "nested dotdot",
+            Tar::default().file("a/../../evil", b"x").finish(),
+        ),
+        (
+            "hardlink out",
+            Tar::default()
+                .entry(
+                    H {
+                        name: b"h",
+                        typeflag: b'1',
+                        link: b"../../../../etc/passwd",
+                        ..H::default()
+                    },
+                    b"",
+                )
+                .finish(),
+        ),
+        (
+            "write through symlink",
+            Tar::default()
+                .entry(
+                    H {
+                        name: b"evil",
+                        typeflag: b'2',
+                        link: outside_abs.as_bytes(),
+                        ..H::default()
+                    },
+                    b"",
+                )
+                .file("evil/pwned", b"owned")
+                .finish(),
+        ),
+        (
+            "duplicate",
+            Tar::default().file("a", b"1").file("./a", b"2").finish(),
+        ),
+        ("bad checksum", {
+            let mut t = Tar::default().file("a", b"1").finish();
+            t[148] = b'7';
+            t
+        }),
+        ("truncated", {
+            let t = Tar::default().file("a", &[7u8; 2000]).finish();
+            t[..1200].to_vec()
+        }),
+        (
+            "root replaced by a file",
+            Tar::default().file("./", b"").finish(),
+        ),
+    ];
+    for (what, tar) in cases {
+        let err = env.store.register(&tar[..], None);
+        assert!(err.is_err(), "{what} was accepted");
+        let msg = err.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(!msg.is_empty(), "{what}");
+        env.assert_clean(0);
+    }
+    assert_eq!(fs::read_dir(outside.path()).expect("outside").count(), 0);
+    // A symlink climbing far above the root resolves to the root, as in dockerd's chroot:
+    // what is written through it stays in the layer.
+    let tar = Tar::default()
+        .entry(
+            H {
+                name: b"up",
+                typeflag: b'2',
+                link: b"../../../../../../../../../..",
+                ..H::default()
+            },
+            b"",
+        )
+        .file(&format!("up{outside_abs}/pwned2"), b"contained")
+        .finish();
+    let h = env.store.register(&tar[..], None).expect("contained");
+    assert_eq!(fs::read_dir(outside.path()).expect("outside").count(), 0);
+    let inside = env
+        .dir_of(&h)
+        .join(outside_abs.trim_start_matches('/'))
+        .join("pwned2");
+    assert_eq!(fs::read(inside).expect("inside the layer"), b"contained");
+    assert!(env.stream(&h).expect("stream") == tar);
+    // Symlinks pointing out are fine as content (absolute targets are common); writing
+    // through them stays inside the layer.
+    let tar = Tar::default()
+        .dir("usr/")
+        .dir("usr/lib/")
+        .entry(
+            H {
+                name: b"lib",
+                typeflag: b'2',
+                link: b"/usr/lib",
+                ..H::default()
+            },
+            b"",
+        )
+        .file("lib/libx.so", b"elf")
+        .finish();
+    let h = env.store.register(&tar[..], None).expect("usrmerge layer");
+    env.assert_clean(2);
+    assert_eq!(
+        fs::read(env.dir_of(&h).join("usr/lib/libx.so")).expect("through symlink"),
+        b"elf"
+    );
+    assert!(env.stream(&h).expect("stream") == tar);
+}
+
+#[test]
+fn registering_the_same_layer_twice_returns_the_existing_layer() {
+    let env = Env::new();
+    let tar = Tar::default().file("a", b"1").finish();
+    let h1 = env.store.register(&tar[..], None).expect("first");
+    let h2 = env.store.register(&tar[..], None).expect("second");
+    assert_eq!(h1.chain_id(), h2.chain_id());
+    assert_ne!(h1, h2);
+    env.assert_clean(1);
+}
+
+#[test]
+fn size_limit_is_enforced() {
+    let env = Env::new();
+    let tar = Tar::default().file("big", &[1u8; 5000]).finish();
+    let opts = RegisterOptions {
+        max_size: Some(4096),
+        ..RegisterOptions::default()
+    };
+    let e = env
+        .store
+        .register_with(&tar[..], None, &opts)
+        .expect_err("too big");
+    assert!(matches!(
+        content_error(e),
+        ContentError::TooLarge { limit: 4096 }
+    ));
+    env.assert_clean(0);
+    let opts = RegisterOptions {
+        max_size: Some(5000),
+        sync: false,
+    };
+    env.store
+        .register_with(&tar[..], None, &opts)
+        .expect("fits");
+}
+
+#[test]
+fn depth_limit_is_125_layers() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (store, _) =
+        LayerStore::open(tmp.path().join("layerdb"), Box::new(NullDriver)).expect("open");
+    let mut parent: Option<ChainId> = None;
+    for i in 0..125 {
+        let tar = Tar::default().file("f", format!("{i}").as_bytes()).finish();
+        let h = store.register(&tar[..], parent.as_ref()).expect("register");
+        parent = Some(*h.chain_id());
+    }
+    let tar = Tar::default().file("f", b"one too many").finish();
+    let e = store
+        .register(&tar[..], parent.as_ref())
+        .expect_err("126th layer");
+    assert!(
+        matches!(e, RegisterError::MaxDepthExceeded { depth: 125, .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("max depth exceeded"));
+    // The null driver keeps no files: streaming back is refused with a clear error.
+    let mut out = Vec::new();
+    let err = store
+        .tar_stream_chain(&parent.expect("top"))
+        .expect("stream")
+        .read_to_end(&mut out)
+        .expect_err("no files");
+    assert!(err.to_string().contains("does not support"), "{err}");
+}
+
+#[test]
+fn modified_layer_files_fail_the_stream() {
+    let env = Env::new();
+    let tar = Tar::default()
+        .file("a", b"hello")
+        .file("b", b"world")
+        .finish();
+    let h = env.store.register(&tar[..], None).expect("register");
+    let d = env.dir_of(&h);
+    fs::write(d.join("b"), b"WORLD").expect("tamper");
+    let err = env.stream(&h).expect_err("tampered");
+    assert!(
+        err.to_string().contains("checksum failed for \"b\""),
+        "{err}"
+    );
+    fs::write(d.join("b"), b"world").expect("restore");
+    assert_eq!(env.stream(&h).expect("ok again"), tar);
+    // A tar-split whose raw bytes were changed gets through the file checksums but not the
+    // diff ID check, which fails at the end of the stream.
+    // Same files, another mtime: a different stream.
+    let other = Tar::default()
+        .entry(
+            H {
+                name: b"a",
+                mtime: 1,
+                ..H::default()
+            },
+            b"hello",
+        )
+        .file("b", b"world")
+        .finish();
+    let tmp2 = tempfile::tempdir().expect("tmp");
+    let driver = VfsDriver::new(tmp2.path().join("vfs")).expect("driver");
+    let (s2, _) = LayerStore::open(tmp2.path().join("layerdb"), Box::new(driver)).expect("open");
+    let h2 = s2.register(&other[..], None).expect("other");
+    let ts = |s: &LayerStore, h: &LayerHandle| s.layer_dir(h.chain_id()).join("tar-split.json.gz");
+    fs::copy(ts(&s2, &h2), ts(&env.store, &h)).expect("swap tar-split");
+    let mut out = Vec::new();
+    let err = env
+        .store
+        .tar_stream(&h)
+        .expect("stream")
+        .read_to_end(&mut out)
+        .expect_err("unverified");
+    assert!(
+        err.to_string().starts_with(&format!(
+            "could not verify layer data for: {}",
+            env.store.layer(h.chain_id()).expect("info").diff_id
+        )),
+        "{err}"
+    );
+    assert_eq!(out.len(), other.len(), "the error comes at the end");
+}
