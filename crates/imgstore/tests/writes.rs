@@ -1,0 +1,368 @@
+//! `tag`, `rm`, the reference store's bytes, locking and `fsck` on damaged copies of the
+//! dockerd 20.10 fixture roots.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+
+use common::{FIXTURES, extract, run, stdout_ok};
+use digest_set::Digest;
+use imgstore::reference::Reference;
+use imgstore::refstore::RefStore;
+
+const BASE: &str = "sha256:7db95e6e4fe3a141e68c2ff6cc0267d1fb63728cf6b9fa326a05ecb3b43ea6fe";
+const CHILD: &str = "sha256:2c8eeb116eab69faa88d6672e0cb055ccb79d72546b28882234dd3acc54c4625";
+
+fn repos(root: &Path) -> std::path::PathBuf {
+    root.join("image/vfs/repositories.json")
+}
+
+fn r(s: &str) -> Reference {
+    Reference::parse_normalized(s).expect("valid reference")
+}
+
+fn d(s: &str) -> Digest {
+    s.parse().expect("valid digest")
+}
+
+#[test]
+fn refstore_reads_and_writes_dockerd_bytes() {
+    for name in FIXTURES {
+        let (_g, root) = extract(name);
+        let bytes = std::fs::read(repos(&root)).expect("read");
+        let store = RefStore::load(&repos(&root)).expect("load");
+        assert_eq!(store.to_bytes(), bytes, "{name}");
+    }
+    // Fixture 01 plus dockerd's two tags gives fixture 02's file, byte for byte.
+    let (_g1, root1) = extract("dockerroot-01-after-load");
+    let (_g2, root2) = extract("dockerroot-02-after-build");
+    let mut store = RefStore::load(&repos(&root1)).expect("load");
+    store
+        .add_tag(&r("peer/base:v1"), &d(BASE), true)
+        .expect("tag");
+    store
+        .add_tag(&r("peer/child:1"), &d(CHILD), true)
+        .expect("tag");
+    assert_eq!(
+        std::fs::read(repos(&root1)).expect("read"),
+        std::fs::read(repos(&root2)).expect("read")
+    );
+    let mode = std::fs::metadata(repos(&root1))
+        .expect("stat")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // Then what push/pull and `rmi peer/child:1` + `rmi base` did gives fixture 04's file.
+    let (_g4, root4) = extract("dockerroot-04-after-partial-rm");
+    store
+        .add_tag(&r("127.0.0.1:5000/test:1"), &d(BASE), true)
+        .expect("tag");
+    let canonical = r(
+        "127.0.0.1:5000/test@sha256:55cedde171f6c6f7dd4a001c6cb59c52e635d0ddd301641a4f2f9733fe7bafe7",
+    );
+    store
+        .add_digest(&canonical, &d(BASE), true)
+        .expect("digest");
+    assert!(store.delete(&r("peer/child:1")).expect("delete"));
+    assert!(store.delete(&r("base")).expect("delete"));
+    assert!(!store.delete(&r("base")).expect("delete again"));
+    assert_eq!(
+        std::fs::read(repos(&root1)).expect("read"),
+        std::fs::read(repos(&root4)).expect("read")
+    );
+    // Lookups as dockerd's Get.
+    assert_eq!(store.get(&r("peer/base")), None);
+    assert_eq!(store.get(&r("peer/base:v1")), Some(d(BASE)));
+    assert_eq!(store.get(&canonical), Some(d(BASE)));
+    // Conflicts.
+    assert!(store.add_tag(&canonical, &d(BASE), true).is_err());
+    assert!(store.add_tag(&r("peer/base:v1"), &d(CHILD), false).is_err());
+    assert!(store.add_digest(&canonical, &d(CHILD), true).is_err());
+    assert!(store.add_tag(&r("sha256:x"), &d(CHILD), true).is_err());
+    // No temp files left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(root1.join("image/vfs"))
+        .expect("list")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty());
+}
+
+#[test]
+fn tag_writes_references_and_last_updated() {
+    let (_g, root) = extract("dockerroot-01-after-load");
+    stdout_ok(&run(&root, &["tag", "7db9", "peer/base:v1"]));
+    stdout_ok(&run(&root, &["tag", "base", "other"]));
+    let text = std::fs::read_to_string(repos(&root)).expect("read");
+    assert_eq!(
+        text,
+        format!(
+            "{{\"Repositories\":{{\"base\":{{\"base:latest\":\"{BASE}\"}},\"other\":{{\"other:latest\":\"{BASE}\"}},\"peer/base\":{{\"peer/base:v1\":\"{BASE}\"}}}}}}"
+        )
+    );
+    let lu = root.join(format!(
+        "image/vfs/imagedb/metadata/sha256/{}/lastUpdated",
+        &BASE[7..]
+    ));
+    let t = std::fs::read_to_string(&lu).expect("lastUpdated written");
+    assert!(t.ends_with('Z') && t.contains('T'), "{t}");
+    let meta = std::fs::metadata(&lu).expect("stat");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let inspect = stdout_ok(&run(&root, &["inspect", "other"]));
+    assert!(inspect.contains(&format!("\"LastTagTime\": \"{t}\"")));
+    // Tagging with a digest is refused, as dockerd does.
+    let out = run(
+        &root,
+        &[
+            "tag",
+            "base",
+            "x@sha256:55cedde171f6c6f7dd4a001c6cb59c52e635d0ddd301641a4f2f9733fe7bafe7",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "imgstore: refusing to create a tag with a digest reference\n"
+    );
+}
+
+#[test]
+fn rm_follows_dockerd_rules() {
+    let (_g, root) = extract("dockerroot-02-after-build");
+    // By ID with two tags and children: a hard conflict first.
+    let out = run(&root, &["rm", "7db9"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "imgstore: conflict: unable to delete 7db95e6e4fe3 (cannot be forced) - image has dependent child images\n"
+    );
+    // Untagging the child deletes it and prunes its untagged parents and their layer.
+    let out = stdout_ok(&run(&root, &["rmi", "peer/child:1"]));
+    assert_eq!(
+        out,
+        "Untagged: peer/child:1\n\
+         Deleted: sha256:2c8eeb116eab69faa88d6672e0cb055ccb79d72546b28882234dd3acc54c4625\n\
+         Deleted: sha256:8198421c8dc571c5263ce2510713b2fe4162b31fc8ae4c0314509359ce5362af\n\
+         Deleted: sha256:2beca2958a4803c8628494e775ab8da5b7e6f8905b6c6f72534118e07171911e\n\
+         Deleted: sha256:4e989351ddaf626d76456629d4603ceb4eb77b8add196fbe637c109fc90bd4c8\n"
+    );
+    // The layer store now holds what dockerd's did (fixture 04).
+    let (_g4, root4) = extract("dockerroot-04-after-partial-rm");
+    let names = |r: &Path, sub: &str| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(r.join(sub))
+            .map(|it| {
+                it.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    for sub in [
+        "image/vfs/layerdb/sha256",
+        "image/vfs/imagedb/content/sha256",
+        "image/vfs/imagedb/metadata/sha256",
+    ] {
+        assert_eq!(names(&root, sub), names(&root4, sub), "{sub}");
+    }
+    // By ID with two tags in two repositories: must be forced.
+    let out = run(&root, &["rm", "7db95e6e4fe3"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "imgstore: conflict: unable to delete 7db95e6e4fe3 (must be forced) - image is referenced in multiple repositories\n"
+    );
+    let out = stdout_ok(&run(&root, &["rm", "-f", "7db95e6e4fe3"]));
+    assert_eq!(
+        out,
+        "Untagged: base:latest\n\
+         Untagged: peer/base:v1\n\
+         Deleted: sha256:7db95e6e4fe3a141e68c2ff6cc0267d1fb63728cf6b9fa326a05ecb3b43ea6fe\n\
+         Deleted: sha256:06b5f6904ddc0031ed119e9a60dcc08061777fbf81d2d606e9fd2e1fd7665377\n\
+         Deleted: sha256:686712228e91a77be8ad0d3d811b66ea7b6a5ad5d08b392d6247fcf659d9fb30\n\
+         Deleted: sha256:516408ace5e52b139d13e99da654811994859543e92849eb04ab72af8d752856\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(repos(&root)).expect("read"),
+        "{\"Repositories\":{}}"
+    );
+    assert!(names(&root, "image/vfs/layerdb/sha256").is_empty());
+    assert_eq!(run(&root, &["fsck"]).status.code(), Some(0));
+}
+
+#[test]
+fn rm_no_prune_keeps_parents_and_vfs_dirs_go() {
+    let (_g, root) = extract("dockerroot-02-after-build");
+    // Give the layers driver directories, as a live root has.
+    let layerdb = root.join("image/vfs/layerdb/sha256");
+    let mut cache_ids = BTreeMap::new();
+    for e in std::fs::read_dir(&layerdb)
+        .expect("list")
+        .filter_map(Result::ok)
+    {
+        let id = std::fs::read_to_string(e.path().join("cache-id")).expect("cache-id");
+        let dir = root.join("vfs/dir").join(&id);
+        std::fs::create_dir_all(dir.join("etc")).expect("mkdir");
+        std::fs::write(dir.join("etc/file"), "x").expect("write");
+        cache_ids.insert(e.file_name().to_string_lossy().into_owned(), id);
+    }
+    let out = stdout_ok(&run(&root, &["rm", "--no-prune", "peer/child:1"]));
+    assert_eq!(
+        out,
+        "Untagged: peer/child:1\nDeleted: sha256:2c8eeb116eab69faa88d6672e0cb055ccb79d72546b28882234dd3acc54c4625\n"
+    );
+    // 8198 is now a dangling head and shows without -a.
+    let ls = stdout_ok(&run(&root, &["ls", "-q"]));
+    assert_eq!(ls, "8198421c8dc5\n7db95e6e4fe3\n7db95e6e4fe3\n");
+    let out = stdout_ok(&run(&root, &["rm", "8198"]));
+    assert!(out.ends_with(
+        "Deleted: sha256:4e989351ddaf626d76456629d4603ceb4eb77b8add196fbe637c109fc90bd4c8\n"
+    ));
+    let top = &cache_ids["4e989351ddaf626d76456629d4603ceb4eb77b8add196fbe637c109fc90bd4c8"];
+    assert!(!root.join("vfs/dir").join(top).exists());
+    let base = &cache_ids["06b5f6904ddc0031ed119e9a60dcc08061777fbf81d2d606e9fd2e1fd7665377"];
+    assert!(root.join("vfs/dir").join(base).exists());
+}
+
+#[test]
+fn locks_give_clear_errors() {
+    let (_g, root) = extract("dockerroot-02-after-build");
+    let dir = std::fs::File::open(root.join("image/vfs")).expect("open dir");
+    dir.try_lock_shared().expect("shared lock");
+    // Reads share; writes are refused at once.
+    stdout_ok(&run(&root, &["ls"]));
+    let out = run(&root, &["tag", "base", "x"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is locked by another process"), "{err}");
+    dir.unlock().expect("unlock");
+    dir.try_lock().expect("exclusive lock");
+    let out = run(&root, &["ls"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is locked"));
+    dir.unlock().expect("unlock");
+    stdout_ok(&run(&root, &["tag", "base", "x"]));
+}
+
+/// Every path with its size and content hash, to prove a command changed nothing.
+fn snapshot(root: &Path) -> Vec<(String, u64, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(p) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&p).expect("stat");
+        let rel = p.strip_prefix(root).expect("prefix").display().to_string();
+        if meta.is_dir() {
+            out.push((rel, 0, format!("dir {:o}", meta.permissions().mode())));
+            for e in std::fs::read_dir(&p).expect("list").filter_map(Result::ok) {
+                stack.push(e.path());
+            }
+        } else {
+            let data = std::fs::read(&p).unwrap_or_default();
+            out.push((rel, meta.len(), Digest::sha256(&data).to_string()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn fsck_explains_damage_and_changes_nothing() {
+    let (_g, root) = extract("dockerroot-02-after-build");
+    let v = root.join("image/vfs");
+    let content = v.join("imagedb/content/sha256");
+    // A config that no longer verifies (8198, the middle image).
+    let mid = "8198421c8dc571c5263ce2510713b2fe4162b31fc8ae4c0314509359ce5362af";
+    let mut bytes = std::fs::read(content.join(mid)).expect("read");
+    bytes.push(b' ');
+    std::fs::write(content.join(mid), bytes).expect("write");
+    // A config that does not parse.
+    let junk = Digest::sha256(b"not json");
+    std::fs::write(content.join(junk.hex()), b"not json").expect("write");
+    // A layer whose size is gone: the base image's top layer, so base is not restored either.
+    std::fs::remove_file(v.join(
+        "layerdb/sha256/06b5f6904ddc0031ed119e9a60dcc08061777fbf81d2d606e9fd2e1fd7665377/size",
+    ))
+    .expect("rm size");
+    // Leftovers.
+    std::fs::write(content.join(".tmp-abc123"), b"{}").expect("write");
+    std::fs::create_dir_all(v.join("layerdb/tmp/write-set-123")).expect("mkdir");
+    std::fs::create_dir_all(v.join(
+        "layerdb/sha256/516408ace5e52b139d13e99da654811994859543e92849eb04ab72af8d752856-0123-removing",
+    ))
+    .expect("mkdir");
+    let before = snapshot(&root);
+    let out = run(&root, &["fsck"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let after = snapshot(&root);
+    assert_eq!(before, after, "fsck changed the data root");
+    let has = |kind: &str, id: &str| text.lines().any(|l| l.starts_with(kind) && l.contains(id));
+    assert!(has("config-verify", "8198421c8dc5"), "{text}");
+    assert!(has("config-invalid", &junk.short()), "{text}");
+    assert!(has("layer-bad", "06b5f6904ddc"), "{text}");
+    assert!(text.contains("size is missing"), "{text}");
+    assert!(has("layer-bad", "4e989351ddaf"), "{text}");
+    assert!(has("image-layer-missing", "7db95e6e4fe3"), "{text}");
+    assert!(has("image-layer-missing", "2beca2958a48"), "{text}");
+    assert!(has("image-layer-missing", "2c8eeb116eab"), "{text}");
+    assert!(has("reference-missing", "7db95e6e4fe3"), "{text}");
+    assert!(has("layer-orphan", "686712228e91"), "{text}");
+    assert!(text.contains(".tmp-abc123"), "{text}");
+    assert!(text.contains("write-set-123"), "{text}");
+    assert!(text.contains("-removing"), "{text}");
+    // Every line names a file.
+    for l in text.lines() {
+        assert!(l.contains(&*root.to_string_lossy()), "{l}");
+    }
+    // JSON: one object per line.
+    let out = run(&root, &["fsck", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    for l in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(l).expect("json line");
+        assert!(v["kind"].is_string() && v["path"].is_string());
+    }
+    // dockerd would list nothing here: every image lost its layer or its config.
+    assert_eq!(stdout_ok(&run(&root, &["ls", "-a", "-q"])), "");
+    assert_eq!(snapshot(&root), after);
+}
+
+#[test]
+fn fsck_reports_dangling_parent_links() {
+    let (_g, root) = extract("dockerroot-02-after-build");
+    let content = root.join("image/vfs/imagedb/content/sha256");
+    let first = "2beca2958a4803c8628494e775ab8da5b7e6f8905b6c6f72534118e07171911e";
+    std::fs::remove_file(content.join(first)).expect("rm");
+    let out = run(&root, &["fsck"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("parent-dangling 8198421c8dc5")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("metadata-orphan 2beca2958a48")),
+        "{text}"
+    );
+}
+
+#[test]
+fn missing_empty_dirs_are_fine() {
+    let (_g, root) = extract("dockerroot-01-after-load");
+    let v = root.join("image/vfs");
+    for d in [
+        "layerdb/tmp",
+        "layerdb/mounts",
+        "imagedb/metadata/sha256",
+        "distribution",
+    ] {
+        let _ = std::fs::remove_dir(v.join(d));
+    }
+    stdout_ok(&run(&root, &["ls", "-a"]));
+    assert_eq!(run(&root, &["fsck"]).status.code(), Some(0));
+    stdout_ok(&run(&root, &["tag", "base", "again"]));
+    assert!(v.join("imagedb/metadata/sha256").is_dir());
+}
