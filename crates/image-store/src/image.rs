@@ -19,6 +19,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::id::ImageId;
 use crate::time::{Timestamp, parse_rfc3339};
+use crate::validate;
 
 /// Why bytes are not a valid image config (dockerd's "invalid image").
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -100,19 +101,25 @@ impl Image {
     /// Like [`Image::from_bytes`] when the caller already knows the bytes hash to `id` (e.g. a
     /// backend that verified them); saves hashing them again. Nothing checks that they do.
     pub fn from_verified_bytes(id: ImageId, raw: Vec<u8>) -> Result<Image, InvalidImage> {
-        let cfg = decode(&raw)?;
-        let rootfs = cfg.rootfs.as_ref().ok_or(InvalidImage::NoRootFs)?;
-        let layers = rootfs.diff_ids.as_deref().unwrap_or(&[]);
-        let history = cfg.history.iter().filter(|h| !h.empty_layer).count();
-        if history > layers.len() {
-            return Err(InvalidImage::TooManyNonEmptyLayers {
-                history,
-                layers: layers.len(),
-            });
-        }
-        let diff_ids = parse_diff_ids(layers)?;
-        let chain_id = layer_store::chain_id(&diff_ids);
-        let os_supported = os_supported(&cfg.os);
+        // A lean pass that type-checks every field as the typed model would, keeping only
+        // what the store needs; the typed model is decoded on demand (`config()`).
+        let (chain_id, os_supported) = {
+            let e = validate::check(&raw).map_err(|e| InvalidImage::Json(e.to_string()))?;
+            if !e.has_rootfs {
+                return Err(InvalidImage::NoRootFs);
+            }
+            if e.non_empty_history > e.diff_ids.len() {
+                return Err(InvalidImage::TooManyNonEmptyLayers {
+                    history: e.non_empty_history,
+                    layers: e.diff_ids.len(),
+                });
+            }
+            let diff_ids = parse_diff_ids(&e.diff_ids)?;
+            (
+                layer_store::chain_id(&diff_ids),
+                os_supported(e.os.as_deref().unwrap_or("")),
+            )
+        };
         Ok(Image {
             id,
             raw: raw.into_boxed_slice(),
@@ -180,14 +187,15 @@ fn os_supported(os: &str) -> bool {
     os.is_empty() || os.eq_ignore_ascii_case(std::env::consts::OS)
 }
 
-fn parse_diff_ids(layers: &[String]) -> Result<Vec<DiffId>, InvalidImage> {
+fn parse_diff_ids<S: AsRef<str>>(layers: &[S]) -> Result<Vec<DiffId>, InvalidImage> {
     layers
         .iter()
         .enumerate()
         .map(|(index, value)| {
+            let value = value.as_ref();
             let invalid = |reason: String| InvalidImage::InvalidDiffId {
                 index,
-                value: value.clone(),
+                value: value.to_owned(),
                 reason,
             };
             match value.strip_prefix("sha256:") {
@@ -238,6 +246,15 @@ fn str_slice<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::
         Some(OneOrMany::One(s)) => Some(vec![s]),
         Some(OneOrMany::Many(v)) => Some(v),
     })
+}
+
+fn labels<'de, D: Deserializer<'de>>(d: D) -> Result<Option<BTreeMap<String, String>>, D::Error> {
+    let m: Option<BTreeMap<String, Option<String>>> = Option::deserialize(d)?;
+    Ok(m.map(|m| {
+        m.into_iter()
+            .map(|(k, v)| (k, v.unwrap_or_default()))
+            .collect()
+    }))
 }
 
 fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
@@ -473,8 +490,8 @@ pub struct ContainerConfig {
     /// `OnBuild`.
     #[serde(default)]
     pub on_build: Option<Vec<String>>,
-    /// `Labels`.
-    #[serde(default)]
+    /// `Labels` (a `null` value decodes as the empty string, as in Go).
+    #[serde(default, deserialize_with = "labels")]
     pub labels: Option<BTreeMap<String, String>>,
     /// `StopSignal`.
     #[serde(
@@ -628,5 +645,117 @@ mod tests {
         let img = Image::from_bytes(j.clone()).expect("valid");
         assert_eq!(img.raw_json(), j.as_bytes());
         assert_eq!(img.id(), ImageId::of_config(j.as_bytes()));
+    }
+
+    mod agreement {
+        use proptest::prelude::*;
+        use serde_json::{Value, json};
+
+        fn scalar() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                Just(Value::Null),
+                Just(json!("x")),
+                Just(json!("2026-11-30T02:18:00.5Z")),
+                Just(json!(
+                    "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
+                )),
+                Just(json!(3)),
+                Just(json!(1.5)),
+                Just(json!(true)),
+                Just(json!(["a", "b"])),
+                Just(json!([null])),
+                Just(json!([1])),
+                Just(json!({"k": "v"})),
+                Just(json!({"k": null})),
+                Just(json!({"k": {}})),
+                Just(json!({"k": 1})),
+                Just(json!({})),
+                Just(json!([])),
+            ]
+        }
+
+        fn object(keys: &'static [&'static str]) -> impl Strategy<Value = Value> {
+            proptest::collection::vec((0..keys.len(), scalar()), 0..6).prop_map(move |kv| {
+                let mut m = serde_json::Map::new();
+                for (k, v) in kv {
+                    m.insert(keys[k].to_owned(), v);
+                }
+                Value::Object(m)
+            })
+        }
+
+        const CONTAINER: &[&str] = &[
+            "Hostname",
+            "User",
+            "Tty",
+            "ExposedPorts",
+            "Env",
+            "Cmd",
+            "Healthcheck",
+            "ArgsEscaped",
+            "Volumes",
+            "Entrypoint",
+            "OnBuild",
+            "Labels",
+            "StopTimeout",
+            "Shell",
+        ];
+        const TOP: &[&str] = &[
+            "id",
+            "comment",
+            "created",
+            "container",
+            "author",
+            "architecture",
+            "os",
+            "Size",
+            "os.version",
+            "os.features",
+            "unknown",
+        ];
+        const HEALTH: &[&str] = &["Test", "Interval", "Retries"];
+        const HISTORY: &[&str] = &["created", "created_by", "empty_layer"];
+        const ROOTFS: &[&str] = &["type", "diff_ids"];
+
+        fn config() -> impl Strategy<Value = Value> {
+            (
+                object(TOP),
+                proptest::option::of(object(CONTAINER)),
+                proptest::option::of(object(HEALTH)),
+                proptest::option::of(proptest::collection::vec(object(HISTORY), 0..3)),
+                proptest::option::of(object(ROOTFS)),
+            )
+                .prop_map(|(mut top, container, health, history, rootfs)| {
+                    let m = top.as_object_mut().expect("object");
+                    if let Some(mut c) = container {
+                        if let Some(h) = health {
+                            c["Healthcheck"] = h;
+                        }
+                        m.insert("config".into(), c.clone());
+                        m.insert("container_config".into(), c);
+                    }
+                    if let Some(h) = history {
+                        m.insert("history".into(), Value::Array(h));
+                    }
+                    if let Some(r) = rootfs {
+                        m.insert("rootfs".into(), r);
+                    }
+                    top
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// The lean check accepts exactly what the typed model decodes, so `config()`
+            /// never fails on an image that was accepted.
+            #[test]
+            fn lean_check_agrees_with_typed_model(cfg in config()) {
+                let bytes = serde_json::to_vec(&cfg).expect("serialize");
+                let lean = crate::validate::check(&bytes).is_ok();
+                let typed = super::super::decode(&bytes).is_ok();
+                prop_assert_eq!(lean, typed, "{}", String::from_utf8_lossy(&bytes));
+            }
+        }
     }
 }

@@ -40,6 +40,7 @@ mod id;
 mod image;
 mod store;
 pub mod time;
+mod validate;
 
 pub use crate::error::{
     CreateError, DanglingParent, DeleteError, MetadataError, NotFound, OpenError, RestoreReport,
