@@ -271,3 +271,37 @@ fn tag_and_rm_match_dockerd() {
     );
     assert_eq!(json_set(&ours.stdout), list_a);
 }
+
+#[test]
+fn damaged_root_lists_like_dockerd() {
+    if let Some(reason) = skip_reason() {
+        eprintln!("skipping: {reason}");
+        return;
+    }
+    let (_g, root) = extract("dockerroot-02-after-build");
+    let v = root.join("image/vfs");
+    let content = v.join("imagedb/content/sha256");
+    // The tagged child's config no longer verifies: 8198 becomes an untagged head.
+    let child = "2c8eeb116eab69faa88d6672e0cb055ccb79d72546b28882234dd3acc54c4625";
+    let mut bytes = std::fs::read(content.join(child)).expect("read");
+    bytes.push(b'\n');
+    std::fs::write(content.join(child), bytes).expect("write");
+    // A config that is not JSON, a temp file, and a layer directory without `diff`.
+    let junk = digest_set::Digest::sha256(b"junk");
+    std::fs::write(content.join(junk.hex()), b"junk").expect("write");
+    std::fs::write(content.join(".tmp-x"), b"{}").expect("write");
+    let fake = v.join("layerdb/sha256").join(digest_set::Digest::sha256(b"fake").hex());
+    std::fs::create_dir_all(&fake).expect("mkdir");
+    std::fs::write(fake.join("size"), "1").expect("write");
+    // imgstore first (read-only), then dockerd.
+    let ours_all = run(&root, &["ls", "-a", "--no-trunc", "--format", "json"]);
+    let ours = run(&root, &["ls", "--no-trunc", "--format", "json"]);
+    let fsck = run(&root, &["fsck"]);
+    assert_eq!(fsck.status.code(), Some(1));
+    let d = Dockerd::start(&root);
+    let theirs_all = d.docker(&["images", "-a", "--no-trunc", "--format", "{{json .}}"]);
+    let theirs = d.docker(&["images", "--no-trunc", "--format", "{{json .}}"]);
+    assert_eq!(json_set(&ours_all.stdout), json_set(&theirs_all.stdout));
+    assert_eq!(json_set(&ours.stdout), json_set(&theirs.stdout));
+    assert_eq!(json_set(&ours.stdout).len(), 3);
+}

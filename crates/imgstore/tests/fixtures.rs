@@ -294,3 +294,20 @@ fn errors_are_one_line_and_exit_1() {
     let out = run(std::path::Path::new("/nonexistent/root"), &["ls"]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn shipped_extracted_root_matches_its_tarball() {
+    // tests/fixtures/roots/dockerroot-02-after-build is the README's first command's data root:
+    // the tarball extracted and committed (git keeps no empty directories).
+    let name = "dockerroot-02-after-build";
+    let shipped = common::fixtures_dir().join("roots").join(name);
+    let out = stdout_ok(&run(
+        &shipped,
+        &["ls", "-a", "--no-trunc", "--format", "json"],
+    ));
+    assert_eq!(
+        json_lines_without_since(&out),
+        json_lines_without_since(&expected(name, "ls-a.json"))
+    );
+    assert_eq!(run(&shipped, &["fsck"]).status.code(), Some(0));
+}
