@@ -72,6 +72,12 @@ fn ci() -> Result<(), String> {
     doc.args(["doc", "--workspace", "--no-deps"])
         .env("RUSTDOCFLAGS", "-D warnings");
     run("cargo doc --workspace --no-deps (warnings denied)", doc)?;
+
+    // Each library crate must package on its own. The crates are not on crates.io yet, so
+    // they are packaged together: cargo resolves their path dependencies among themselves.
+    let mut package = cargo();
+    package.args(["package", "--workspace", "--exclude", "xtask", "--allow-dirty"]);
+    run("cargo package --workspace --exclude xtask", package)?;
     println!("==> ci: all steps passed");
     Ok(())
 }
