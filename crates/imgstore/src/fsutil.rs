@@ -66,3 +66,63 @@ fn tempfile_in(dir: &Path, base: &str) -> Result<(std::fs::File, PathBuf), IoFai
         std::io::Error::other("cannot find a free temp file name"),
     ))
 }
+
+/// A directory opened once so the small files in it can be read without walking the whole
+/// path again for each (`openat`). Layer directories hold four or five such files.
+#[derive(Debug)]
+pub struct Dir {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl Dir {
+    /// Opens `path` as a directory.
+    pub fn open(path: &Path) -> std::io::Result<Dir> {
+        Ok(Dir {
+            file: std::fs::File::open(path)?,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads the file `name` (a plain file name) in this directory; `Ok(None)` when it does
+    /// not exist.
+    pub fn read_opt(&self, name: &str) -> std::io::Result<Option<Vec<u8>>> {
+        use std::io::Read as _;
+        use std::os::fd::{AsRawFd as _, FromRawFd as _};
+        let Ok(cname) = std::ffi::CString::new(name) else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "file name with a NUL byte",
+            ));
+        };
+        // SAFETY: the directory fd is valid for the lifetime of `self.file`, `cname` is a
+        // NUL-terminated string that outlives the call, and `openat` has no other
+        // preconditions. A returned fd >= 0 is a new descriptor that nothing else owns, so
+        // `File::from_raw_fd` may take ownership of it.
+        let fd = unsafe {
+            libc::openat(
+                self.file.as_raw_fd(),
+                cname.as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+            )
+        };
+        if fd < 0 {
+            let e = std::io::Error::last_os_error();
+            return if e.kind() == std::io::ErrorKind::NotFound {
+                Ok(None)
+            } else {
+                Err(e)
+            };
+        }
+        // SAFETY: see above; `fd` is a fresh, owned descriptor.
+        let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+        let mut buf = Vec::with_capacity(128);
+        file.read_to_end(&mut buf)?;
+        Ok(Some(buf))
+    }
+}

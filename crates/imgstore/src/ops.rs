@@ -98,9 +98,6 @@ impl Store {
         let dir = self.metadata_dir(id);
         create_dir_0700(&dir)?;
         atomic_write(&dir.join("lastUpdated"), t.to_string().as_bytes(), 0o600)?;
-        if let Some(e) = self.images_mut().get_mut(id) {
-            e.last_updated = Some(t);
-        }
         Ok(())
     }
 

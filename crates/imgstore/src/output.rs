@@ -119,7 +119,7 @@ pub fn list_checked(store: &Store, opts: &ListOptions) -> Result<Vec<Summary>, F
         store
             .resolve(arg)
             .ok()
-            .and_then(|id| store.image(&id).map(|e| e.image.config().created))
+            .and_then(|id| store.image(&id).map(|e| e.created))
             .map(|c| c.map(|t| t.unix_secs() * 1_000_000_000 + i64::from(t.nanos())))
             .map(|c| c.unwrap_or(i64::MIN))
             .ok_or_else(|| FilterError::Value("reference".to_owned(), arg.to_owned()))
@@ -137,8 +137,7 @@ pub fn list_checked(store: &Store, opts: &ListOptions) -> Result<Vec<Summary>, F
         if dangling_only && !store.children(id).is_empty() {
             continue;
         }
-        let cfg = e.image.config();
-        let created_ns = cfg
+        let created_ns = e
             .created
             .map(|t| t.unix_secs() * 1_000_000_000 + i64::from(t.nanos()))
             .unwrap_or(i64::MIN);
@@ -153,7 +152,7 @@ pub fn list_checked(store: &Store, opts: &ListOptions) -> Result<Vec<Summary>, F
             continue;
         }
         if !labels.is_empty() {
-            let Some(config) = &cfg.config else {
+            let Some(config) = &e.image.config().config else {
                 continue;
             };
             let empty = BTreeMap::new();
@@ -497,8 +496,10 @@ pub fn inspect(store: &Store, id: &Digest) -> Result<Inspect, Error> {
             layers: rootfs.and_then(|r| r.diff_ids.clone()).unwrap_or_default(),
         },
         metadata: MetadataJson {
-            last_tag_time: e
-                .last_updated
+            last_tag_time: store
+                .last_updated(id)
+                .ok()
+                .flatten()
                 .map(|t| t.to_string())
                 .unwrap_or_else(|| "0001-01-01T00:00:00Z".to_owned()),
         },

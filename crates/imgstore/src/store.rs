@@ -130,12 +130,12 @@ pub struct ImageEntry {
     pub image: Image,
     /// The `parent` metadata as dockerd reads it (any string, unvalidated); `None` if unset.
     pub parent: Option<String>,
-    /// The `lastUpdated` metadata; `None` if unset or unparsable.
-    pub last_updated: Option<Timestamp>,
     /// The top layer's chain ID, `None` for an image without layers.
     pub chain_id: Option<Digest>,
     /// The size of the top layer's chain (0 without layers).
     pub size: i64,
+    /// `created`, read when the store was opened (`None` when absent or null).
+    pub created: Option<Timestamp>,
 }
 
 impl ImageEntry {
@@ -146,11 +146,7 @@ impl ImageEntry {
 
     /// `created` as Unix seconds (Go's zero time when absent).
     pub fn created_unix(&self) -> i64 {
-        self.image
-            .config()
-            .created
-            .map(|t| t.unix_secs())
-            .unwrap_or(GO_ZERO_UNIX)
+        self.created.map(|t| t.unix_secs()).unwrap_or(GO_ZERO_UNIX)
     }
 
     /// The parent ID if the metadata names a valid digest.
@@ -206,6 +202,18 @@ pub struct Store {
     write: bool,
 }
 
+/// `created` alone, without decoding the rest of the config (the config already passed the
+/// image store's check, so a failure here only means "absent").
+fn lean_created(raw: &[u8]) -> Option<Timestamp> {
+    #[derive(serde::Deserialize)]
+    struct Lean {
+        #[serde(default)]
+        created: Option<String>,
+    }
+    let lean: Lean = serde_json::from_slice(raw).ok()?;
+    image_store::time::parse_rfc3339(&lean.created?).ok()
+}
+
 /// Reads a small file; `Ok(None)` when it does not exist.
 fn read_opt(path: &Path) -> Result<Option<Vec<u8>>, String> {
     match std::fs::read(path) {
@@ -228,8 +236,15 @@ struct RawLayer {
 }
 
 fn read_raw_layer(dir: &Path) -> Result<(Digest, i64, String, Option<Digest>), String> {
+    let handle =
+        crate::fsutil::Dir::open(dir).map_err(|e| format!("open {}: {e}", dir.display()))?;
+    let opt = |name: &str| -> Result<Option<Vec<u8>>, String> {
+        handle
+            .read_opt(name)
+            .map_err(|e| format!("read {}: {e}", dir.join(name).display()))
+    };
     let req = |name: &str| -> Result<Vec<u8>, String> {
-        read_opt(&dir.join(name))?.ok_or_else(|| format!("{} is missing", dir.join(name).display()))
+        opt(name)?.ok_or_else(|| format!("{} is missing", dir.join(name).display()))
     };
     let diff = req("diff")?;
     let diff = String::from_utf8_lossy(&diff);
@@ -260,7 +275,7 @@ fn read_raw_layer(dir: &Path) -> Result<(Digest, i64, String, Option<Digest>), S
             dir.join("cache-id").display()
         ));
     }
-    let parent = match read_opt(&dir.join("parent"))? {
+    let parent = match opt("parent")? {
         None => None,
         Some(p) => Some(
             String::from_utf8_lossy(&p)
@@ -274,7 +289,7 @@ fn read_raw_layer(dir: &Path) -> Result<(Digest, i64, String, Option<Digest>), S
                 })?,
         ),
     };
-    if let Some(d) = read_opt(&dir.join("descriptor.json"))?
+    if let Some(d) = opt("descriptor.json")?
         && serde_json::from_slice::<serde_json::Value>(&d).is_err()
     {
         return Err(format!(
@@ -499,20 +514,14 @@ impl Store {
                     .ok()
                     .flatten()
                     .map(|b| String::from_utf8_lossy(&b).into_owned());
-                let last_updated =
-                    read_opt(&mdir.join("lastUpdated"))
-                        .ok()
-                        .flatten()
-                        .and_then(|b| {
-                            image_store::time::parse_rfc3339(&String::from_utf8_lossy(&b)).ok()
-                        });
                 let chain_id = image.chain_id().map(|c| c.0);
+                let created = lean_created(image.raw_json());
                 Ok(ImageEntry {
                     image,
                     parent,
-                    last_updated,
                     chain_id,
                     size: 0,
+                    created,
                 })
             })
             .collect();
@@ -661,6 +670,27 @@ impl Store {
                 candidates: candidates.iter().map(|c| c.short()).collect(),
             }),
             Err(_) => Err(not_found()),
+        }
+    }
+
+    /// The `lastUpdated` metadata of an image (read on demand): `Ok(None)` when unset,
+    /// `Err(text)` when it holds something that is not an RFC 3339 time.
+    pub fn last_updated(&self, id: &Digest) -> Result<Option<Timestamp>, String> {
+        let p = self
+            .root
+            .imagedb_dir()
+            .join("metadata")
+            .join("sha256")
+            .join(id.hex())
+            .join("lastUpdated");
+        match read_opt(&p)? {
+            None => Ok(None),
+            Some(b) => {
+                let text = String::from_utf8_lossy(&b).into_owned();
+                image_store::time::parse_rfc3339(&text)
+                    .map(Some)
+                    .map_err(|_| text)
+            }
         }
     }
 

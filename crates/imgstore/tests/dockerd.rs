@@ -290,7 +290,9 @@ fn damaged_root_lists_like_dockerd() {
     let junk = digest_set::Digest::sha256(b"junk");
     std::fs::write(content.join(junk.hex()), b"junk").expect("write");
     std::fs::write(content.join(".tmp-x"), b"{}").expect("write");
-    let fake = v.join("layerdb/sha256").join(digest_set::Digest::sha256(b"fake").hex());
+    let fake = v
+        .join("layerdb/sha256")
+        .join(digest_set::Digest::sha256(b"fake").hex());
     std::fs::create_dir_all(&fake).expect("mkdir");
     std::fs::write(fake.join("size"), "1").expect("write");
     // imgstore first (read-only), then dockerd.
