@@ -366,3 +366,54 @@ fn missing_empty_dirs_are_fine() {
     stdout_ok(&run(&root, &["tag", "base", "again"]));
     assert!(v.join("imagedb/metadata/sha256").is_dir());
 }
+
+#[test]
+fn ambiguous_prefix_names_candidates() {
+    // A root of layerless images; 17 IDs must share a first hex digit.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path();
+    let content = root.join("image/vfs/imagedb/content/sha256");
+    std::fs::create_dir_all(&content).expect("mkdir");
+    let mut ids = Vec::new();
+    for i in 0..17 {
+        let cfg = format!(
+            "{{\"created\":\"2026-11-30T02:00:{i:02}Z\",\"comment\":\"{i}\",\"rootfs\":{{\"type\":\"layers\"}}}}"
+        );
+        let id = Digest::sha256(cfg.as_bytes());
+        std::fs::write(content.join(id.hex()), cfg).expect("write");
+        ids.push(id);
+    }
+    ids.sort();
+    let (a, b) = ids
+        .windows(2)
+        .map(|w| (w[0], w[1]))
+        .find(|(a, b)| a.hex()[..1] == b.hex()[..1])
+        .expect("two IDs share a first digit");
+    let prefix = &a.hex()[..1];
+    let out = run(root, &["inspect", prefix]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is ambiguous"), "{err}");
+    assert!(
+        err.contains(&a.short()) && err.contains(&b.short()),
+        "{err}"
+    );
+    // A unique prefix works, and a full ID without `sha256:` too.
+    let unique = ids
+        .iter()
+        .find(|d| ids.iter().filter(|o| o.hex()[..2] == d.hex()[..2]).count() == 1)
+        .map(|d| d.hex()[..2].to_owned());
+    if let Some(u) = unique {
+        stdout_ok(&run(root, &["inspect", &u]));
+    }
+    stdout_ok(&run(root, &["inspect", &a.hex()]));
+    // Layerless images list with size 0 and no parent links.
+    let ls = stdout_ok(&run(root, &["ls", "-a", "-q"]));
+    assert_eq!(ls.lines().count(), 17);
+    let one = stdout_ok(&run(root, &["ls", "--format", "json", "-a"]));
+    assert!(one.contains("\"Size\":\"0B\""));
+    assert_eq!(run(root, &["fsck"]).status.code(), Some(0));
+    // rm by ID of an untagged image deletes it and nothing else.
+    let out = stdout_ok(&run(root, &["rm", &a.to_string()]));
+    assert_eq!(out, format!("Deleted: {a}\n"));
+}
