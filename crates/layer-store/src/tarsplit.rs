@@ -184,10 +184,25 @@ impl<W: Write> Packer<W> {
         size: i64,
         crc: Option<u64>,
     ) -> Result<(), TarSplitError> {
-        let cleaned = clean_path(name);
-        if !self.seen.insert(cleaned) {
+        self.claim(name)?;
+        self.write_file(name, size, crc)
+    }
+
+    /// Records a file name, refusing a duplicate, without writing its entry yet.
+    pub(crate) fn claim(&mut self, name: &[u8]) -> Result<(), TarSplitError> {
+        if !self.seen.insert(clean_path(name)) {
             return Err(TarSplitError::DuplicatePath(name.to_vec()));
         }
+        Ok(())
+    }
+
+    /// Writes a file entry whose name was [`claim`](Self::claim)ed.
+    pub(crate) fn write_file(
+        &mut self,
+        name: &[u8],
+        size: i64,
+        crc: Option<u64>,
+    ) -> Result<(), TarSplitError> {
         self.line.clear();
         self.line.extend_from_slice(b"{\"type\":1,");
         match std::str::from_utf8(name) {

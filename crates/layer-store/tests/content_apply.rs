@@ -534,6 +534,24 @@ fn modified_layer_files_fail_the_stream() {
     fs::write(d.join("b"), b"WORLD").expect("tamper");
     let err = env.stream(&h).expect_err("tampered");
     assert!(
+        err.to_string().contains("could not verify layer data"),
+        "{err}"
+    );
+    let mut out = Vec::new();
+    let err = env
+        .store
+        .tar_stream(&h)
+        .expect("stream")
+        .with_file_checksums(true)
+        .read_to_end(&mut out)
+        .expect_err("tampered");
+    assert!(
+        err.to_string().contains("checksum failed for \"b\""),
+        "{err}"
+    );
+    fs::write(d.join("b"), b"worl").expect("shorter");
+    let err = env.stream(&h).expect_err("shorter");
+    assert!(
         err.to_string().contains("checksum failed for \"b\""),
         "{err}"
     );

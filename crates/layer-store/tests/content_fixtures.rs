@@ -109,7 +109,7 @@ fn tar_split_and_size_equal_dockerds() {
         let mut chain: Option<ChainId> = None;
         for tar in layers {
             let mut json = Vec::new();
-            let mut ds = DiffStream::new(&tar[..], &mut json, None);
+            let mut ds = DiffStream::new(&tar[..], &mut json, None).expect("stream");
             while ds.next_entry().expect("entry").is_some() {}
             let (summary, _) = ds.finish().expect("finish");
             assert_eq!(summary.diff_id, sha(&tar));

@@ -2,16 +2,19 @@
 //! ([`DiffStream`]), and putting the exact stream back together ([`TarStream`]).
 
 mod assemble;
+mod hasher;
 pub mod header;
 mod register;
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
-
-use sha2::Digest as _;
+use std::sync::Arc;
 
 use crate::ids::DiffId;
-use crate::tarsplit::{CRC64_ISO, Packer, TarSplitError};
+use crate::tarsplit::{Packer, TarSplitError};
+
+use self::hasher::{Chunk, Hasher, Job};
 
 pub use self::assemble::{FileSource, TarStream};
 pub use self::header::{TarHeader, Timestamp};
@@ -82,20 +85,24 @@ impl ContentError {
     }
 }
 
-const BUF_SIZE: usize = 256 * 1024;
 /// Largest PAX or GNU long-name header accepted (Go's limit).
 const MAX_SPECIAL_FILE: u64 = 1 << 20;
 /// Trailing data after the end-of-archive is stored in segments of at most this size.
 const PADDING_CHUNK: usize = 1 << 20;
 
-/// The input of a [`DiffStream`]: everything read is hashed into the diff ID.
+fn hash_err(e: io::Error) -> ContentError {
+    ContentError::Read(e)
+}
+
+/// The input of a [`DiffStream`]: every byte read goes to the hashing thread (diff ID), and
+/// member contents to their CRC-64.
 struct Input<'a> {
     r: Box<dyn Read + 'a>,
-    buf: Vec<u8>,
+    hasher: Hasher,
+    cur: Option<Chunk>,
     pos: usize,
     end: usize,
     eof: bool,
-    sha: sha2::Sha256,
     offset: u64,
 }
 
@@ -107,23 +114,39 @@ impl Input<'_> {
         if self.eof {
             return Ok(false);
         }
+        if let Some(c) = self.cur.take() {
+            self.hasher.retire(c);
+        }
         self.pos = 0;
         self.end = 0;
+        let mut buf = self.hasher.buffer().map_err(hash_err)?;
         loop {
-            match self.r.read(&mut self.buf) {
+            match self.r.read(&mut buf) {
                 Ok(0) => {
                     self.eof = true;
+                    self.hasher.give_back(buf);
                     return Ok(false);
                 }
                 Ok(n) => {
-                    self.sha.update(&self.buf[..n]);
+                    let c = Arc::new(buf);
+                    self.hasher
+                        .submit(Job::Sha(Arc::clone(&c), 0..n))
+                        .map_err(hash_err)?;
+                    self.cur = Some(c);
                     self.end = n;
                     return Ok(true);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(ContentError::Read(e)),
+                Err(e) => {
+                    self.hasher.give_back(buf);
+                    return Err(ContentError::Read(e));
+                }
             }
         }
+    }
+
+    fn chunk(&self) -> &[u8] {
+        self.cur.as_deref().map_or(&[], |v| &v[..])
     }
 
     /// Appends up to `n` bytes to `out`; fewer only at the end of the input.
@@ -131,7 +154,7 @@ impl Input<'_> {
         let mut got = 0;
         while n > 0 && self.refill()? {
             let k = n.min(self.end - self.pos);
-            out.extend_from_slice(&self.buf[self.pos..self.pos + k]);
+            out.extend_from_slice(&self.chunk()[self.pos..self.pos + k]);
             self.pos += k;
             self.offset += k as u64;
             n -= k;
@@ -140,34 +163,22 @@ impl Input<'_> {
         Ok(got)
     }
 
-    /// Reads at most `out.len()` bytes.
-    fn read_some(&mut self, out: &mut [u8]) -> Result<usize, ContentError> {
-        if out.is_empty() {
+    /// Consumes up to `n` bytes of member content, copying them to `out` if given, and
+    /// adds them to the member's CRC-64.
+    fn content(&mut self, out: Option<&mut [u8]>, n: usize) -> Result<usize, ContentError> {
+        if n == 0 || !self.refill()? {
             return Ok(0);
         }
-        if self.pos == self.end && !self.eof && out.len() >= self.buf.len() {
-            // Large read straight into the caller's buffer.
-            loop {
-                match self.r.read(out) {
-                    Ok(0) => {
-                        self.eof = true;
-                        return Ok(0);
-                    }
-                    Ok(n) => {
-                        self.sha.update(&out[..n]);
-                        self.offset += n as u64;
-                        return Ok(n);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(ContentError::Read(e)),
-                }
-            }
+        let k = n.min(self.end - self.pos);
+        let range = self.pos..self.pos + k;
+        if let Some(out) = out {
+            out[..k].copy_from_slice(&self.chunk()[range.clone()]);
         }
-        if !self.refill()? {
-            return Ok(0);
+        if let Some(c) = &self.cur {
+            self.hasher
+                .submit(Job::Crc(Arc::clone(c), range))
+                .map_err(hash_err)?;
         }
-        let k = out.len().min(self.end - self.pos);
-        out[..k].copy_from_slice(&self.buf[self.pos..self.pos + k]);
         self.pos += k;
         self.offset += k as u64;
         Ok(k)
@@ -178,7 +189,17 @@ struct Current {
     name: Vec<u8>,
     size: i64,
     remaining: u64,
-    crc: crc::Digest<'static, u64, crc::Table<16>>,
+}
+
+/// A tar-split record waiting for its member's CRC-64 from the hashing thread.
+enum Op {
+    Segment(Vec<u8>),
+    File {
+        name: Vec<u8>,
+        size: i64,
+        crc: Option<u64>,
+        pending: bool,
+    },
 }
 
 /// What [`DiffStream::finish`] found.
@@ -196,7 +217,8 @@ pub struct DiffSummary {
 
 /// A layer's tar stream being read once: it hands out the members (for a [`Driver`] to
 /// apply), records every raw byte into tar-split metadata, hashes the stream into the diff ID
-/// and adds up the layer size. Memory stays flat whatever the size of the layer.
+/// and adds up the layer size. Memory stays flat whatever the size of the layer; hashing runs
+/// on a helper thread.
 ///
 /// A driver calls [`next_entry`](Self::next_entry) until it returns `None`, reading each
 /// member's content through [`Read`] in between (unread content is skipped). The owner then
@@ -206,6 +228,7 @@ pub struct DiffSummary {
 pub struct DiffStream<'a> {
     input: Input<'a>,
     packer: Packer<Box<dyn Write + 'a>>,
+    ops: VecDeque<Op>,
     raw: Vec<u8>,
     pad: usize,
     cur: Option<Current>,
@@ -228,19 +251,25 @@ impl std::fmt::Debug for DiffStream<'_> {
 
 impl<'a> DiffStream<'a> {
     /// Reads the tar stream `input`, writing tar-split JSON lines (uncompressed) to
-    /// `tar_split`. `max_size` bounds the layer size (see [`DiffSummary::size`]).
-    pub fn new(input: impl Read + 'a, tar_split: impl Write + 'a, max_size: Option<u64>) -> Self {
-        DiffStream {
+    /// `tar_split`. `max_size` bounds the layer size (see [`DiffSummary::size`]). Fails only
+    /// if the hashing thread cannot be started.
+    pub fn new(
+        input: impl Read + 'a,
+        tar_split: impl Write + 'a,
+        max_size: Option<u64>,
+    ) -> Result<Self, ContentError> {
+        Ok(DiffStream {
             input: Input {
                 r: Box::new(input),
-                buf: vec![0; BUF_SIZE],
+                hasher: Hasher::new().map_err(hash_err)?,
+                cur: None,
                 pos: 0,
                 end: 0,
                 eof: false,
-                sha: sha2::Sha256::new(),
                 offset: 0,
             },
             packer: Packer::new(Box::new(tar_split)),
+            ops: VecDeque::new(),
             raw: Vec::with_capacity(2 * BLOCK),
             pad: 0,
             cur: None,
@@ -248,7 +277,7 @@ impl<'a> DiffStream<'a> {
             max_size,
             entries: 0,
             done: false,
-        }
+        })
     }
 
     /// The layer size counted so far.
@@ -263,24 +292,70 @@ impl<'a> DiffStream<'a> {
         }
     }
 
-    /// Skips what is left of the current member and records its tar-split file entry.
+    /// Writes the records whose CRC-64 is known, in order; with `wait`, all of them.
+    fn flush_ops(&mut self, wait: bool) -> Result<(), ContentError> {
+        while let Some(op) = self.ops.front_mut() {
+            match op {
+                Op::Segment(bytes) => self.packer.add_segment(bytes)?,
+                Op::File {
+                    name,
+                    size,
+                    crc,
+                    pending,
+                } => {
+                    if *pending {
+                        let got = if wait {
+                            Some(self.input.hasher.wait_crc().map_err(hash_err)?)
+                        } else {
+                            self.input.hasher.try_crc().map_err(hash_err)?
+                        };
+                        match got {
+                            Some(c) => {
+                                *crc = Some(c);
+                                *pending = false;
+                            }
+                            None => return Ok(()),
+                        }
+                    }
+                    self.packer.write_file(name, *size, *crc)?;
+                }
+            }
+            self.ops.pop_front();
+        }
+        Ok(())
+    }
+
+    fn push_segment(&mut self) -> Result<(), ContentError> {
+        let raw = std::mem::replace(&mut self.raw, Vec::with_capacity(2 * BLOCK));
+        self.ops.push_back(Op::Segment(raw));
+        self.flush_ops(false)
+    }
+
+    /// Skips what is left of the current member and queues its tar-split file entry.
     fn close_current(&mut self) -> Result<(), ContentError> {
         let Some(mut cur) = self.cur.take() else {
             return Ok(());
         };
-        let mut scratch = [0u8; 8192];
         while cur.remaining > 0 {
-            let want = scratch.len().min(cur.remaining as usize);
-            let n = self.input.read_some(&mut scratch[..want])?;
+            let want = usize::try_from(cur.remaining).unwrap_or(usize::MAX);
+            let n = self.input.content(None, want)?;
             if n == 0 {
                 return Err(self.truncated());
             }
-            cur.crc.update(&scratch[..n]);
             cur.remaining -= n as u64;
         }
-        let crc = (cur.size > 0).then(|| cur.crc.finalize());
-        self.packer.add_file(&cur.name, cur.size, crc)?;
-        Ok(())
+        self.packer.claim(&cur.name)?;
+        let pending = cur.size > 0;
+        if pending {
+            self.input.hasher.submit(Job::FileEnd).map_err(hash_err)?;
+        }
+        self.ops.push_back(Op::File {
+            name: cur.name,
+            size: cur.size,
+            crc: None,
+            pending,
+        });
+        self.flush_ops(false)
     }
 
     /// Reads exactly one block into `raw`; `Ok(false)` at a clean end of input.
@@ -421,8 +496,7 @@ impl<'a> DiffStream<'a> {
     }
 
     fn start_entry(&mut self, h: TarHeader) -> Result<Option<TarHeader>, ContentError> {
-        self.packer.add_segment(&self.raw)?;
-        self.raw.clear();
+        self.push_segment()?;
         let content = h.content_len();
         self.pad = padding(content);
         self.size = self.size.saturating_add(h.size.max(0) as u64);
@@ -435,7 +509,6 @@ impl<'a> DiffStream<'a> {
             name: h.name.clone(),
             size: h.size,
             remaining: content,
-            crc: CRC64_ISO.digest(),
         });
         self.entries += 1;
         Ok(Some(h))
@@ -444,8 +517,7 @@ impl<'a> DiffStream<'a> {
     fn end_of_archive(&mut self) -> Result<Option<TarHeader>, ContentError> {
         self.done = true;
         if !self.raw.is_empty() {
-            self.packer.add_segment(&self.raw)?;
-            self.raw.clear();
+            self.push_segment()?;
         }
         // Everything after the end-of-archive marker is kept too (dockerd hashes it into the
         // diff ID); tar-split 0.11 stores it as one final segment, empty when there is none.
@@ -453,7 +525,7 @@ impl<'a> DiffStream<'a> {
         loop {
             let n = self.input.take_into(&mut self.raw, PADDING_CHUNK)?;
             if n > 0 || !wrote {
-                self.packer.add_segment(&self.raw)?;
+                self.push_segment()?;
                 wrote = true;
             }
             self.raw.clear();
@@ -468,10 +540,10 @@ impl<'a> DiffStream<'a> {
     /// and returns the diff ID and size. The tar-split writer is flushed and returned.
     pub fn finish(mut self) -> Result<(DiffSummary, Box<dyn Write + 'a>), ContentError> {
         while self.next_entry()?.is_some() {}
+        self.flush_ops(true)?;
+        let sha = self.input.hasher.finish().map_err(hash_err)?;
         let summary = DiffSummary {
-            diff_id: DiffId(digest_set::Digest::from_sha256_bytes(
-                self.input.sha.finalize().into(),
-            )),
+            diff_id: DiffId(digest_set::Digest::from_sha256_bytes(sha)),
             size: self.size,
             stream_len: self.input.offset,
             entries: self.entries,
@@ -487,13 +559,13 @@ impl Read for DiffStream<'_> {
         let Some(cur) = self.cur.as_mut() else {
             return Ok(0);
         };
-        if cur.remaining == 0 {
+        if cur.remaining == 0 || buf.is_empty() {
             return Ok(0);
         }
         let want = buf
             .len()
             .min(usize::try_from(cur.remaining).unwrap_or(usize::MAX));
-        let n = match self.input.read_some(&mut buf[..want]) {
+        let n = match self.input.content(Some(buf), want) {
             Ok(n) => n,
             Err(ContentError::Read(e)) => return Err(e),
             Err(e) => return Err(io::Error::other(e)),
@@ -504,7 +576,6 @@ impl Read for DiffStream<'_> {
                 "tar stream ends inside a member",
             ));
         }
-        cur.crc.update(&buf[..n]);
         cur.remaining -= n as u64;
         Ok(n)
     }

@@ -105,7 +105,7 @@ impl LayerStore {
         };
         let file = tx.create_file(TAR_SPLIT_FILE)?;
         let mut gz = tarsplit::gzip_writer(BufWriter::with_capacity(64 * 1024, file));
-        let mut diff = DiffStream::new(tar, &mut gz, options.max_size);
+        let mut diff = DiffStream::new(tar, &mut gz, options.max_size).map_err(content_err)?;
         let size = self
             .driver()
             .apply_diff(&cache_id, &mut diff)
@@ -145,6 +145,9 @@ impl LayerStore {
             let r: Box<dyn Read + '_> = driver.open_file(&cache_id, name).map_err(driver_to_io)?;
             Ok(r)
         });
-        Ok(TarStream::new(f, info.diff_id, open))
+        TarStream::new(f, info.diff_id, open).map_err(|source| TarStreamError::Io {
+            path: self.layer_dir(chain_id).join(TAR_SPLIT_FILE),
+            source,
+        })
     }
 }
