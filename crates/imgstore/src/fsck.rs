@@ -13,7 +13,7 @@ use crate::store::{SkipKind, Store};
 pub struct Finding {
     /// A stable keyword: `config-unreadable`, `config-verify`, `config-invalid`, `image-os`,
     /// `image-layer-missing`, `layer-bad`, `parent-dangling`, `metadata-orphan`,
-    /// `metadata-bad`, `reference-missing`, `reference-invalid`, `layer-orphan`, `leftover`.
+    /// `metadata-bad`, `parent-cycle`, `reference-missing`, `reference-invalid`, `layer-orphan`, `leftover`.
     pub kind: &'static str,
     /// The ID concerned (`sha256:<hex>`), or empty.
     pub id: String,
@@ -126,6 +126,43 @@ pub fn check(store: &Store) -> Vec<Finding> {
                     "lastUpdated holds {text:?}, not an RFC 3339 time (dockerd's inspect fails on it)"
                 ),
             });
+        }
+    }
+    // Parent links that loop (a restored image that is its own ancestor).
+    let mut state: std::collections::HashMap<Digest, u8> = std::collections::HashMap::new();
+    for start in store.images().keys() {
+        let mut path = Vec::new();
+        let mut cur = Some(*start);
+        while let Some(c) = cur {
+            match state.get(&c) {
+                Some(2) => break,
+                Some(1) => {
+                    // `c` is on the current path: everything from it on is a cycle.
+                    let from = path.iter().position(|p| *p == c).unwrap_or(0);
+                    let members: Vec<String> = path[from..].iter().map(Digest::short).collect();
+                    out.push(Finding {
+                        kind: "parent-cycle",
+                        id: c.to_string(),
+                        path: meta.join(c.hex()).join("parent"),
+                        message: format!(
+                            "parent links loop: {} -> {}",
+                            members.join(" -> "),
+                            c.short()
+                        ),
+                    });
+                    break;
+                }
+                _ => {}
+            }
+            state.insert(c, 1);
+            path.push(c);
+            cur = store
+                .image(&c)
+                .and_then(|e| e.parent_id())
+                .filter(|p| store.image(p).is_some());
+        }
+        for p in path {
+            state.insert(p, 2);
         }
     }
     // Metadata directories without a config.

@@ -120,10 +120,7 @@ impl Store {
         if !is_image_id_prefix(&id, arg) {
             let parsed = Reference::parse_normalized(arg)?.with_default_tag();
             if !self.refs_mut().delete(&parsed)? {
-                return Err(Error::NoSuchImage(format!(
-                    "{}: reference does not exist",
-                    parsed.familiar_string()
-                )));
+                return Err(Error::ReferenceMissing(parsed.familiar_string()));
             }
             records.push(DeleteRecord::Untagged(parsed.familiar_string()));
             repo_refs = self.refs().references(&id).to_vec();
@@ -216,7 +213,7 @@ impl Store {
                 return Ok(());
             }
             let Ok(pid) = parent.parse::<Digest>() else {
-                return Err(Error::NoSuchImage(parent));
+                return Err(Error::UnrecognizedImage(parent));
             };
             id = pid;
             force = false;
@@ -228,7 +225,7 @@ impl Store {
     /// releases the image's layer. Returns the layers deleted, child first.
     fn delete_image(&mut self, id: &Digest) -> Result<Vec<Digest>, Error> {
         let Some(entry) = self.images().get(id).cloned() else {
-            return Err(Error::NoSuchImage(format!("unrecognized image ID {id}")));
+            return Err(Error::UnrecognizedImage(id.to_string()));
         };
         let meta_root = self
             .data_root()
@@ -273,14 +270,14 @@ impl Store {
             sync_dir(dir)?;
         }
         match entry.chain_id {
-            Some(c) => self.release_layer(&c, Some(id)),
+            Some(c) => self.release_layer(&c),
             None => Ok(Vec::new()),
         }
     }
 
-    /// How many references each loaded layer has: child layers, RW mounts, and one per
-    /// restored image on top of it (plus `extra`, the image being deleted).
-    fn layer_refcounts(&self, extra: Option<&Digest>) -> HashMap<Digest, usize> {
+    /// How many references each loaded layer has, as dockerd counts them after restore:
+    /// loaded child layers, RW mounts, and one handle per restored image on top of it.
+    fn layer_refcounts(&self) -> HashMap<Digest, usize> {
         let mut counts: HashMap<Digest, usize> = HashMap::new();
         for l in self.layers().values() {
             if let Some(p) = l.parent {
@@ -297,21 +294,14 @@ impl Store {
                 *counts.entry(c).or_default() += 1;
             }
         }
-        if extra.is_some() {
-            // The image being deleted was already removed from the map; it still holds its
-            // reference until released.
-        }
         counts
     }
 
-    /// Releases one image reference on `top` and deletes every layer that drops to zero.
-    fn release_layer(
-        &mut self,
-        top: &Digest,
-        _image: Option<&Digest>,
-    ) -> Result<Vec<Digest>, Error> {
-        let mut counts = self.layer_refcounts(None);
-        // `counts` no longer includes the deleted image's reference: it is already released.
+    /// Releases the reference a just-deleted image held on `top` and deletes every layer that
+    /// drops to zero references, child first (dockerd's `releaseLayer`).
+    fn release_layer(&mut self, top: &Digest) -> Result<Vec<Digest>, Error> {
+        // The deleted image is no longer in the map, so its reference is already not counted.
+        let mut counts = self.layer_refcounts();
         let mut removed = Vec::new();
         let mut current = Some(*top);
         while let Some(l) = current {

@@ -88,7 +88,7 @@ pub enum FilterError {
 
 /// dockerd 20.10's `Images()`: which images are listed, with what references, newest first.
 pub fn list(store: &Store, opts: &ListOptions) -> Result<Vec<Summary>, Error> {
-    list_checked(store, opts).map_err(|e| Error::NoSuchImage(e.to_string()))
+    list_checked(store, opts).map_err(Error::from)
 }
 
 /// [`list`] with filter errors kept apart.

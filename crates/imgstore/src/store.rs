@@ -35,6 +35,16 @@ pub enum Error {
     /// No image matches the argument (dockerd's message).
     #[error("No such image: {0}")]
     NoSuchImage(String),
+    /// `rm` of a reference that is not in the reference store (e.g. `name:tag@digest`).
+    #[error("reference does not exist: {0}")]
+    ReferenceMissing(String),
+    /// The image store has no such image (dockerd's message when pruning reaches a parent
+    /// that was not restored).
+    #[error("unrecognized image ID {0}")]
+    UnrecognizedImage(String),
+    /// A bad `ls` filter.
+    #[error(transparent)]
+    Filter(#[from] crate::output::FilterError),
     /// A short ID matches several images.
     #[error("{term:?} is ambiguous: it matches {count} images: {}", .candidates.join(", "))]
     Ambiguous {

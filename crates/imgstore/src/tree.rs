@@ -22,29 +22,57 @@ pub fn render_tree(store: &Store, root: Option<Digest>, no_trunc: bool) -> Strin
     };
     sort_by_created(store, &mut roots);
     let mut out = String::new();
+    let mut seen = std::collections::HashSet::new();
     for r in roots {
-        // Iterative DFS: (id, prefix for children, connector for this line)
-        let mut stack: Vec<(Digest, String, String)> = vec![(r, String::new(), String::new())];
-        let mut seen = std::collections::HashSet::new();
-        while let Some((id, prefix, connector)) = stack.pop() {
-            out.push_str(&connector);
-            out.push_str(&line(store, &id, no_trunc));
-            out.push('\n');
-            if !seen.insert(id) {
-                continue;
-            }
-            let mut kids = store.children(&id);
-            sort_by_created(store, &mut kids);
-            let n = kids.len();
-            for (i, k) in kids.into_iter().enumerate().rev() {
-                let last = i + 1 == n;
-                let conn = format!("{prefix}{}", if last { "└── " } else { "├── " });
-                let next = format!("{prefix}{}", if last { "    " } else { "│   " });
-                stack.push((k, next, conn));
+        draw(store, r, no_trunc, &mut seen, &mut out);
+    }
+    if root.is_none() {
+        // Images on a parent cycle have no root above them: draw them too.
+        let mut rest: Vec<Digest> = store
+            .images()
+            .keys()
+            .filter(|id| !seen.contains(*id))
+            .copied()
+            .collect();
+        sort_by_created(store, &mut rest);
+        for r in rest {
+            if !seen.contains(&r) {
+                draw(store, r, no_trunc, &mut seen, &mut out);
             }
         }
     }
     out
+}
+
+/// Draws `root` and its descendants; an image met again is printed once more, marked, and
+/// not expanded (only a parent cycle can do that).
+fn draw(
+    store: &Store,
+    root: Digest,
+    no_trunc: bool,
+    seen: &mut std::collections::HashSet<Digest>,
+    out: &mut String,
+) {
+    // Iterative DFS: (id, prefix for its children, connector for its own line).
+    let mut stack: Vec<(Digest, String, String)> = vec![(root, String::new(), String::new())];
+    while let Some((id, prefix, connector)) = stack.pop() {
+        out.push_str(&connector);
+        out.push_str(&line(store, &id, no_trunc));
+        if !seen.insert(id) {
+            out.push_str(" (parent cycle)\n");
+            continue;
+        }
+        out.push('\n');
+        let mut kids = store.children(&id);
+        sort_by_created(store, &mut kids);
+        let n = kids.len();
+        for (i, k) in kids.into_iter().enumerate().rev() {
+            let last = i + 1 == n;
+            let conn = format!("{prefix}{}", if last { "└── " } else { "├── " });
+            let next = format!("{prefix}{}", if last { "    " } else { "│   " });
+            stack.push((k, next, conn));
+        }
+    }
 }
 
 fn sort_by_created(store: &Store, ids: &mut [Digest]) {

@@ -417,3 +417,49 @@ fn ambiguous_prefix_names_candidates() {
     let out = stdout_ok(&run(root, &["rm", &a.to_string()]));
     assert_eq!(out, format!("Deleted: {a}\n"));
 }
+
+#[test]
+fn parent_cycles_are_reported_and_drawn() {
+    let (_g, root) = extract("dockerroot-02-after-build");
+    let meta = root.join("image/vfs/imagedb/metadata/sha256");
+    // base's parent becomes the child: base -> 2c8e -> 8198 -> 2beca -> base.
+    let base = &BASE[7..];
+    std::fs::create_dir_all(meta.join(base)).expect("mkdir");
+    std::fs::write(meta.join(base).join("parent"), CHILD).expect("write");
+    let out = run(&root, &["fsck"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("parent-cycle"))
+            .count(),
+        1,
+        "{text}"
+    );
+    let tree = stdout_ok(&run(&root, &["tree"]));
+    assert_eq!(tree.lines().count(), 5, "{tree}");
+    assert!(tree.contains("(parent cycle)"), "{tree}");
+    // Everything still lists and the history stops.
+    assert_eq!(
+        stdout_ok(&run(&root, &["ls", "-a", "-q"])).lines().count(),
+        5
+    );
+    stdout_ok(&run(&root, &["history", "peer/child:1"]));
+}
+
+#[test]
+fn several_drivers_need_a_choice() {
+    let (_g, root) = extract("dockerroot-01-after-load");
+    std::fs::create_dir_all(root.join("image/overlay2")).expect("mkdir");
+    let out = run(&root, &["ls"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("overlay2, vfs") && err.contains("--storage-driver"),
+        "{err}"
+    );
+    let out = stdout_ok(&run(&root, &["--storage-driver", "vfs", "ls", "-q"]));
+    assert_eq!(out, "7db95e6e4fe3\n");
+    let out = stdout_ok(&run(&root, &["ls", "-q", "--storage-driver", "overlay2"]));
+    assert_eq!(out, "");
+}
