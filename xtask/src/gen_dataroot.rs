@@ -211,7 +211,6 @@ struct ImageSpec<'a> {
 
 fn image_config(rng: &mut Rng, spec: &ImageSpec<'_>) -> Vec<u8> {
     let mut labels = BTreeMap::new();
-    labels.insert("org.example.generator".to_owned(), "imgstore".to_owned());
     let history: Vec<String> = spec
         .history
         .iter()
@@ -386,19 +385,20 @@ pub fn generate(out: &Path, images: usize, seed: u64) -> Result<Summary, String>
                 chain = Some(next_chain);
             }
             let step_text = if step == 0 {
-                "CMD [\"/app/run.sh\"]".to_owned()
-            } else {
-                let var = format!("STEP_{step}={}", rng.hex(4));
-                env.push(var.clone());
                 history.push(HistoryEntry {
                     created: timestamp(clock, rng.next()),
-                    created_by: format!("/bin/sh -c #(nop)  ENV {var}"),
+                    created_by: "/bin/sh -c #(nop)  CMD [\"/app/run.sh\"]".to_owned(),
                     empty: true,
                 });
+                "CMD [\"/app/run.sh\"]".to_owned()
+            } else {
+                // The child's one layer came from this step; it also sets a variable.
+                let var = format!("S{step}={}", rng.hex(2));
+                env.push(var.clone());
                 format!("ENV {var}")
             };
             let created = timestamp(clock, rng.next());
-            let target_size = rng.range(1024, 3072) as usize;
+            let target_size = rng.range(1024, 2048) as usize;
             let config = image_config(
                 &mut rng,
                 &ImageSpec {

@@ -65,10 +65,10 @@ pub struct ImageStore<B, L> {
     graph: Mutex<Graph>,
 }
 
+/// What pass one did with one config. Restored images are already in the map.
 enum Outcome {
     Restored {
-        image: Image,
-        layer: Option<LayerHandle>,
+        id: ImageId,
         parent: Result<Option<Vec<u8>>, imagedb_fs::Error>,
     },
     Skipped(SkippedImage),
@@ -78,6 +78,7 @@ enum Outcome {
 fn restore_one<B: StoreBackend, L: LayerGetReleaser>(
     backend: &B,
     layers: &L,
+    images: &DashMap<ImageId, Node>,
     digest: &Digest,
 ) -> Outcome {
     let id = ImageId(*digest);
@@ -114,11 +115,16 @@ fn restore_one<B: StoreBackend, L: LayerGetReleaser>(
         }
     };
     let parent = backend.get_metadata(digest, KEY_PARENT);
-    Outcome::Restored {
-        image,
-        layer,
-        parent,
-    }
+    images.insert(
+        id,
+        Node {
+            image: Arc::new(image),
+            layer,
+            parent: None,
+            children: BTreeSet::new(),
+        },
+    );
+    Outcome::Restored { id, parent }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -135,49 +141,36 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
     /// parents; links to images that were not restored stay on disk and are reported.
     pub fn open(backend: B, layers: L) -> Result<(Self, RestoreReport), OpenError> {
         let ids = backend.walk().map_err(OpenError::Walk)?;
+        // Pass one, in parallel: read, hash and check each config once, take its layer, read
+        // its parent link, and put it straight into the map.
+        let images: DashMap<ImageId, Node> = DashMap::with_capacity(ids.len());
         let outcomes: Vec<Outcome> = ids
             .par_iter()
-            .map(|d| restore_one(&backend, &layers, d))
+            .map(|d| restore_one(&backend, &layers, &images, d))
             .collect();
+        drop(ids);
 
         let mut report = RestoreReport::default();
         let mut fatal = None;
-        let mut nodes: HashMap<ImageId, Node> = HashMap::with_capacity(outcomes.len());
         let mut links = Vec::new();
         for outcome in outcomes {
             match outcome {
-                Outcome::Restored {
-                    image,
-                    layer,
-                    parent,
-                } => {
-                    let id = image.id();
-                    match parent {
-                        Ok(None) => {}
-                        Ok(Some(bytes)) => match parse_parent(&bytes) {
-                            Some(p) => links.push((id, p)),
-                            None => report.dangling_parents.push(DanglingParent {
-                                child: id,
-                                value: String::from_utf8_lossy(&bytes).into_owned(),
-                                parent: None,
-                            }),
-                        },
-                        Err(e) => report.dangling_parents.push(DanglingParent {
+                Outcome::Restored { id, parent } => match parent {
+                    Ok(None) => {}
+                    Ok(Some(bytes)) => match parse_parent(&bytes) {
+                        Some(p) => links.push((id, p)),
+                        None => report.dangling_parents.push(DanglingParent {
                             child: id,
-                            value: e.to_string(),
+                            value: String::from_utf8_lossy(&bytes).into_owned(),
                             parent: None,
                         }),
-                    }
-                    nodes.insert(
-                        id,
-                        Node {
-                            image: Arc::new(image),
-                            layer,
-                            parent: None,
-                            children: BTreeSet::new(),
-                        },
-                    );
-                }
+                    },
+                    Err(e) => report.dangling_parents.push(DanglingParent {
+                        child: id,
+                        value: e.to_string(),
+                        parent: None,
+                    }),
+                },
                 Outcome::Skipped(s) => report.skipped.push(s),
                 Outcome::Fatal(e) => {
                     if fatal.is_none() {
@@ -187,7 +180,7 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
             }
         }
         if let Some(e) = fatal {
-            for node in nodes.into_values() {
+            for (_, node) in images {
                 if let Some(handle) = node.layer
                     && let Err(re) = layers.release(&handle)
                 {
@@ -197,9 +190,10 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
             return Err(e);
         }
 
+        // Pass two: link children to parents.
         let mut graph = Graph::default();
         for (child, parent) in links {
-            if let Some(p) = nodes.get_mut(&parent) {
+            if let Some(mut p) = images.get_mut(&parent) {
                 p.children.insert(child);
             } else {
                 graph.waiting.entry(parent).or_default().insert(child);
@@ -209,18 +203,18 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
                     parent: Some(parent),
                 });
             }
-            if let Some(c) = nodes.get_mut(&child) {
+            if let Some(mut c) = images.get_mut(&child) {
                 c.parent = Some(parent);
             }
         }
         report.dangling_parents.sort_by_key(|a| a.child);
-        report.restored = nodes.len();
+        report.restored = images.len();
         for s in &report.skipped {
             tracing::warn!(image = %s.id, reason = %s.reason, "image not restored");
         }
 
-        let digests: DigestSet = nodes.keys().map(|id| id.0).collect();
-        let images: DashMap<ImageId, Node> = nodes.into_iter().collect();
+        // The digest set is built in bulk: one sort, no per-insert shifting.
+        let digests: DigestSet = images.iter().map(|e| e.key().0).collect();
         tracing::debug!(
             restored = report.restored,
             skipped = report.skipped.len(),
