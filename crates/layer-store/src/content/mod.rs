@@ -1,5 +1,38 @@
 //! Layer content: reading a layer's tar stream once while recording its tar-split metadata
 //! ([`DiffStream`]), and putting the exact stream back together ([`TarStream`]).
+//!
+//! [`LayerStore::register`](crate::LayerStore::register) and
+//! [`LayerStore::tar_stream`](crate::LayerStore::tar_stream) tie them to the store and its
+//! [`Driver`](crate::Driver):
+//!
+//! ```
+//! use std::io::Read;
+//! use layer_store::{LayerStore, VfsDriver};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let root = tempfile::tempdir()?;
+//! let driver = VfsDriver::new(root.path().join("vfs"))?;
+//! let (store, _) = LayerStore::open(root.path().join("image/vfs/layerdb"), Box::new(driver))?;
+//!
+//! // A layer with one file.
+//! let mut b = tar::Builder::new(Vec::new());
+//! let mut h = tar::Header::new_ustar();
+//! h.set_size(5);
+//! h.set_mode(0o644);
+//! h.set_cksum();
+//! b.append_data(&mut h, "hello.txt", &b"hello"[..])?;
+//! let tar = b.into_inner()?;
+//!
+//! let layer = store.register(&tar[..], None)?;
+//! let info = store.layer(layer.chain_id()).expect("registered");
+//! assert_eq!(info.diff_size, 5);
+//! let content = root.path().join("vfs/dir").join(&info.cache_id).join("hello.txt");
+//! assert_eq!(std::fs::read(content)?, b"hello");
+//!
+//! let mut back = Vec::new();
+//! store.tar_stream(&layer)?.read_to_end(&mut back)?;
+//! assert_eq!(back, tar);
+//! # Ok(()) }
+//! ```
 
 mod assemble;
 mod hasher;
