@@ -18,6 +18,51 @@
 //! its candidates; diff IDs must be digests (`sha256:<hex>`, moby accepts any string but no
 //! layer can then match).
 //!
+//! # Example
+//!
+//! A store over the in-memory backend and a real layer store (metadata only):
+//!
+//! ```
+//! use image_store::{ImageStore, SearchError};
+//! use imagedb_fs::MemBackend;
+//! use layer_store::{DiffId, LayerStore, NullDriver};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let (layers, _) = LayerStore::open(dir.path().join("layerdb"), Box::new(NullDriver))?;
+//! // Register a layer, as `docker load` would before creating the image.
+//! let diff: DiffId =
+//!     "sha256:516408ace5e52b139d13e99da654811994859543e92849eb04ab72af8d752856".parse()?;
+//! let registered = layers.register_metadata(diff, 80, None)?;
+//!
+//! let (store, report) = ImageStore::open(MemBackend::new(), layers)?;
+//! assert_eq!(report.restored, 0);
+//!
+//! let base = store.create(
+//!     br#"{"os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:516408ace5e52b139d13e99da654811994859543e92849eb04ab72af8d752856"]}}"#,
+//! )?;
+//! // The image holds its own reference on the layer now.
+//! store.layers().release(&registered)?;
+//! let child = store.create(
+//!     br#"{"comment":"child","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:516408ace5e52b139d13e99da654811994859543e92849eb04ab72af8d752856"]}}"#,
+//! )?;
+//! store.set_parent(&child, &base)?;
+//! assert_eq!(store.children(&base), vec![child]);
+//! assert_eq!(store.heads().len(), 1);
+//! assert_eq!(store.search(&child.short())?, child);
+//! assert!(matches!(store.search("0000000"), Err(SearchError::NotFound { .. })));
+//!
+//! assert_eq!(store.get(&child)?.config().comment, "child");
+//! // Deleting the child keeps the layer (the base still holds it); deleting the base
+//! // removes it.
+//! assert!(store.delete(&child)?.is_empty());
+//! assert_eq!(store.delete(&base)?.len(), 1);
+//! assert!(store.is_empty());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! An image on its own:
+//!
 //! ```
 //! use image_store::{Image, ImageId};
 //!
