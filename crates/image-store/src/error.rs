@@ -85,7 +85,10 @@ pub struct RestoreReport {
 #[error("No such image: {0}")]
 pub struct NotFound(pub ImageId);
 
-/// Why [`ImageStore::create`](crate::ImageStore::create) failed. Nothing was written.
+/// Why [`ImageStore::create`](crate::ImageStore::create) failed.
+///
+/// Nothing was written, except after [`CreateError::Write`] when the config reached the disk
+/// before the error (a failed directory sync): the image is then in the store, as on disk.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CreateError {
@@ -123,7 +126,7 @@ pub enum DeleteError {
     #[error(transparent)]
     NotFound(#[from] NotFound),
     /// A disk operation failed. The image is still in the store; children unlinked before the
-    /// failure stay unlinked (in memory and on disk).
+    /// failure stay unlinked. Memory follows what the disk holds after the failure.
     #[error("failed to delete image {id}: {source}")]
     Backend {
         /// The image (or the child being unlinked).
@@ -203,7 +206,10 @@ impl From<digest_set::LookupError> for SearchError {
     }
 }
 
-/// Why [`ImageStore::set_parent`](crate::ImageStore::set_parent) failed. Nothing changed.
+/// Why [`ImageStore::set_parent`](crate::ImageStore::set_parent) failed.
+///
+/// Nothing changed, except after [`SetParentError::Backend`] when the link reached the disk
+/// before the error: memory then follows the disk.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SetParentError {

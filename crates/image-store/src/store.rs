@@ -258,12 +258,26 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
                 )
             }
         };
-        if let Err(source) = self.backend.set(config) {
-            if let Some(handle) = layer {
+        let written = self.backend.set(config);
+        if let Err(source) = written {
+            // An atomic write either put the whole file in place or nothing; a failure after
+            // the rename (syncing the directory) leaves the config on disk. Then the image is
+            // adopted, so memory matches the disk, and the error is still reported.
+            if self.content_exists(&id) {
+                tracing::warn!(image = %id, error = %source, "config written despite an error; keeping the image");
+                self.insert_new(&mut graph, image, layer);
+            } else if let Some(handle) = layer {
                 self.release_and_log(&handle);
             }
             return Err(CreateError::Write { id, source });
         }
+        self.insert_new(&mut graph, image, layer);
+        Ok(id)
+    }
+
+    /// Puts a newly written image in memory.
+    fn insert_new(&self, graph: &mut Graph, image: Image, layer: Option<LayerHandle>) {
+        let id = image.id();
         // The config may have been on disk already (an image restore skipped), with a parent
         // link: keep memory as a restore would see it.
         let parent = match self.backend.get_metadata(&id.0, KEY_PARENT) {
@@ -276,7 +290,7 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
         };
         let children = graph.waiting.remove(&id).unwrap_or_default();
         if let Some(p) = parent {
-            self.attach(&mut graph, id, p);
+            self.attach(graph, id, p);
         }
         self.images.insert(
             id,
@@ -288,7 +302,12 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
             },
         );
         self.digests_write().insert(id.0);
-        Ok(id)
+    }
+
+    /// Whether the backend holds content for `id` (without reading it).
+    fn content_exists(&self, id: &ImageId) -> bool {
+        // Metadata reads require the content: `NotFound` means there is none.
+        !matches!(self.backend.get_metadata(&id.0, KEY_PARENT), Err(e) if e.is_not_found())
     }
 
     /// The image `id`, from memory.
@@ -314,9 +333,11 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
             None => return Err(NotFound(*id).into()),
         };
         for child in children {
-            self.backend
-                .delete_metadata(&child.0, KEY_PARENT)
-                .map_err(|source| DeleteError::Backend { id: child, source })?;
+            if let Err(source) = self.backend.delete_metadata(&child.0, KEY_PARENT) {
+                // The link may be gone all the same (a failed directory sync).
+                self.resync_parent(&mut graph, child);
+                return Err(DeleteError::Backend { id: child, source });
+            }
             self.detach(&mut graph, child);
         }
         match self.backend.delete(&id.0) {
@@ -325,8 +346,12 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
                 tracing::warn!(image = %id, "image config was already gone from disk");
             }
             Err(source) => {
-                self.resync_parent(&mut graph, *id);
-                return Err(DeleteError::Backend { id: *id, source });
+                if self.content_exists(id) {
+                    self.resync_parent(&mut graph, *id);
+                    return Err(DeleteError::Backend { id: *id, source });
+                }
+                // The config is gone (the error came after its removal): finish the delete.
+                tracing::warn!(image = %id, error = %source, "config removed despite an error");
             }
         }
         self.detach(&mut graph, *id);
@@ -380,9 +405,14 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
             }
             cursor = self.images.get(&p).and_then(|n| n.parent);
         }
-        self.backend
-            .set_metadata(&id.0, KEY_PARENT, parent.to_string().as_bytes())
-            .map_err(|source| SetParentError::Backend { id: *id, source })?;
+        if let Err(source) =
+            self.backend
+                .set_metadata(&id.0, KEY_PARENT, parent.to_string().as_bytes())
+        {
+            // The link may be in place all the same (a failed directory sync).
+            self.resync_parent(&mut graph, *id);
+            return Err(SetParentError::Backend { id: *id, source });
+        }
         self.detach(&mut graph, *id);
         self.attach(&mut graph, *id, *parent);
         if let Some(mut n) = self.images.get_mut(id) {

@@ -20,8 +20,8 @@ enum Op {
     Delete(usize),
     SetParent(usize, usize),
     Reopen,
-    /// Make the n-th backend mutation from now fail.
-    Fault(u64),
+    /// Make the n-th operation of fault kind k (index into the run's kinds) from now fail.
+    Fault(usize, u64),
 }
 
 fn op(faults: bool) -> BoxedStrategy<Op> {
@@ -32,7 +32,7 @@ fn op(faults: bool) -> BoxedStrategy<Op> {
         1 => Just(Op::Reopen),
     ];
     if faults {
-        prop_oneof![4 => base, 1 => (1..4u64).prop_map(Op::Fault)].boxed()
+        prop_oneof![4 => base, 1 => (0..5usize, 1..4u64).prop_map(|(k, n)| Op::Fault(k, n))].boxed()
     } else {
         base.boxed()
     }
@@ -103,7 +103,7 @@ fn reopen<B: StoreBackend>(store: ImageStore<B, CountingLayers>) -> ImageStore<B
     store
 }
 
-fn run<B: StoreBackend>(backend: B, ops: &[Op], faults: Option<&Faults>) {
+fn run<B: StoreBackend>(backend: B, ops: &[Op], faults: Option<(&Faults, &[FaultOp])>) {
     let (mut store, _) = ImageStore::open(backend, layers()).expect("open");
     let mut model = Model::default();
     for op in ops {
@@ -147,9 +147,9 @@ fn run<B: StoreBackend>(backend: B, ops: &[Op], faults: Option<&Faults>) {
                 }
             }
             Op::Reopen => store = reopen(store),
-            Op::Fault(n) => {
-                if let Some(f) = faults {
-                    f.fail_nth(FaultOp::Mutation, n, ErrorKind::StorageFull);
+            Op::Fault(k, n) => {
+                if let Some((f, kinds)) = faults {
+                    f.fail_nth(kinds[k % kinds.len()], n, ErrorKind::StorageFull);
                 }
             }
         }
@@ -165,7 +165,7 @@ fn run<B: StoreBackend>(backend: B, ops: &[Op], faults: Option<&Faults>) {
             assert_eq!(snapshot(&store), (want_ids, want_parents), "store vs model");
         }
     }
-    if let Some(f) = faults {
+    if let Some((f, _)) = faults {
         f.clear();
     }
     reopen(store);
@@ -183,9 +183,29 @@ proptest! {
     fn faults_keep_memory_and_disk_in_step(ops in proptest::collection::vec(op(true), 1..40)) {
         let faults = Faults::new();
         let backend = FaultyBackend::new(MemBackend::new(), faults.clone());
-        run(backend, &ops, Some(&faults));
+        run(backend, &ops, Some((&faults, &[FaultOp::Mutation])));
+    }
+
+    #[test]
+    fn filesystem_faults_keep_memory_and_disk_in_step(
+        ops in proptest::collection::vec(op(true), 1..30)
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let faults = Faults::new();
+        let backend = imagedb_fs::FsBackend::open_with_faults(dir.path().join("imagedb"), faults.clone())
+            .expect("open");
+        run(backend, &ops, Some((&faults, FS_FAULTS)));
     }
 }
+
+/// Filesystem-level faults: short writes, failed fsyncs, renames, directory syncs, removals.
+const FS_FAULTS: &[FaultOp] = &[
+    FaultOp::Write,
+    FaultOp::Sync,
+    FaultOp::Rename,
+    FaultOp::SyncDir,
+    FaultOp::Remove,
+];
 
 #[test]
 fn model_over_the_filesystem_backend() {
@@ -214,12 +234,12 @@ fn fixed_sequence_with_faults_injects_and_stays_consistent() {
         ops.push(match k % 8 {
             0 | 1 | 5 => Op::Create((k * 7) % N),
             2 => Op::SetParent((k * 3) % N, (k * 5) % N),
-            3 => Op::Fault(1 + (k as u64 % 3)),
+            3 => Op::Fault(0, 1 + (k as u64 % 3)),
             4 => Op::SetParent((k * 5) % N, (k * 3 + 1) % N),
             6 => Op::Delete((k * 11) % N),
             _ => Op::Reopen,
         });
     }
-    run(backend, &ops, Some(&faults));
+    run(backend, &ops, Some((&faults, &[FaultOp::Mutation])));
     assert!(faults.injected() > 0);
 }

@@ -380,3 +380,59 @@ fn store_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<ImageStore<MemBackend, CountingLayers>>();
 }
+
+#[test]
+fn failed_directory_sync_leaves_memory_matching_disk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let faults = Faults::new();
+    let backend =
+        imagedb_fs::FsBackend::open_with_faults(dir.path().join("imagedb"), faults.clone())
+            .expect("open");
+    let (store, _) = ImageStore::open(backend, CountingLayers::new()).expect("open");
+    let content = dir.path().join("imagedb/content/sha256");
+    let meta = dir.path().join("imagedb/metadata/sha256");
+
+    // create: the rename happened, the directory sync failed.
+    faults.fail_nth(Op::SyncDir, 1, ErrorKind::Other);
+    let cfg = config("a", &[]);
+    let a = ImageId::of_config(&cfg);
+    let r = store.create(&cfg);
+    assert!(matches!(r, Err(CreateError::Write { .. })), "{r:?}");
+    assert_eq!(store.contains(&a), content.join(a.hex()).exists(), "{r:?}");
+    let a = store.create(&cfg).expect("retry");
+    let b = store.create(&config("b", &[])).expect("b");
+
+    // set_parent: the link is written, the directory sync fails.
+    faults.fail_nth(Op::SyncDir, 1, ErrorKind::Other);
+    let r = store.set_parent(&b, &a);
+    assert!(r.is_err());
+    let on_disk = meta.join(b.hex()).join("parent").exists();
+    assert_eq!(
+        store.get_parent(&b).expect("known").is_some(),
+        on_disk,
+        "{r:?}"
+    );
+    assert_eq!(store.children(&a).len(), usize::from(on_disk));
+    store.set_parent(&b, &a).expect("retry");
+
+    // delete: unlinking the child is removed, the directory sync fails.
+    faults.fail_nth(Op::SyncDir, 1, ErrorKind::Other);
+    let r = store.delete(&a);
+    assert!(r.is_err());
+    let linked = meta.join(b.hex()).join("parent").exists();
+    assert_eq!(
+        store.get_parent(&b).expect("known").is_some(),
+        linked,
+        "{r:?}"
+    );
+    assert_eq!(store.contains(&a), content.join(a.hex()).exists());
+
+    // delete: the config is removed, the directory sync fails.
+    if store.contains(&a) {
+        faults.clear();
+        faults.fail_nth(Op::SyncDir, 1, ErrorKind::Other);
+        let r = store.delete(&a);
+        assert_eq!(store.contains(&a), content.join(a.hex()).exists(), "{r:?}");
+    }
+    assert!(faults.injected() >= 3);
+}
