@@ -79,6 +79,7 @@ fn restore_one<B: StoreBackend, L: LayerGetReleaser>(
     backend: &B,
     layers: &L,
     images: &DashMap<ImageId, Node>,
+    with_metadata: Option<&[Digest]>,
     digest: &Digest,
 ) -> Outcome {
     let id = ImageId(*digest);
@@ -114,7 +115,12 @@ fn restore_one<B: StoreBackend, L: LayerGetReleaser>(
             }
         }
     };
-    let parent = backend.get_metadata(digest, KEY_PARENT);
+    // Only images with a metadata directory can have a parent link: skip the read for the
+    // others (pulled and loaded images have none).
+    let parent = match with_metadata {
+        Some(list) if list.binary_search(digest).is_err() => Ok(None),
+        _ => backend.get_metadata(digest, KEY_PARENT),
+    };
     images.insert(
         id,
         Node {
@@ -144,10 +150,21 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
         // Pass one, in parallel: read, hash and check each config once, take its layer, read
         // its parent link, and put it straight into the map.
         let images: DashMap<ImageId, Node> = DashMap::with_capacity(ids.len());
+        let with_metadata = match backend.metadata_digests() {
+            Ok(mut list) => {
+                list.sort_unstable();
+                Some(list)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot list metadata; reading every parent link");
+                None
+            }
+        };
         let outcomes: Vec<Outcome> = ids
             .par_iter()
-            .map(|d| restore_one(&backend, &layers, &images, d))
+            .map(|d| restore_one(&backend, &layers, &images, with_metadata.as_deref(), d))
             .collect();
+        drop(with_metadata);
         drop(ids);
 
         let mut report = RestoreReport::default();
