@@ -575,6 +575,46 @@ pub fn apply_diff(root: &Path, diff: &mut DiffStream<'_>) -> Result<u64, Content
     Ok(diff.size())
 }
 
+/// `struct open_how` of `openat2(2)`.
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// Opens `rel` under `root` with the kernel resolving it as in a chroot of `root`
+/// (`openat2` with `RESOLVE_IN_ROOT`), never following the file itself.
+fn open_in_root(root: &Path, rel: &Path) -> io::Result<fs::File> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let dir = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(root)?;
+    let c = cpath(rel)?;
+    let how = OpenHow {
+        flags: (libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: valid directory fd, NUL-terminated path, and a pointer to an `open_how` of the
+    // size passed.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new file descriptor that nothing else owns.
+    Ok(unsafe { fs::File::from_raw_fd(fd as libc::c_int) })
+}
+
 /// Opens the file `name` (a member name) of the tree at `root` for reading, resolving its
 /// parents inside the root and never following the file itself if it is a symbolic link.
 pub fn open_member(root: &Path, name: &[u8]) -> io::Result<fs::File> {
@@ -585,6 +625,18 @@ pub fn open_member(root: &Path, name: &[u8]) -> io::Result<fs::File> {
             "the layer root is not a file",
         ));
     };
+    match open_in_root(root, &join(&comps)) {
+        Ok(f) => return Ok(f),
+        // Kernels before 5.6 (or seccomp filters) lack openat2: resolve by hand.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EPERM)) => {}
+        Err(e) => {
+            let p = root.join(join(&comps));
+            return Err(io::Error::new(
+                e.kind(),
+                format!("cannot open {}: {e}", p.display()),
+            ));
+        }
+    }
     let parent = resolve_in_root(root, pcomps)?;
     let p = parent.join(os(last));
     fs::OpenOptions::new()
@@ -592,4 +644,36 @@ pub fn open_member(root: &Path, name: &[u8]) -> io::Result<fs::File> {
         .custom_flags(libc::O_NOFOLLOW)
         .open(&p)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot open {}: {e}", p.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_in_root_resolves_like_a_chroot() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path();
+        fs::create_dir(root.join("d")).expect("mkdir");
+        fs::write(root.join("d/f"), b"inside").expect("write");
+        std::os::unix::fs::symlink("/", root.join("d/up")).expect("symlink");
+        std::os::unix::fs::symlink("../../../../d/f", root.join("l")).expect("symlink");
+        match open_in_root(root, Path::new("d/up/d/up/d/f")) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EPERM)) => {}
+            r => {
+                let mut s = String::new();
+                r.expect("open").read_to_string(&mut s).expect("read");
+                assert_eq!(s, "inside");
+                let e = open_in_root(root, Path::new("l")).expect_err("final symlink");
+                assert_eq!(e.raw_os_error(), Some(libc::ELOOP));
+            }
+        }
+        let mut s = String::new();
+        open_member(root, b"/d/up/d/./f")
+            .expect("open member")
+            .read_to_string(&mut s)
+            .expect("read");
+        assert_eq!(s, "inside");
+        assert!(open_member(root, b"../d/f").is_err());
+    }
 }

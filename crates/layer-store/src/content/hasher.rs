@@ -1,7 +1,9 @@
 //! A helper thread that hashes a layer's stream (sha256 of every byte, CRC-64 of member
 //! contents) while the caller's thread moves the bytes, so that hashing runs beside the
 //! file-system work. Bytes travel in a bounded pool of shared chunks: memory stays flat.
+//! Jobs are sent in batches, so that small members cost no thread wake-ups.
 
+use std::collections::VecDeque;
 use std::io;
 use std::ops::Range;
 use std::sync::Arc;
@@ -16,8 +18,12 @@ use crate::tarsplit::CRC64_ISO;
 pub(crate) const CHUNK: usize = 1 << 20;
 /// Most chunks alive at once (memory bound: `CHUNKS * CHUNK`).
 const CHUNKS: usize = 8;
-/// Most jobs queued for the thread.
-const QUEUE: usize = 256;
+/// Batches queued for the thread.
+const QUEUE: usize = 4;
+/// A batch is sent when it holds this many jobs...
+const BATCH_JOBS: usize = 256;
+/// ...or this many bytes.
+const BATCH_BYTES: usize = 2 * CHUNK;
 
 pub(crate) type Chunk = Arc<Vec<u8>>;
 
@@ -38,84 +44,122 @@ fn gone() -> io::Error {
 
 /// See the [module docs](self).
 pub(crate) struct Hasher {
-    jobs: Option<SyncSender<Job>>,
-    crcs: Receiver<u64>,
-    back: Receiver<Chunk>,
+    jobs: Option<SyncSender<Vec<Job>>>,
+    /// One message per batch done: the CRCs of the members it finished.
+    done: Receiver<Vec<u64>>,
     handle: Option<JoinHandle<[u8; 32]>>,
+    batch: Vec<Job>,
+    batch_bytes: usize,
+    in_flight: usize,
+    crcs: VecDeque<u64>,
     retired: Vec<Chunk>,
     allocated: usize,
 }
 
 impl Hasher {
     pub(crate) fn new() -> io::Result<Hasher> {
-        let (jobs_tx, jobs_rx) = sync_channel::<Job>(QUEUE);
-        let (crc_tx, crc_rx) = channel::<u64>();
-        let (back_tx, back_rx) = channel::<Chunk>();
+        let (jobs_tx, jobs_rx) = sync_channel::<Vec<Job>>(QUEUE);
+        let (done_tx, done_rx) = channel::<Vec<u64>>();
         let handle = std::thread::Builder::new()
             .name("layer-hash".into())
             .spawn(move || {
                 let mut sha = sha2::Sha256::new();
                 let mut crc = CRC64_ISO.digest();
-                for job in jobs_rx {
-                    match job {
-                        Job::Sha(c, r) => {
-                            sha.update(&c[r]);
-                            let _ = back_tx.send(c);
+                for batch in jobs_rx {
+                    let mut finished = Vec::new();
+                    for job in batch {
+                        match job {
+                            Job::Sha(c, r) => sha.update(&c[r]),
+                            Job::Crc(c, r) => crc.update(&c[r]),
+                            Job::Both(c, r) => {
+                                sha.update(&c[r.clone()]);
+                                crc.update(&c[r]);
+                            }
+                            Job::FileEnd => {
+                                let d = std::mem::replace(&mut crc, CRC64_ISO.digest());
+                                finished.push(d.finalize());
+                            }
                         }
-                        Job::Crc(c, r) => {
-                            crc.update(&c[r]);
-                            let _ = back_tx.send(c);
-                        }
-                        Job::Both(c, r) => {
-                            sha.update(&c[r.clone()]);
-                            crc.update(&c[r]);
-                            let _ = back_tx.send(c);
-                        }
-                        Job::FileEnd => {
-                            let done = std::mem::replace(&mut crc, CRC64_ISO.digest());
-                            let _ = crc_tx.send(done.finalize());
-                        }
+                    }
+                    if done_tx.send(finished).is_err() {
+                        break;
                     }
                 }
                 sha.finalize().into()
             })?;
         Ok(Hasher {
             jobs: Some(jobs_tx),
-            crcs: crc_rx,
-            back: back_rx,
+            done: done_rx,
             handle: Some(handle),
+            batch: Vec::new(),
+            batch_bytes: 0,
+            in_flight: 0,
+            crcs: VecDeque::new(),
             retired: Vec::new(),
             allocated: 0,
         })
     }
 
-    fn reclaim(&mut self) -> Option<Vec<u8>> {
-        while let Ok(c) = self.back.try_recv() {
-            drop(c);
+    fn flush(&mut self) -> io::Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
         }
-        let i = self
-            .retired
-            .iter()
-            .position(|c| Arc::strong_count(c) == 1)?;
-        let c = self.retired.swap_remove(i);
-        Arc::try_unwrap(c).ok()
+        let tx = self.jobs.as_ref().ok_or_else(gone)?;
+        tx.send(std::mem::take(&mut self.batch))
+            .map_err(|_| gone())?;
+        self.batch_bytes = 0;
+        self.in_flight += 1;
+        Ok(())
     }
 
-    /// A buffer of [`CHUNK`] bytes (contents unspecified), waiting for the thread to give
-    /// one back when all are in use.
+    fn poll(&mut self) -> io::Result<()> {
+        loop {
+            match self.done.try_recv() {
+                Ok(v) => {
+                    self.in_flight -= 1;
+                    self.crcs.extend(v);
+                }
+                Err(TryRecvError::Empty) => return Ok(()),
+                Err(TryRecvError::Disconnected) => {
+                    return if self.in_flight == 0 {
+                        Ok(())
+                    } else {
+                        Err(gone())
+                    };
+                }
+            }
+        }
+    }
+
+    /// Waits for one batch to be done.
+    fn wait(&mut self) -> io::Result<()> {
+        self.flush()?;
+        if self.in_flight == 0 {
+            return Err(io::Error::other("hashing thread has no work to wait for"));
+        }
+        let v = self.done.recv().map_err(|_| gone())?;
+        self.in_flight -= 1;
+        self.crcs.extend(v);
+        Ok(())
+    }
+
+    /// A buffer of [`CHUNK`] bytes (contents unspecified), waiting for the thread to be done
+    /// with one when all are in use.
     pub(crate) fn buffer(&mut self) -> io::Result<Vec<u8>> {
         loop {
-            if let Some(b) = self.reclaim() {
-                return Ok(b);
+            self.poll()?;
+            if let Some(i) = self.retired.iter().position(|c| Arc::strong_count(c) == 1) {
+                let c = self.retired.swap_remove(i);
+                if let Ok(b) = Arc::try_unwrap(c) {
+                    return Ok(b);
+                }
+                continue;
             }
             if self.allocated < CHUNKS {
                 self.allocated += 1;
                 return Ok(vec![0; CHUNK]);
             }
-            match self.back.recv() {
-                Ok(c) => drop(c),
-                Err(_) => return Err(gone()),
-            }
+            self.wait()?;
         }
     }
 
@@ -130,29 +174,48 @@ impl Hasher {
     }
 
     pub(crate) fn submit(&mut self, job: Job) -> io::Result<()> {
-        let tx = self.jobs.as_ref().ok_or_else(gone)?;
-        tx.send(job).map_err(|_| gone())
+        let bytes = match &job {
+            Job::Sha(_, r) | Job::Crc(_, r) | Job::Both(_, r) => r.len(),
+            Job::FileEnd => 0,
+        };
+        self.batch.push(job);
+        self.batch_bytes += bytes;
+        if self.batch.len() >= BATCH_JOBS || self.batch_bytes >= BATCH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
     }
 
     /// The CRC-64 of the next finished member, if the thread has computed it yet.
     pub(crate) fn try_crc(&mut self) -> io::Result<Option<u64>> {
-        match self.crcs.try_recv() {
-            Ok(c) => Ok(Some(c)),
-            Err(TryRecvError::Empty) => Ok(None),
-            Err(TryRecvError::Disconnected) => Err(gone()),
+        if self.crcs.is_empty() {
+            self.poll()?;
         }
+        Ok(self.crcs.pop_front())
     }
 
     /// The CRC-64 of the next finished member, waiting for it.
     pub(crate) fn wait_crc(&mut self) -> io::Result<u64> {
-        self.crcs.recv().map_err(|_| gone())
+        loop {
+            self.poll()?;
+            if let Some(c) = self.crcs.pop_front() {
+                return Ok(c);
+            }
+            self.wait()?;
+        }
     }
 
     /// Ends the stream and returns its sha256. Finished members' CRCs stay readable.
     pub(crate) fn finish(&mut self) -> io::Result<[u8; 32]> {
+        self.flush()?;
         self.jobs = None;
         let h = self.handle.take().ok_or_else(gone)?;
-        h.join().map_err(|_| gone())
+        let sha = h.join().map_err(|_| gone())?;
+        while let Ok(v) = self.done.try_recv() {
+            self.in_flight = self.in_flight.saturating_sub(1);
+            self.crcs.extend(v);
+        }
+        Ok(sha)
     }
 }
 
