@@ -32,8 +32,9 @@ struct Node {
     layer: Option<LayerHandle>,
     /// The parent link as stored on disk (possibly naming an image not in the store).
     parent: Option<ImageId>,
-    /// Images in the store whose parent link names this image.
-    children: BTreeSet<ImageId>,
+    /// Images in the store whose parent link names this image, sorted. A vector, not a set:
+    /// most images have zero or one child, and a B-tree node costs ~700 bytes.
+    children: Vec<ImageId>,
 }
 
 /// State that only graph mutations touch, under the store's write lock.
@@ -65,14 +66,12 @@ pub struct ImageStore<B, L> {
     graph: Mutex<Graph>,
 }
 
-/// What pass one did with one config. Restored images are already in the map.
+/// What pass one has to report about one config; restored images are already in the map
+/// (with their parent link) and report nothing.
 enum Outcome {
-    Restored {
-        id: ImageId,
-        parent: Result<Option<Vec<u8>>, imagedb_fs::Error>,
-    },
     Skipped(SkippedImage),
-    Fatal(OpenError),
+    Dangling(DanglingParent),
+    Fatal(Box<OpenError>),
 }
 
 fn restore_one<B: StoreBackend, L: LayerGetReleaser>(
@@ -81,9 +80,9 @@ fn restore_one<B: StoreBackend, L: LayerGetReleaser>(
     images: &DashMap<ImageId, Node>,
     with_metadata: Option<&[Digest]>,
     digest: &Digest,
-) -> Outcome {
+) -> Option<Outcome> {
     let id = ImageId(*digest);
-    let skip = |reason| Outcome::Skipped(SkippedImage { id, reason });
+    let skip = |reason| Some(Outcome::Skipped(SkippedImage { id, reason }));
     let raw = match backend.get(digest) {
         Ok(raw) => raw,
         Err(e) => return skip(SkipReason::Unreadable(e.to_string())),
@@ -106,31 +105,53 @@ fn restore_one<B: StoreBackend, L: LayerGetReleaser>(
                 }
                 #[allow(unreachable_patterns)]
                 Err(source) => {
-                    return Outcome::Fatal(OpenError::Layer {
+                    return Some(Outcome::Fatal(Box::new(OpenError::Layer {
                         image: id,
                         chain_id,
                         source,
-                    });
+                    })));
                 }
             }
         }
     };
     // Only images with a metadata directory can have a parent link: skip the read for the
     // others (pulled and loaded images have none).
-    let parent = match with_metadata {
+    let link = match with_metadata {
         Some(list) if list.binary_search(digest).is_err() => Ok(None),
         _ => backend.get_metadata(digest, KEY_PARENT),
+    };
+    let (parent, outcome) = match link {
+        Ok(None) => (None, None),
+        Ok(Some(bytes)) => match parse_parent(&bytes) {
+            Some(p) => (Some(p), None),
+            None => (
+                None,
+                Some(Outcome::Dangling(DanglingParent {
+                    child: id,
+                    value: String::from_utf8_lossy(&bytes).into_owned(),
+                    parent: None,
+                })),
+            ),
+        },
+        Err(e) => (
+            None,
+            Some(Outcome::Dangling(DanglingParent {
+                child: id,
+                value: e.to_string(),
+                parent: None,
+            })),
+        ),
     };
     images.insert(
         id,
         Node {
             image: Arc::new(image),
             layer,
-            parent: None,
-            children: BTreeSet::new(),
+            parent,
+            children: Vec::new(),
         },
     );
-    Outcome::Restored { id, parent }
+    outcome
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -162,33 +183,17 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
         };
         let outcomes: Vec<Outcome> = ids
             .par_iter()
-            .map(|d| restore_one(&backend, &layers, &images, with_metadata.as_deref(), d))
+            .filter_map(|d| restore_one(&backend, &layers, &images, with_metadata.as_deref(), d))
             .collect();
         drop(with_metadata);
         drop(ids);
 
         let mut report = RestoreReport::default();
         let mut fatal = None;
-        let mut links = Vec::new();
         for outcome in outcomes {
             match outcome {
-                Outcome::Restored { id, parent } => match parent {
-                    Ok(None) => {}
-                    Ok(Some(bytes)) => match parse_parent(&bytes) {
-                        Some(p) => links.push((id, p)),
-                        None => report.dangling_parents.push(DanglingParent {
-                            child: id,
-                            value: String::from_utf8_lossy(&bytes).into_owned(),
-                            parent: None,
-                        }),
-                    },
-                    Err(e) => report.dangling_parents.push(DanglingParent {
-                        child: id,
-                        value: e.to_string(),
-                        parent: None,
-                    }),
-                },
                 Outcome::Skipped(s) => report.skipped.push(s),
+                Outcome::Dangling(d) => report.dangling_parents.push(d),
                 Outcome::Fatal(e) => {
                     if fatal.is_none() {
                         fatal = Some(e);
@@ -204,14 +209,19 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
                     tracing::warn!(error = %re, "releasing a layer after a failed restore");
                 }
             }
-            return Err(e);
+            return Err(*e);
         }
 
-        // Pass two: link children to parents.
+        // Pass two: link children to parents. Links to images not restored stay as they are
+        // (on disk and in the child's `parent`) and wait for their parent.
+        let links: Vec<(ImageId, ImageId)> = images
+            .iter()
+            .filter_map(|e| e.value().parent.map(|p| (*e.key(), p)))
+            .collect();
         let mut graph = Graph::default();
         for (child, parent) in links {
             if let Some(mut p) = images.get_mut(&parent) {
-                p.children.insert(child);
+                p.children.push(child);
             } else {
                 graph.waiting.entry(parent).or_default().insert(child);
                 report.dangling_parents.push(DanglingParent {
@@ -220,8 +230,11 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
                     parent: Some(parent),
                 });
             }
-            if let Some(mut c) = images.get_mut(&child) {
-                c.parent = Some(parent);
+        }
+        for mut node in images.iter_mut() {
+            if !node.children.is_empty() {
+                node.children.sort_unstable();
+                node.children.shrink_to_fit();
             }
         }
         report.dangling_parents.sort_by_key(|a| a.child);
@@ -305,7 +318,11 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
                 None
             }
         };
-        let children = graph.waiting.remove(&id).unwrap_or_default();
+        let children: Vec<ImageId> = graph
+            .waiting
+            .remove(&id)
+            .map(|set| set.into_iter().collect())
+            .unwrap_or_default();
         if let Some(p) = parent {
             self.attach(graph, id, p);
         }
@@ -448,7 +465,7 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
     pub fn children(&self, id: &ImageId) -> Vec<ImageId> {
         self.images
             .get(id)
-            .map(|n| n.children.iter().copied().collect())
+            .map(|n| n.children.clone())
             .unwrap_or_default()
     }
 
@@ -571,7 +588,9 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
     fn attach(&self, graph: &mut Graph, child: ImageId, parent: ImageId) {
         match self.images.get_mut(&parent) {
             Some(mut p) => {
-                p.children.insert(child);
+                if let Err(at) = p.children.binary_search(&child) {
+                    p.children.insert(at, child);
+                }
             }
             None => {
                 graph.waiting.entry(parent).or_default().insert(child);
@@ -588,7 +607,9 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
         if let Some(old) = old {
             match self.images.get_mut(&old) {
                 Some(mut p) => {
-                    p.children.remove(&child);
+                    if let Ok(at) = p.children.binary_search(&child) {
+                        p.children.remove(at);
+                    }
                 }
                 None => {
                     if let Some(set) = graph.waiting.get_mut(&old) {
