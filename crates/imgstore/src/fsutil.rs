@@ -84,15 +84,16 @@ impl Dir {
         })
     }
 
-    /// The directory's path.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Opens the subdirectory `name` (relative to this one).
+    pub fn open_dir(&self, name: &str) -> std::io::Result<Dir> {
+        let file = self.open_raw(name, libc::O_DIRECTORY)?;
+        Ok(Dir {
+            file,
+            path: self.path.join(name),
+        })
     }
 
-    /// Reads the file `name` (a plain file name) in this directory; `Ok(None)` when it does
-    /// not exist.
-    pub fn read_opt(&self, name: &str) -> std::io::Result<Option<Vec<u8>>> {
-        use std::io::Read as _;
+    fn open_raw(&self, name: &str, extra: libc::c_int) -> std::io::Result<std::fs::File> {
         use std::os::fd::{AsRawFd as _, FromRawFd as _};
         let Ok(cname) = std::ffi::CString::new(name) else {
             return Err(std::io::Error::new(
@@ -102,27 +103,49 @@ impl Dir {
         };
         // SAFETY: the directory fd is valid for the lifetime of `self.file`, `cname` is a
         // NUL-terminated string that outlives the call, and `openat` has no other
-        // preconditions. A returned fd >= 0 is a new descriptor that nothing else owns, so
-        // `File::from_raw_fd` may take ownership of it.
+        // preconditions.
         let fd = unsafe {
             libc::openat(
                 self.file.as_raw_fd(),
                 cname.as_ptr(),
-                libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+                libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | extra,
             )
         };
         if fd < 0 {
-            let e = std::io::Error::last_os_error();
-            return if e.kind() == std::io::ErrorKind::NotFound {
-                Ok(None)
-            } else {
-                Err(e)
-            };
+            return Err(std::io::Error::last_os_error());
         }
-        // SAFETY: see above; `fd` is a fresh, owned descriptor.
-        let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
-        let mut buf = Vec::with_capacity(128);
-        file.read_to_end(&mut buf)?;
+        // SAFETY: `fd` is a fresh descriptor that nothing else owns, so the `File` may take
+        // ownership of it (and close it).
+        Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads the file `name` (relative to this directory; symlinks are followed, as dockerd's
+    /// reads do); `Ok(None)` when it does not exist. Opened non-blocking, so a FIFO planted
+    /// in the store is an error instead of a hang.
+    pub fn read_opt(&self, name: &str) -> std::io::Result<Option<Vec<u8>>> {
+        use std::io::Read as _;
+        let mut file = match self.open_raw(name, 0) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        // A plain read loop: `read_to_end` would add an fstat and an lseek per file, which
+        // for the many tiny files of a layer store cost more than the reads.
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 8192];
+        loop {
+            match file.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
         Ok(Some(buf))
     }
 }

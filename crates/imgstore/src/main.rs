@@ -144,6 +144,7 @@ fn main() -> ExitCode {
         data_root: cli.data_root,
         storage_driver: cli.storage_driver,
     };
+    let started = std::time::Instant::now();
     let outcome = match cli.command {
         Command::Ls {
             all,
@@ -186,6 +187,10 @@ fn main() -> ExitCode {
         Command::Tree { image, no_trunc } => cli::tree(&global, image.as_deref(), no_trunc),
         Command::Fsck { format } => cli::fsck(&global, &format),
     };
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "command done"
+    );
     let mut stdout = std::io::stdout().lock();
     if let Err(e) = stdout
         .write_all(outcome.stdout.as_bytes())

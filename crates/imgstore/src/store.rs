@@ -245,9 +245,19 @@ struct RawLayer {
     parsed: Result<(Digest, i64, String, Option<Digest>), String>,
 }
 
-fn read_raw_layer(dir: &Path) -> Result<(Digest, i64, String, Option<Digest>), String> {
-    let handle =
-        crate::fsutil::Dir::open(dir).map_err(|e| format!("open {}: {e}", dir.display()))?;
+fn read_raw_layer(
+    parent: Option<&crate::fsutil::Dir>,
+    dir: &Path,
+) -> Result<(Digest, i64, String, Option<Digest>), String> {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let handle = match parent {
+        Some(p) => p.open_dir(&name),
+        None => crate::fsutil::Dir::open(dir),
+    }
+    .map_err(|e| format!("open {}: {e}", dir.display()))?;
     let opt = |name: &str| -> Result<Option<Vec<u8>>, String> {
         handle
             .read_opt(name)
@@ -362,8 +372,19 @@ impl Store {
             ids: DigestSet::new(),
             write: opts.write,
         };
+        let t = std::time::Instant::now();
         store.load_layers()?;
+        let layers_done = t.elapsed();
         store.load_images()?;
+        tracing::debug!(
+            layers = store.layers.len(),
+            bad_layers = store.bad_layers.len(),
+            images = store.images.len(),
+            skipped_images = store.skipped.len(),
+            layers_ms = layers_done.as_millis() as u64,
+            images_ms = (t.elapsed() - layers_done).as_millis() as u64,
+            "data root restored"
+        );
         Ok(store)
     }
 
@@ -398,89 +419,82 @@ impl Store {
                 .and_then(|p| String::from_utf8_lossy(&p).trim().parse().ok());
             self.mount_parents.push((path, parent));
         }
+        let sha = crate::fsutil::Dir::open(&sha_dir).ok();
         let raw: HashMap<Digest, RawLayer> = candidates
             .into_par_iter()
             .map(|(d, dir)| {
-                let parsed = read_raw_layer(&dir);
+                let parsed = read_raw_layer(sha.as_ref(), &dir);
                 (d, RawLayer { dir, parsed })
             })
             .collect();
-        // Resolve chains, memoised, iteratively (cycles and deep chains cannot overflow).
-        let mut result: HashMap<Digest, Result<Layer, String>> = HashMap::new();
-        let mut keys: Vec<Digest> = raw.keys().copied().collect();
-        keys.sort();
-        for key in keys {
-            if result.contains_key(&key) {
+        // Resolve chains, memoised, iteratively (cycles and deep chains cannot overflow):
+        // the chain size of each layer, or why it does not load.
+        let mut result: HashMap<Digest, Result<i64, String>> = HashMap::with_capacity(raw.len());
+        let mut stack: Vec<Digest> = Vec::new();
+        for key in raw.keys() {
+            if result.contains_key(key) {
                 continue;
             }
-            let mut stack = vec![key];
-            let mut on_stack: BTreeSet<Digest> = BTreeSet::from([key]);
+            stack.clear();
+            stack.push(*key);
             while let Some(&top) = stack.last() {
-                let entry = match raw.get(&top) {
-                    Some(r) => r,
-                    None => {
-                        // Unreachable: only parents are pushed after a check.
-                        stack.pop();
-                        continue;
-                    }
+                let Some(entry) = raw.get(&top) else {
+                    // Unreachable: only parents that exist are pushed.
+                    stack.pop();
+                    continue;
                 };
-                let outcome: Option<Result<Layer, String>> = match &entry.parsed {
+                let outcome: Option<Result<i64, String>> = match &entry.parsed {
                     Err(e) => Some(Err(e.clone())),
-                    Ok((diff_id, diff_size, cache_id, parent)) => {
-                        let layer = |size| Layer {
-                            chain_id: top,
-                            diff_id: *diff_id,
-                            diff_size: *diff_size,
-                            size,
-                            cache_id: cache_id.clone(),
-                            parent: *parent,
-                            dir: entry.dir.clone(),
-                        };
-                        match parent {
-                            None => Some(Ok(layer(*diff_size))),
-                            Some(p) => match result.get(p) {
-                                Some(Ok(pl)) => Some(Ok(layer(pl.size.saturating_add(*diff_size)))),
-                                Some(Err(_)) => Some(Err(format!(
-                                    "its parent layer {} did not load",
-                                    p.short()
-                                ))),
-                                None if !raw.contains_key(p) => Some(Err(format!(
-                                    "its parent layer {} does not exist",
-                                    p.short()
-                                ))),
-                                None if on_stack.contains(p) => Some(Err(format!(
-                                    "its parent chain loops through layer {}",
-                                    p.short()
-                                ))),
-                                None => {
-                                    stack.push(*p);
-                                    on_stack.insert(*p);
-                                    None
-                                }
-                            },
+                    Ok((_, diff_size, _, None)) => Some(Ok(*diff_size)),
+                    Ok((_, diff_size, _, Some(p))) => match result.get(p) {
+                        Some(Ok(size)) => Some(Ok(size.saturating_add(*diff_size))),
+                        Some(Err(_)) => {
+                            Some(Err(format!("its parent layer {} did not load", p.short())))
                         }
-                    }
+                        None if !raw.contains_key(p) => Some(Err(format!(
+                            "its parent layer {} does not exist",
+                            p.short()
+                        ))),
+                        None if stack.contains(p) => Some(Err(format!(
+                            "its parent chain loops through layer {}",
+                            p.short()
+                        ))),
+                        None => {
+                            stack.push(*p);
+                            None
+                        }
+                    },
                 };
                 if let Some(outcome) = outcome {
                     stack.pop();
-                    on_stack.remove(&top);
                     result.insert(top, outcome);
                 }
             }
         }
-        for (d, r) in result {
-            match r {
-                Ok(l) => {
-                    self.layers.insert(d, l);
+        for (chain_id, r) in raw {
+            match (result.remove(&chain_id), r.parsed) {
+                (Some(Ok(size)), Ok((diff_id, diff_size, cache_id, parent))) => {
+                    self.layers.insert(
+                        chain_id,
+                        Layer {
+                            chain_id,
+                            diff_id,
+                            diff_size,
+                            size,
+                            cache_id,
+                            parent,
+                            dir: r.dir,
+                        },
+                    );
                 }
-                Err(reason) => {
-                    let dir = raw.get(&d).map(|r| r.dir.clone()).unwrap_or_default();
+                (Some(Err(reason)), _) | (None, Err(reason)) => {
                     self.bad_layers.push(BadLayer {
-                        chain_id: d,
-                        dir,
+                        chain_id,
+                        dir: r.dir,
                         reason,
                     });
                 }
+                (None, Ok(_)) | (Some(Ok(_)), Err(_)) => {}
             }
         }
         self.bad_layers.sort_by_key(|a| a.chain_id);
@@ -498,6 +512,8 @@ impl Store {
                 Err(_) => self.content_names.push((path, name)),
             }
         }
+        let content_dir = crate::fsutil::Dir::open(&content).ok();
+        let meta_dir = crate::fsutil::Dir::open(&meta).ok();
         let loaded: Vec<Result<ImageEntry, Box<SkippedImage>>> = candidates
             .into_par_iter()
             .map(|(id, path)| {
@@ -508,8 +524,14 @@ impl Store {
                         kind,
                     })
                 };
-                let raw =
-                    std::fs::read(&path).map_err(|e| skip(SkipKind::Unreadable(e.to_string())))?;
+                let hex = id.hex();
+                let raw = match &content_dir {
+                    Some(dir) => dir.read_opt(&hex).and_then(|r| {
+                        r.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+                    }),
+                    None => std::fs::read(&path),
+                }
+                .map_err(|e| skip(SkipKind::Unreadable(e.to_string())))?;
                 let actual = Digest::sha256(&raw);
                 if actual != id {
                     return Err(skip(SkipKind::Verify(actual)));
@@ -519,10 +541,9 @@ impl Store {
                 if !image.is_os_supported() {
                     return Err(skip(SkipKind::Os(image.config().os.clone())));
                 }
-                let mdir = meta.join(id.hex());
-                let parent = read_opt(&mdir.join("parent"))
-                    .ok()
-                    .flatten()
+                let parent = meta_dir
+                    .as_ref()
+                    .and_then(|dir| dir.read_opt(&format!("{hex}/parent")).ok().flatten())
                     .map(|b| String::from_utf8_lossy(&b).into_owned());
                 let chain_id = image.chain_id().map(|c| c.0);
                 let created = lean_created(image.raw_json());
