@@ -363,7 +363,7 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
     pub fn delete(&self, id: &ImageId) -> Result<Vec<LayerMetadata>, DeleteError> {
         let mut graph = lock(&self.graph);
         let children: Vec<ImageId> = match self.images.get(id) {
-            Some(n) => n.children.iter().copied().collect(),
+            Some(n) => n.children.to_vec(),
             None => return Err(NotFound(*id).into()),
         };
         for child in children {
