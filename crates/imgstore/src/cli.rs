@@ -47,14 +47,15 @@ impl Outcome {
 }
 
 fn open(g: &Global, write: bool) -> Result<Store, Error> {
-    let root = match &g.data_root {
-        Some(r) => r.clone(),
-        None => default_data_root()?,
+    let (root, explicit) = match &g.data_root {
+        Some(r) => (r.clone(), true),
+        None => (default_data_root()?, false),
     };
     Store::open(&OpenOptions {
         root,
         driver: g.storage_driver.clone(),
         write,
+        create_missing: !explicit,
     })
 }
 

@@ -129,6 +129,12 @@ pub struct DataRoot {
 }
 
 impl DataRoot {
+    /// Resolves the root and driver without looking at whether the root exists.
+    pub fn resolve(root: PathBuf, driver: Option<&str>) -> Result<Self, DataRootError> {
+        let driver = choose_driver(&root, driver)?;
+        Ok(DataRoot { root, driver })
+    }
+
     /// Resolves the root and driver. The root must exist unless `create` is set, in which
     /// case the image store directory is created (0700, as dockerd does).
     pub fn open(root: PathBuf, driver: Option<&str>, create: bool) -> Result<Self, DataRootError> {
@@ -139,11 +145,16 @@ impl DataRoot {
         let dr = DataRoot { root, driver };
         if create {
             let dir = dr.image_dir();
-            std::fs::create_dir_all(&dir).map_err(|e| DataRootError::Io {
-                op: "create directory",
-                path: dir.clone(),
-                source: e,
-            })?;
+            use std::os::unix::fs::DirBuilderExt as _;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|e| DataRootError::Io {
+                    op: "create directory",
+                    path: dir.clone(),
+                    source: e,
+                })?;
         }
         Ok(dr)
     }

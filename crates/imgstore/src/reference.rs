@@ -179,8 +179,12 @@ impl Reference {
                 input: input.to_owned(),
             });
         }
+        // docker/distribution's grammar makes the domain optional: when what was split off as
+        // a domain is not one (`a.0__b/c`), the whole name may still be path components, and
+        // then the reference has no domain at all.
+        let mut no_domain = false;
         if !valid_domain(&domain) {
-            return Err(format("invalid registry host"));
+            no_domain = true;
         }
         // name [":" tag] ["@" digest]
         let (name_tag, digest) = match remainder.split_once('@') {
@@ -194,6 +198,16 @@ impl Reference {
         if path.is_empty() {
             return Err(format("repository name must have at least one component"));
         }
+        let (domain, path) = if no_domain {
+            let whole = format!("{domain}/{path}");
+            if !whole.split('/').all(valid_path_component) {
+                return Err(format("invalid registry host"));
+            }
+            (String::new(), whole)
+        } else {
+            (domain, path.to_owned())
+        };
+        let path = path.as_str();
         if !path.split('/').all(valid_path_component) {
             return Err(format(
                 "repository name components must be lowercase letters, digits and separators (., _, __, -)",
@@ -211,7 +225,7 @@ impl Reference {
             ),
             None => None,
         };
-        if domain.len() + 1 + path.len() > NAME_TOTAL_LENGTH_MAX {
+        if domain.len() + usize::from(!domain.is_empty()) + path.len() > NAME_TOTAL_LENGTH_MAX {
             return Err(ReferenceError::TooLong {
                 input: input.to_owned(),
             });
@@ -246,7 +260,11 @@ impl Reference {
 
     /// The full name: `docker.io/library/base`.
     pub fn name(&self) -> String {
-        format!("{}/{}", self.domain, self.path)
+        if self.domain.is_empty() {
+            self.path.clone()
+        } else {
+            format!("{}/{}", self.domain, self.path)
+        }
     }
 
     /// The name as users write it: `base`, `peer/base`, `127.0.0.1:5000/test`.
@@ -332,7 +350,7 @@ impl Reference {
 impl fmt::Display for Reference {
     /// The full form: `docker.io/library/base:latest`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.domain, self.path)?;
+        f.write_str(&self.name())?;
         if let Some(t) = &self.tag {
             write!(f, ":{t}")?;
         }

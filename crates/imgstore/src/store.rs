@@ -101,6 +101,9 @@ pub struct OpenOptions {
     pub driver: Option<String>,
     /// Open for writing: take the exclusive lock instead of the shared one.
     pub write: bool,
+    /// A missing data root is not an error: reads see an empty store, writes create
+    /// `<root>/image/<driver>` (for the per-user default root).
+    pub create_missing: bool,
 }
 
 /// A layer loaded from `layerdb/sha256/<chain-id>/`.
@@ -354,7 +357,12 @@ impl Store {
     /// Opens and restores a data root. Read-only opens take a shared lock and change nothing;
     /// write opens take the exclusive lock.
     pub fn open(opts: &OpenOptions) -> Result<Store, Error> {
-        let root = DataRoot::open(opts.root.clone(), opts.driver.as_deref(), false)?;
+        let driver = opts.driver.as_deref();
+        let root = match (opts.create_missing, opts.write) {
+            (true, true) => DataRoot::open(opts.root.clone(), driver, true)?,
+            (true, false) => DataRoot::resolve(opts.root.clone(), driver)?,
+            (false, _) => DataRoot::open(opts.root.clone(), driver, false)?,
+        };
         let lock = root.lock(opts.write)?;
         let refs = RefStore::load(&root.repositories_json())?;
         let mut store = Store {

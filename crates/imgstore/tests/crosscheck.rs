@@ -21,6 +21,7 @@ fn ours(root: &Path) -> (Graph, BTreeSet<Digest>) {
         root: root.to_owned(),
         driver: None,
         write: false,
+        create_missing: false,
     })
     .expect("imgstore opens");
     let graph = store

@@ -463,3 +463,33 @@ fn several_drivers_need_a_choice() {
     let out = stdout_ok(&run(&root, &["ls", "-q", "--storage-driver", "overlay2"]));
     assert_eq!(out, "");
 }
+
+#[test]
+fn default_data_root_from_environment() {
+    let (_g, root) = extract("dockerroot-01-after-load");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_imgstore"))
+        .args(["ls", "-q"])
+        .env("IMGSTORE_DATA_ROOT", &root)
+        .output()
+        .expect("run");
+    assert_eq!(stdout_ok(&out), "7db95e6e4fe3\n");
+    // A per-user default root that does not exist yet is empty, and reading creates nothing.
+    let home = tempfile::tempdir().expect("temp dir");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_imgstore"))
+        .args(["ls", "-q"])
+        .env_remove("IMGSTORE_DATA_ROOT")
+        .env("XDG_DATA_HOME", home.path())
+        .output()
+        .expect("run");
+    assert_eq!(stdout_ok(&out), "");
+    assert!(!home.path().join("imgstore").exists());
+    // A write creates it (and then fails: there is no image to tag).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_imgstore"))
+        .args(["tag", "base", "x"])
+        .env_remove("IMGSTORE_DATA_ROOT")
+        .env("XDG_DATA_HOME", home.path())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(home.path().join("imgstore/image/vfs").is_dir());
+}
