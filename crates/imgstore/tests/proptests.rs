@@ -159,3 +159,103 @@ proptest! {
         let _ = imgstore::gofmt::Rfc3339::parse(&s);
     }
 }
+
+/// Every regular file under `root`, sorted.
+fn files(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(p) = stack.pop() {
+        if let Ok(rd) = std::fs::read_dir(&p) {
+            for e in rd.filter_map(Result::ok) {
+                let path = e.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[derive(Debug, Clone)]
+enum Damage {
+    Truncate(usize),
+    Append(Vec<u8>),
+    Replace(Vec<u8>),
+    Remove,
+    Directory,
+}
+
+fn damage() -> impl Strategy<Value = Damage> {
+    prop_oneof![
+        (0..80usize).prop_map(Damage::Truncate),
+        proptest::collection::vec(any::<u8>(), 1..8).prop_map(Damage::Append),
+        proptest::collection::vec(any::<u8>(), 0..80).prop_map(Damage::Replace),
+        Just(Damage::Remove),
+        Just(Damage::Directory),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Whatever file of a data root is damaged, no command panics: each exits 0 or 1, and a
+    /// failure is reported on stderr as `imgstore: ...` lines.
+    #[test]
+    fn damaged_roots_never_panic(
+        fixture in 0..3usize,
+        hits in proptest::collection::vec((any::<proptest::sample::Index>(), damage()), 1..4),
+    ) {
+        let name = ["dockerroot-01-after-load", "dockerroot-02-after-build",
+                    "dockerroot-04-after-partial-rm"][fixture];
+        let (_g, root) = common::extract(name);
+        let all = files(&root);
+        for (index, how) in &hits {
+            let path = index.get(&all);
+            if !path.is_file() {
+                continue;
+            }
+            match how {
+                Damage::Truncate(n) => {
+                    let data = std::fs::read(path).unwrap_or_default();
+                    std::fs::write(path, &data[..(*n).min(data.len())]).expect("write");
+                }
+                Damage::Append(b) => {
+                    let mut data = std::fs::read(path).unwrap_or_default();
+                    data.extend_from_slice(b);
+                    std::fs::write(path, data).expect("write");
+                }
+                Damage::Replace(b) => std::fs::write(path, b).expect("write"),
+                Damage::Remove => std::fs::remove_file(path).expect("remove"),
+                Damage::Directory => {
+                    std::fs::remove_file(path).expect("remove");
+                    std::fs::create_dir(path).expect("mkdir");
+                }
+            }
+        }
+        for args in [
+            vec!["ls", "-a", "--digests"],
+            vec!["ls", "--format", "json"],
+            vec!["inspect", "base", "peer/base:v1", "7db9", "2c8e", "2beca"],
+            vec!["history", "peer/base:v1"],
+            vec!["tree"],
+            vec!["fsck"],
+            vec!["fsck", "--format", "json"],
+            vec!["tag", "7db9", "fresh:tag"],
+            vec!["rm", "-f", "peer/child:1", "7db9", "127.0.0.1:5000/test:1"],
+            vec!["ls", "-a", "-q"],
+        ] {
+            let out = common::run(&root, &args);
+            let code = out.status.code();
+            prop_assert!(code == Some(0) || code == Some(1), "{:?}: {:?} {}", args, code,
+                String::from_utf8_lossy(&out.stderr));
+            let err = String::from_utf8_lossy(&out.stderr);
+            for line in err.lines() {
+                prop_assert!(line.starts_with("imgstore: "), "{:?}: {}", args, line);
+            }
+        }
+    }
+}
