@@ -76,20 +76,38 @@ pub struct LsArgs {
     pub format: String,
 }
 
-fn parse_format(format: &str, text_name: &str) -> Result<bool, String> {
+/// `--format`: the default (`table`/`text`), `json` (also `{{json .}}`), or a template.
+enum Format {
+    Default,
+    Json,
+    Template(crate::template::Template),
+}
+
+fn parse_format(format: &str, text_name: &str, fields: &[&str]) -> Result<Format, String> {
     match format {
-        "json" | "{{json .}}" => Ok(true),
-        f if f == text_name || f.is_empty() => Ok(false),
-        other => Err(format!(
+        "json" | "{{json .}}" => Ok(Format::Json),
+        f if f == text_name || f.is_empty() => Ok(Format::Default),
+        other if fields.is_empty() => Err(format!(
             "unsupported --format {other:?}: use {text_name} or json"
         )),
+        other => crate::template::Template::parse(other, fields)
+            .map(Format::Template)
+            .map_err(|e| e.to_string()),
+    }
+}
+
+fn split_format(f: Format) -> (bool, Option<crate::template::Template>) {
+    match f {
+        Format::Default => (false, None),
+        Format::Json => (true, None),
+        Format::Template(t) => (false, Some(t)),
     }
 }
 
 /// `imgstore ls`.
 pub fn ls(g: &Global, a: &LsArgs) -> Outcome {
-    let json = match parse_format(&a.format, "table") {
-        Ok(j) => j,
+    let (json, template) = match parse_format(&a.format, "table", &output::LS_FIELDS) {
+        Ok(f) => split_format(f),
         Err(e) => return Outcome::err(e),
     };
     let mut filters = Vec::new();
@@ -119,6 +137,7 @@ pub fn ls(g: &Global, a: &LsArgs) -> Outcome {
         no_trunc: a.no_trunc,
         digests: a.digests,
         json,
+        template,
     };
     Outcome::ok(output::render_ls(&rows, &fmt, output::now_unix()))
 }
@@ -156,8 +175,8 @@ pub fn history(
     quiet: bool,
     format: &str,
 ) -> Outcome {
-    let json = match parse_format(format, "table") {
-        Ok(j) => j,
+    let (json, template) = match parse_format(format, "table", &output::HISTORY_FIELDS) {
+        Ok(f) => split_format(f),
         Err(e) => return Outcome::err(e),
     };
     let store = match open(g, false) {
@@ -175,6 +194,7 @@ pub fn history(
                 human,
                 quiet,
                 json,
+                template,
             },
             output::now_unix(),
         )),
@@ -233,8 +253,8 @@ pub fn tree(g: &Global, image: Option<&str>, no_trunc: bool) -> Outcome {
 
 /// `imgstore fsck`: exit 1 when anything is found.
 pub fn fsck(g: &Global, format: &str) -> Outcome {
-    let json = match parse_format(format, "text") {
-        Ok(j) => j,
+    let json = match parse_format(format, "text", &[]) {
+        Ok(f) => matches!(f, Format::Json),
         Err(e) => return Outcome::err(e),
     };
     let store = match open(g, false) {

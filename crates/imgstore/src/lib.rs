@@ -23,4 +23,5 @@ pub mod output;
 pub mod reference;
 pub mod refstore;
 pub mod store;
+pub mod template;
 pub mod tree;

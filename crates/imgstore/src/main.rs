@@ -47,7 +47,8 @@ enum Command {
         /// since=IMAGE).
         #[arg(short, long, value_name = "FILTER")]
         filter: Vec<String>,
-        /// Output format: table or json (also accepts '{{json .}}').
+        /// Output format: table, json (also '{{json .}}'), or a template such as
+        /// 'table {{.Repository}}\t{{.ID}}' ({{.Field}} and {{json .}} actions).
         #[arg(long, default_value = "table")]
         format: String,
         /// Only images with this reference (a `reference=` filter), as `docker images NAME`.
@@ -74,7 +75,7 @@ enum Command {
         /// Only show image IDs.
         #[arg(short, long)]
         quiet: bool,
-        /// Output format: table or json.
+        /// Output format: table, json, or a template ({{.Field}} and {{json .}} actions).
         #[arg(long, default_value = "table")]
         format: String,
     },

@@ -225,6 +225,56 @@ pub struct LsFormat {
     pub digests: bool,
     /// `--format json`.
     pub json: bool,
+    /// A custom `--format` template (overrides the other choices).
+    pub template: Option<crate::template::Template>,
+}
+
+/// The fields `ls --format` templates can use.
+pub const LS_FIELDS: [&str; 11] = [
+    "Containers",
+    "CreatedAt",
+    "CreatedSince",
+    "Digest",
+    "ID",
+    "Repository",
+    "SharedSize",
+    "Size",
+    "Tag",
+    "UniqueSize",
+    "VirtualSize",
+];
+
+/// The docker CLI's column headers for `ls` fields.
+pub fn ls_headers() -> BTreeMap<&'static str, &'static str> {
+    BTreeMap::from([
+        ("Containers", "CONTAINERS"),
+        ("CreatedAt", "CREATED AT"),
+        ("CreatedSince", "CREATED"),
+        ("Digest", "DIGEST"),
+        ("ID", "IMAGE ID"),
+        ("Repository", "REPOSITORY"),
+        ("SharedSize", "SHARED SIZE"),
+        ("Size", "SIZE"),
+        ("Tag", "TAG"),
+        ("UniqueSize", "UNIQUE SIZE"),
+        ("VirtualSize", "SIZE"),
+    ])
+}
+
+fn ls_fields(r: &LsRow, no_trunc: bool, now: i64) -> crate::template::Row {
+    BTreeMap::from([
+        ("Containers", "N/A".to_owned()),
+        ("CreatedAt", go_time_string(r.summary.created)),
+        ("CreatedSince", created_since(r.summary.created, now)),
+        ("Digest", r.digest.clone()),
+        ("ID", trunc_id(&r.summary.id, no_trunc)),
+        ("Repository", r.repository.clone()),
+        ("SharedSize", "N/A".to_owned()),
+        ("Size", human_size_with_precision(r.summary.size as f64, 3)),
+        ("Tag", r.tag.clone()),
+        ("UniqueSize", "N/A".to_owned()),
+        ("VirtualSize", human_size(r.summary.size as f64)),
+    ])
 }
 
 /// One printed row of `ls` (docker CLI's `imageContext`).
@@ -318,43 +368,21 @@ fn created_since(created: i64, now: i64) -> String {
     format!("{} ago", human_duration(since(now, created)))
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct LsJson<'a> {
-    containers: &'a str,
-    created_at: String,
-    created_since: String,
-    digest: &'a str,
-    #[serde(rename = "ID")]
-    id: String,
-    repository: &'a str,
-    shared_size: &'a str,
-    size: String,
-    tag: &'a str,
-    unique_size: &'a str,
-    virtual_size: String,
-}
-
 /// Renders `ls` output as the docker 20.10 CLI does.
 pub fn render_ls(rows: &[LsRow], fmt: &LsFormat, now: i64) -> String {
+    if let Some(t) = &fmt.template {
+        let fields: Vec<_> = rows
+            .iter()
+            .map(|r| ls_fields(r, fmt.no_trunc, now))
+            .collect();
+        return t.render(&fields, &ls_headers());
+    }
     if fmt.json {
         let mut out = String::new();
         for r in rows {
-            let j = LsJson {
-                containers: "N/A",
-                created_at: go_time_string(r.summary.created),
-                created_since: created_since(r.summary.created, now),
-                digest: &r.digest,
-                id: trunc_id(&r.summary.id, fmt.no_trunc),
-                repository: &r.repository,
-                shared_size: "N/A",
-                size: human_size_with_precision(r.summary.size as f64, 3),
-                tag: &r.tag,
-                unique_size: "N/A",
-                virtual_size: human_size(r.summary.size as f64),
-            };
+            let fields = ls_fields(r, fmt.no_trunc, now);
             out.push_str(&escape_go_json(
-                &serde_json::to_string(&j).unwrap_or_default(),
+                &serde_json::to_string(&fields).unwrap_or_default(),
             ));
             out.push('\n');
         }
@@ -634,18 +662,30 @@ pub struct HistoryFormat {
     pub quiet: bool,
     /// `--format json`.
     pub json: bool,
+    /// A custom `--format` template (overrides the other choices).
+    pub template: Option<crate::template::Template>,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct HistoryJson {
-    comment: String,
-    created_at: String,
-    created_by: String,
-    created_since: String,
-    #[serde(rename = "ID")]
-    id: String,
-    size: String,
+/// The fields `history --format` templates can use.
+pub const HISTORY_FIELDS: [&str; 6] = [
+    "Comment",
+    "CreatedAt",
+    "CreatedBy",
+    "CreatedSince",
+    "ID",
+    "Size",
+];
+
+/// The docker CLI's column headers for `history` fields.
+pub fn history_headers() -> BTreeMap<&'static str, &'static str> {
+    BTreeMap::from([
+        ("Comment", "COMMENT"),
+        ("CreatedAt", "CREATED AT"),
+        ("CreatedBy", "CREATED BY"),
+        ("CreatedSince", "CREATED"),
+        ("ID", "IMAGE"),
+        ("Size", "SIZE"),
+    ])
 }
 
 fn trunc_str_id(id: &str, no_trunc: bool) -> String {
@@ -685,18 +725,24 @@ pub fn render_history(items: &[HistoryItem], fmt: &HistoryFormat, now: i64) -> S
         }
         return out;
     }
+    let fields = |i: &HistoryItem| -> crate::template::Row {
+        BTreeMap::from([
+            ("Comment", i.comment.clone()),
+            ("CreatedAt", created_at(i.created)),
+            ("CreatedBy", created_by(&i.created_by)),
+            ("CreatedSince", created_since(i.created)),
+            ("ID", trunc_str_id(&i.id, fmt.no_trunc)),
+            ("Size", size(i.size)),
+        ])
+    };
+    if let Some(t) = &fmt.template {
+        let rows: Vec<_> = items.iter().map(fields).collect();
+        return t.render(&rows, &history_headers());
+    }
     if fmt.json {
         for i in items {
-            let j = HistoryJson {
-                comment: i.comment.clone(),
-                created_at: created_at(i.created),
-                created_by: created_by(&i.created_by),
-                created_since: created_since(i.created),
-                id: trunc_str_id(&i.id, fmt.no_trunc),
-                size: size(i.size),
-            };
             out.push_str(&escape_go_json(
-                &serde_json::to_string(&j).unwrap_or_default(),
+                &serde_json::to_string(&fields(i)).unwrap_or_default(),
             ));
             out.push('\n');
         }

@@ -277,7 +277,9 @@ fn errors_are_one_line_and_exit_1() {
         vec!["tag", "nosuch", "x"],
         vec!["tag", "base", "Bad"],
         vec!["rm", "nosuch"],
-        vec!["ls", "--format", "yaml"],
+        vec!["ls", "--format", "{{.Nope}}"],
+        vec!["history", "--format", "{{if .ID}}x{{end}}", "base"],
+        vec!["fsck", "--format", "yaml"],
         vec!["frobnicate"],
         vec!["inspect"],
         vec!["tree", ""],
@@ -310,4 +312,39 @@ fn shipped_extracted_root_matches_its_tarball() {
         json_lines_without_since(&expected(name, "ls-a.json"))
     );
     assert_eq!(run(&shipped, &["fsck"]).status.code(), Some(0));
+}
+
+#[test]
+fn custom_format_templates() {
+    let name = "dockerroot-02-after-build";
+    let (_guard, root) = extract(name);
+    let out = stdout_ok(&run(
+        &root,
+        &["ls", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"],
+    ));
+    assert_eq!(
+        out,
+        "peer/child:1 2c8eeb116eab\nbase:latest 7db95e6e4fe3\npeer/base:v1 7db95e6e4fe3\n"
+    );
+    let out = stdout_ok(&run(
+        &root,
+        &[
+            "ls",
+            "-a",
+            "--format",
+            "table {{.ID}}\\t{{.Repository}}\\t{{.Size}}",
+        ],
+    ));
+    assert_eq!(out.lines().next(), Some("IMAGE ID       REPOSITORY   SIZE"));
+    assert_eq!(out.lines().count(), 6);
+    let out = stdout_ok(&run(
+        &root,
+        &["history", "--format", "{{.ID}} {{.Size}}", "base"],
+    ));
+    assert_eq!(
+        out,
+        "7db95e6e4fe3 0B\n<missing> 19B\n<missing> 30B\n<missing> 31B\n"
+    );
+    let bad = run(&root, &["ls", "--format", "{{.Nope}}"]);
+    assert_eq!(bad.status.code(), Some(1));
 }
