@@ -339,6 +339,10 @@ impl Applier {
 
     /// Applies one member; `content` yields its data (for regular files).
     pub fn apply(&mut self, h: &TarHeader, content: &mut dyn Read) -> Result<(), ContentError> {
+        self.apply_from(h, Source::Read(content))
+    }
+
+    fn apply_from(&mut self, h: &TarHeader, content: Source<'_, '_>) -> Result<(), ContentError> {
         let comps = member_components(&h.name)?;
         // dockerd makes sure the parent exists first, for every member.
         let (parent_comps, base) = match comps.split_last() {
@@ -402,7 +406,7 @@ impl Applier {
         &mut self,
         h: &TarHeader,
         path: &Path,
-        content: &mut dyn Read,
+        content: Source<'_, '_>,
     ) -> Result<(), ContentError> {
         let mode = (h.mode & 0o7777) as u32;
         let mut link_target: Option<PathBuf> = None;
@@ -421,23 +425,14 @@ impl Applier {
                     .custom_flags(libc::O_NOFOLLOW)
                     .open(path)
                     .map_err(|e| ContentError::apply("create file", path, e))?;
-                if self.buf.is_empty() {
-                    self.buf = vec![0; COPY_BUF];
-                }
-                loop {
-                    let n = match content.read(&mut self.buf) {
-                        Ok(0) => break,
-                        Ok(n) => n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => {
-                            return Err(match e.downcast::<ContentError>() {
-                                Ok(ce) => ce,
-                                Err(e) => ContentError::Read(e),
-                            });
-                        }
-                    };
-                    f.write_all(&self.buf[..n])
-                        .map_err(|e| ContentError::apply("write", path, e))?;
+                match content {
+                    Source::Diff(d) => {
+                        d.copy_content(|b| {
+                            f.write_all(b)
+                                .map_err(|e| ContentError::apply("write", path, e))
+                        })?;
+                    }
+                    Source::Read(r) => self.copy_from_reader(r, &mut f, path)?,
                 }
             }
             header::TYPE_BLOCK | header::TYPE_CHAR | header::TYPE_FIFO => {
@@ -526,6 +521,32 @@ impl Applier {
         Ok(())
     }
 
+    fn copy_from_reader(
+        &mut self,
+        r: &mut dyn Read,
+        f: &mut fs::File,
+        path: &Path,
+    ) -> Result<(), ContentError> {
+        if self.buf.is_empty() {
+            self.buf = vec![0; COPY_BUF];
+        }
+        loop {
+            let n = match r.read(&mut self.buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(match e.downcast::<ContentError>() {
+                        Ok(ce) => ce,
+                        Err(e) => ContentError::Read(e),
+                    });
+                }
+            };
+            f.write_all(&self.buf[..n])
+                .map_err(|e| ContentError::apply("write", path, e))?;
+        }
+    }
+
     /// Sets the directories' times (after their contents are written) and marks the root as
     /// modified now, as dockerd's apply does.
     pub fn finish(self) -> Result<(), ContentError> {
@@ -565,11 +586,17 @@ fn join(comps: &[Vec<u8>]) -> PathBuf {
     p
 }
 
+/// Where a member's content comes from.
+enum Source<'r, 'd> {
+    Read(&'r mut dyn Read),
+    Diff(&'r mut DiffStream<'d>),
+}
+
 /// Applies every member of `diff` to `root` (which must exist) and returns the layer size.
 pub fn apply_diff(root: &Path, diff: &mut DiffStream<'_>) -> Result<u64, ContentError> {
     let mut applier = Applier::new(root);
     while let Some(h) = diff.next_entry()? {
-        applier.apply(&h, diff)?;
+        applier.apply_from(&h, Source::Diff(diff))?;
     }
     applier.finish()?;
     Ok(diff.size())

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 
 use sha2::Digest as _;
 
-use crate::tarsplit::CRC64_ISO;
+use super::crc64::Crc64;
 
 /// Size of a chunk.
 pub(crate) const CHUNK: usize = 1 << 20;
@@ -64,7 +64,7 @@ impl Hasher {
             .name("layer-hash".into())
             .spawn(move || {
                 let mut sha = sha2::Sha256::new();
-                let mut crc = CRC64_ISO.digest();
+                let mut crc = Crc64::new();
                 for batch in jobs_rx {
                     let mut finished = Vec::new();
                     for job in batch {
@@ -76,7 +76,7 @@ impl Hasher {
                                 crc.update(&c[r]);
                             }
                             Job::FileEnd => {
-                                let d = std::mem::replace(&mut crc, CRC64_ISO.digest());
+                                let d = std::mem::replace(&mut crc, Crc64::new());
                                 finished.push(d.finalize());
                             }
                         }

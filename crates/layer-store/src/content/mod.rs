@@ -35,6 +35,7 @@
 //! ```
 
 mod assemble;
+mod crc64;
 mod hasher;
 pub mod header;
 mod register;
@@ -584,6 +585,47 @@ impl<'a> DiffStream<'a> {
         let mut w = self.packer.into_inner();
         w.flush().map_err(|e| ContentError::TarSplit(e.into()))?;
         Ok((summary, w))
+    }
+}
+
+impl DiffStream<'_> {
+    /// Hands the rest of the current member's content to `sink` straight from the input
+    /// buffers (no copy); returns the number of bytes.
+    pub(crate) fn copy_content<E: From<ContentError>>(
+        &mut self,
+        mut sink: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let mut total = 0u64;
+        loop {
+            let Some(cur) = self.cur.as_mut() else {
+                return Ok(total);
+            };
+            if cur.remaining == 0 {
+                return Ok(total);
+            }
+            if !self.input.refill()? {
+                return Err(ContentError::InvalidTar {
+                    offset: self.input.offset,
+                    reason: "unexpected end of stream".into(),
+                }
+                .into());
+            }
+            let k = usize::try_from(cur.remaining)
+                .unwrap_or(usize::MAX)
+                .min(self.input.end - self.input.pos);
+            let range = self.input.pos..self.input.pos + k;
+            sink(&self.input.chunk()[range.clone()])?;
+            if let Some(c) = &self.input.cur {
+                self.input
+                    .hasher
+                    .submit(Job::Crc(Arc::clone(c), range))
+                    .map_err(hash_err)?;
+            }
+            self.input.pos += k;
+            self.input.offset += k as u64;
+            cur.remaining -= k as u64;
+            total += k as u64;
+        }
     }
 }
 
