@@ -323,9 +323,6 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
             .remove(&id)
             .map(|set| set.into_iter().collect())
             .unwrap_or_default();
-        if let Some(p) = parent {
-            self.attach(graph, id, p);
-        }
         self.images.insert(
             id,
             Node {
@@ -335,6 +332,11 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
                 children,
             },
         );
+        // After the insert, so that a link to itself (a corrupt disk) is treated as restore
+        // treats it.
+        if let Some(p) = parent {
+            self.attach(graph, id, p);
+        }
         self.digests_write().insert(id.0);
     }
 

@@ -436,3 +436,32 @@ fn failed_directory_sync_leaves_memory_matching_disk() {
     }
     assert!(faults.injected() >= 3);
 }
+
+#[test]
+fn cycles_on_disk_restore_and_can_be_deleted() {
+    // moby never refused cycles, so a disk may hold them.
+    let backend = MemBackend::new();
+    let a = ImageId(backend.set(&config("a", &[])).expect("a"));
+    let b = ImageId(backend.set(&config("b", &[])).expect("b"));
+    let c = ImageId(backend.set(&config("c", &[])).expect("c"));
+    for (child, parent) in [(a, b), (b, a), (c, c)] {
+        backend
+            .set_metadata(child.digest(), "parent", parent.to_string().as_bytes())
+            .expect("meta");
+    }
+    let (store, report) = ImageStore::open(backend, CountingLayers::new()).expect("open");
+    assert_eq!(report.restored, 3);
+    common::check_invariants(&store);
+    common::check_disk(&store);
+    assert!(store.heads().is_empty());
+    assert!(matches!(
+        store.set_parent(&c, &a),
+        Ok(()) | Err(SetParentError::Cycle { .. })
+    ));
+    common::check_invariants(&store);
+    store.delete(&a).expect("delete a");
+    store.delete(&c).expect("delete c");
+    common::check_invariants(&store);
+    common::check_disk(&store);
+    assert_eq!(store.heads().len(), 1);
+}
