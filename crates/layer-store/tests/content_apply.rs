@@ -593,3 +593,122 @@ fn modified_layer_files_fail_the_stream() {
     );
     assert_eq!(out.len(), other.len(), "the error comes at the end");
 }
+
+#[test]
+fn child_layers_start_from_a_faithful_copy_of_the_parent() {
+    let env = Env::new();
+    let base = Tar::default()
+        .dir("d/")
+        .file("d/a", b"shared inode")
+        .entry(
+            H {
+                name: b"d/b",
+                typeflag: b'1',
+                link: b"d/a",
+                ..H::default()
+            },
+            b"",
+        )
+        .entry(
+            H {
+                name: b"sym",
+                typeflag: b'2',
+                link: b"d/a",
+                mtime: 1_000_000_001,
+                ..H::default()
+            },
+            b"",
+        )
+        .entry(
+            H {
+                name: b"fifo",
+                typeflag: b'6',
+                mode: 0o640,
+                ..H::default()
+            },
+            b"",
+        )
+        .pax(&[("SCHILY.xattr.user.copied", b"yes")])
+        .entry(
+            H {
+                name: b"x",
+                mode: 0o2750,
+                uid: 4321,
+                mtime: 1_234_567_890,
+                ..H::default()
+            },
+            b"xattr",
+        )
+        .finish();
+    let hb = env.store.register(&base[..], None).expect("base");
+    let child = Tar::default().file("new", b"n").finish();
+    let hc = env
+        .store
+        .register(&child[..], Some(hb.chain_id()))
+        .expect("child");
+    let (pd, cd) = (env.dir_of(&hb), env.dir_of(&hc));
+    let ino = |p: PathBuf| fs::metadata(p).expect("meta").ino();
+    assert_eq!(ino(cd.join("d/a")), ino(cd.join("d/b")), "hard link kept");
+    assert_ne!(
+        ino(cd.join("d/a")),
+        ino(pd.join("d/a")),
+        "a copy, not shared"
+    );
+    assert_eq!(
+        fs::read_link(cd.join("sym")).expect("sym"),
+        Path::new("d/a")
+    );
+    assert_eq!(
+        fs::symlink_metadata(cd.join("sym")).expect("sym").mtime(),
+        1_000_000_001
+    );
+    assert!(
+        fs::symlink_metadata(cd.join("fifo"))
+            .expect("fifo")
+            .file_type()
+            .is_fifo()
+    );
+    let (pm, cm) = (
+        fs::metadata(pd.join("x")).expect("x"),
+        fs::metadata(cd.join("x")).expect("x"),
+    );
+    assert_eq!(cm.permissions().mode() & 0o7777, 0o2750);
+    assert_eq!((cm.uid(), cm.gid()), (pm.uid(), pm.gid()));
+    assert_eq!((cm.mtime(), cm.mtime_nsec()), (1_234_567_890, 0));
+    let dm = |d: &Path| {
+        let m = fs::metadata(d.join("d")).expect("d");
+        (m.mtime(), m.permissions().mode())
+    };
+    assert_eq!(dm(&cd), dm(&pd), "directory times and modes");
+    assert_eq!(
+        get_xattr(&pd.join("x"), "user.copied").as_deref(),
+        Some(&b"yes"[..])
+    );
+    assert_eq!(
+        get_xattr(&cd.join("x"), "user.copied").as_deref(),
+        Some(&b"yes"[..])
+    );
+    assert_eq!(fs::read(cd.join("new")).expect("new"), b"n");
+    assert!(!pd.join("new").exists());
+    assert_eq!(env.stream(&hc).expect("child"), child);
+}
+
+fn get_xattr(p: &Path, name: &str) -> Option<Vec<u8>> {
+    let path = std::ffi::CString::new(p.as_os_str().as_bytes()).expect("path");
+    let name = std::ffi::CString::new(name).expect("name");
+    let mut buf = vec![0u8; 256];
+    // SAFETY: valid NUL-terminated strings and a buffer of the given length.
+    let n = unsafe {
+        libc::lgetxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return None;
+    }
+    buf.truncate(n as usize);
+    Some(buf)
+}
