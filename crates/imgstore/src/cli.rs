@@ -142,25 +142,49 @@ pub fn ls(g: &Global, a: &LsArgs) -> Outcome {
     Outcome::ok(output::render_ls(&rows, &fmt, output::now_unix()))
 }
 
-/// `imgstore inspect`.
-pub fn inspect(g: &Global, images: &[String]) -> Outcome {
+/// `imgstore inspect [-f FORMAT]`.
+pub fn inspect(g: &Global, images: &[String], format: Option<&str>) -> Outcome {
+    let template = match format.filter(|f| !f.is_empty()) {
+        Some(f) => match crate::template::PathTemplate::parse(f) {
+            Ok(t) => Some(t),
+            Err(e) => return Outcome::err(e),
+        },
+        None => None,
+    };
     let store = match open(g, false) {
         Ok(s) => s,
         Err(e) => return Outcome::err(e),
     };
     let mut values = Vec::new();
     let mut errors = Vec::new();
+    let mut text = String::new();
     for arg in images {
         match store
             .resolve(arg)
             .and_then(|id| output::inspect(&store, &id))
         {
-            Ok(v) => values.push(v),
+            Ok(v) => match &template {
+                Some(t) => {
+                    let value = serde_json::to_value(&v).unwrap_or(serde_json::Value::Null);
+                    text.push_str(&t.render(&value));
+                    text.push('\n');
+                }
+                None => values.push(v),
+            },
             Err(e) => errors.push(e.to_string()),
         }
     }
     Outcome {
-        stdout: output::render_inspect(&values),
+        stdout: if template.is_some() {
+            // The docker CLI's template inspector prints a lone newline when nothing matched.
+            if text.is_empty() {
+                "\n".to_owned()
+            } else {
+                text
+            }
+        } else {
+            output::render_inspect(&values)
+        },
         failed: !errors.is_empty(),
         errors,
     }
@@ -222,17 +246,15 @@ pub fn rm(g: &Global, images: &[String], force: bool, prune: bool) -> Outcome {
     };
     let mut out = Outcome::default();
     for arg in images {
-        match store.delete(arg, force, prune) {
-            Ok(records) => {
-                for r in records {
-                    out.stdout.push_str(&r.to_string());
-                    out.stdout.push('\n');
-                }
-            }
-            Err(e) => {
-                out.errors.push(e.to_string());
-                out.failed = true;
-            }
+        let mut records = Vec::new();
+        let result = store.delete_into(arg, force, prune, &mut records);
+        for r in records {
+            out.stdout.push_str(&r.to_string());
+            out.stdout.push('\n');
+        }
+        if let Err(e) = result {
+            out.errors.push(e.to_string());
+            out.failed = true;
         }
     }
     out

@@ -60,6 +60,10 @@ enum Command {
         /// Images: ID, reference or unique ID prefix.
         #[arg(required = true)]
         images: Vec<String>,
+        /// Print with a template instead of JSON: {{.Path.To.Field}} and {{json .Path}}
+        /// actions, e.g. '{{.Id}}' or '{{json .Config.Env}}'.
+        #[arg(short, long)]
+        format: Option<String>,
     },
     /// Show the history of an image (docker image history).
     History {
@@ -171,7 +175,7 @@ fn main() -> ExitCode {
                 },
             )
         }
-        Command::Inspect { images } => cli::inspect(&global, &images),
+        Command::Inspect { images, format } => cli::inspect(&global, &images, format.as_deref()),
         Command::History {
             image,
             human,
@@ -201,7 +205,7 @@ fn main() -> ExitCode {
         return fail(&format!("write standard output: {e}"));
     }
     for err in &outcome.errors {
-        let _ = writeln!(std::io::stderr(), "imgstore: {err}");
+        let _ = writeln!(std::io::stderr(), "imgstore: {}", one_line(err));
     }
     if outcome.failed || !outcome.errors.is_empty() {
         ExitCode::from(1)
@@ -211,6 +215,21 @@ fn main() -> ExitCode {
 }
 
 fn fail(message: &str) -> ExitCode {
-    let _ = writeln!(std::io::stderr(), "imgstore: {message}");
+    let _ = writeln!(std::io::stderr(), "imgstore: {}", one_line(message));
     ExitCode::from(1)
+}
+
+/// An error message as one line: control characters (which may come from file contents)
+/// are escaped.
+fn one_line(message: &str) -> String {
+    message
+        .chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }

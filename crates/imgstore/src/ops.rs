@@ -109,12 +109,25 @@ impl Store {
         force: bool,
         prune: bool,
     ) -> Result<Vec<DeleteRecord>, Error> {
+        let mut records = Vec::new();
+        self.delete_into(arg, force, prune, &mut records)?;
+        Ok(records)
+    }
+
+    /// Like [`Store::delete`], appending to `records` as it goes, so that what was done before
+    /// an error (e.g. pruning reaching a parent that cannot be deleted) is still known.
+    pub fn delete_into(
+        &mut self,
+        arg: &str,
+        force: bool,
+        prune: bool,
+        records: &mut Vec<DeleteRecord>,
+    ) -> Result<(), Error> {
         let driver = self.data_root().driver().to_owned();
         if driver != "vfs" && driver != "overlay2" {
             return Err(Error::UnsupportedDriver(driver));
         }
         let id = self.resolve(arg)?;
-        let mut records = Vec::new();
         let mut repo_refs: Vec<Reference> = self.refs().references(&id).to_vec();
         let mut removed_repository_ref = false;
         if !is_image_id_prefix(&id, arg) {
@@ -142,7 +155,7 @@ impl Store {
                 }
             }
             if !repo_refs.is_empty() {
-                return Ok(records);
+                return Ok(());
             }
             removed_repository_ref = true;
         } else if is_single_reference(&repo_refs) {
@@ -156,8 +169,7 @@ impl Store {
                 records.push(DeleteRecord::Untagged(r.familiar_string()));
             }
         }
-        self.delete_helper(id, &mut records, force, prune, removed_repository_ref)?;
-        Ok(records)
+        self.delete_helper(id, records, force, prune, removed_repository_ref)
     }
 
     /// dockerd's `checkImageDeleteConflict` without containers.

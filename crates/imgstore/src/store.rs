@@ -33,14 +33,14 @@ pub enum Error {
     #[error(transparent)]
     Reference(#[from] ReferenceError),
     /// No image matches the argument (dockerd's message).
-    #[error("No such image: {0}")]
+    #[error("No such image: {}", .0.escape_debug())]
     NoSuchImage(String),
     /// `rm` of a reference that is not in the reference store (e.g. `name:tag@digest`).
     #[error("reference does not exist: {0}")]
     ReferenceMissing(String),
     /// The image store has no such image (dockerd's message when pruning reaches a parent
     /// that was not restored).
-    #[error("unrecognized image ID {0}")]
+    #[error("unrecognized image ID {0:?}")]
     UnrecognizedImage(String),
     /// A bad `ls` filter.
     #[error(transparent)]

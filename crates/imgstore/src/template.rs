@@ -136,6 +136,160 @@ impl Template {
     }
 }
 
+/// A format for `inspect -f`: actions are paths into the inspect object (`{{.Id}}`,
+/// `{{.Config.Env}}`, `{{json .RootFS}}`, `{{json .}}`), printed as Go's templates print them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathTemplate {
+    parts: Vec<PathPart>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PathPart {
+    Literal(String),
+    Value(Vec<String>),
+    Json(Vec<String>),
+}
+
+impl PathTemplate {
+    /// Parses a format such as `{{.Id}} {{json .RepoTags}}`.
+    pub fn parse(format: &str) -> Result<PathTemplate, TemplateError> {
+        let err = |reason: String| TemplateError {
+            format: format.to_owned(),
+            reason,
+        };
+        // `docker inspect -f` does not expand `\t` or `\n` (unlike the list commands).
+        let body = format.to_owned();
+        let path = |p: &str| -> Result<Vec<String>, TemplateError> {
+            let p = p.trim();
+            if p == "." {
+                return Ok(Vec::new());
+            }
+            let Some(rest) = p.strip_prefix('.') else {
+                return Err(err(format!("{p:?} is not a field path")));
+            };
+            let parts: Vec<String> = rest.split('.').map(str::to_owned).collect();
+            if parts
+                .iter()
+                .any(|s| s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            {
+                return Err(err(format!("{p:?} is not a field path")));
+            }
+            Ok(parts)
+        };
+        let mut parts = Vec::new();
+        let mut rest = body.as_str();
+        while let Some(start) = rest.find("{{") {
+            if start > 0 {
+                parts.push(PathPart::Literal(rest[..start].to_owned()));
+            }
+            let after = &rest[start + 2..];
+            let end = after
+                .find("}}")
+                .ok_or_else(|| err("unclosed action".to_owned()))?;
+            let action = after[..end].trim_matches(|c: char| c == ' ' || c == '-');
+            if let Some(p) = action.strip_prefix("json ") {
+                parts.push(PathPart::Json(path(p)?));
+            } else if action.starts_with('.') {
+                parts.push(PathPart::Value(path(action)?));
+            } else {
+                return Err(err(format!(
+                    "only {{{{.Path}}}} and {{{{json .Path}}}} actions are supported, not {{{{{action}}}}}"
+                )));
+            }
+            rest = &after[end + 2..];
+        }
+        if !rest.is_empty() {
+            parts.push(PathPart::Literal(rest.to_owned()));
+        }
+        Ok(PathTemplate { parts })
+    }
+
+    /// Renders the template for one object (without the trailing newline), as the docker
+    /// 20.10 CLI does: on the JSON decoded into Go maps, so keys print sorted and a missing
+    /// or null value prints `<no value>`.
+    pub fn render(&self, v: &serde_json::Value) -> String {
+        let mut out = String::new();
+        for p in &self.parts {
+            match p {
+                PathPart::Literal(s) => out.push_str(s),
+                PathPart::Value(path) => match lookup(v, path) {
+                    Some(x) => out.push_str(&go_print(x)),
+                    None => out.push_str("<no value>"),
+                },
+                PathPart::Json(path) => {
+                    let x = lookup(v, path).unwrap_or(&serde_json::Value::Null);
+                    out.push_str(&escape_go_json(
+                        &serde_json::to_string(x).unwrap_or_default(),
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn lookup<'a>(v: &'a serde_json::Value, path: &[String]) -> Option<&'a serde_json::Value> {
+    let mut cur = v;
+    for key in path {
+        cur = cur.as_object()?.get(key.as_str())?;
+    }
+    Some(cur)
+}
+
+/// Go's `%v` of a value the docker 20.10 CLI decoded into `map[string]interface{}`: `nil` is
+/// `<no value>`, numbers are `float64`s (`1e+06` from a million on), lists `[a b]`, maps
+/// `map[k:v]` with sorted keys.
+fn go_print(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Null => "<no value>".to_owned(),
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => go_float(n.as_f64().unwrap_or(0.0)),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(go_print_inner).collect::<Vec<_>>().join(" ")
+        ),
+        Value::Object(o) => format!(
+            "map[{}]",
+            o.iter()
+                .map(|(k, x)| format!("{k}:{}", go_print_inner(x)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+    }
+}
+
+/// Inside a list or map Go prints a nil interface as `<nil>`.
+fn go_print_inner(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "<nil>".to_owned(),
+        other => go_print(other),
+    }
+}
+
+/// Go's `%v` of a `float64` (the shortest `%g`): the shortest digits, in exponent form when
+/// the decimal exponent is below -4 or at least 6 (`80`, `123456`, `4.53e+07`).
+fn go_float(f: f64) -> String {
+    if f == 0.0 {
+        return "0".to_owned();
+    }
+    let exp = f.abs().log10().floor() as i32;
+    if (-4..6).contains(&exp) {
+        format!("{f}")
+    } else {
+        let s = format!("{f:e}");
+        match s.split_once('e') {
+            Some((m, e)) => {
+                let e: i32 = e.parse().unwrap_or(0);
+                let sign = if e < 0 { '-' } else { '+' };
+                format!("{m}e{sign}{:02}", e.unsigned_abs())
+            }
+            None => s,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,5 +319,35 @@ mod tests {
         assert!(Template::parse("{{.Nope}}", &fields).is_err());
         assert!(Template::parse("{{if .ID}}x{{end}}", &fields).is_err());
         assert!(Template::parse("{{.ID", &fields).is_err());
+    }
+    #[test]
+    fn path_templates_print_like_go() {
+        let v = serde_json::json!({
+            "Id": "sha256:ab",
+            "RepoTags": ["base:latest", "peer/base:v1"],
+            "Size": 80,
+            "VirtualSize": 45_300_000,
+            "Config": {"Env": null, "Labels": {"b": "2", "a": "1"}, "Cmd": ["/run"]},
+        });
+        let r = |f: &str| PathTemplate::parse(f).expect("parses").render(&v);
+        assert_eq!(r("{{.Id}} {{.Size}}"), "sha256:ab 80");
+        assert_eq!(r("{{.VirtualSize}}"), "4.53e+07");
+        assert_eq!(r("{{.RepoTags}}"), "[base:latest peer/base:v1]");
+        assert_eq!(
+            r("{{json .RepoTags}}"),
+            "[\"base:latest\",\"peer/base:v1\"]"
+        );
+        assert_eq!(
+            r("{{.Config.Env}}|{{.Config.Labels}}"),
+            "<no value>|map[a:1 b:2]"
+        );
+        assert_eq!(
+            r("{{json .Config}}"),
+            "{\"Cmd\":[\"/run\"],\"Env\":null,\"Labels\":{\"a\":\"1\",\"b\":\"2\"}}"
+        );
+        assert_eq!(r("{{.Nope}}"), "<no value>");
+        assert!(PathTemplate::parse("{{range .RepoTags}}{{end}}").is_err());
+        assert_eq!(go_float(123_456.0), "123456");
+        assert_eq!(go_float(1e21), "1e+21");
     }
 }

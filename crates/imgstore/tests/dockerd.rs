@@ -247,6 +247,21 @@ fn same_as_dockerd(name: &str, steps: &[Vec<&str>], history_of: &str) -> String 
             assert_eq!(lines(&got.stdout), lines(&want.stdout), "{args:?}");
             assert_eq!(got.stdout.len(), want.stdout.len(), "{args:?}");
         }
+        // `inspect -f` templates: the same bytes.
+        let f = "{{.Id}} {{.RepoTags}} {{.RepoDigests}} {{.Size}} {{.Parent}} {{json .Config}} \
+                 {{.Config.Env}} {{.Config.Labels}} {{.ContainerConfig.Cmd}} {{.GraphDriver.Data}} \
+                 {{json .RootFS}} {{.Os}} {{json .Metadata}}";
+        let want = d.docker(&["image", "inspect", "-f", f, history_of]);
+        let got = run(&root_b, &["inspect", "-f", f, history_of]);
+        let strip = |b: &[u8]| {
+            let s = String::from_utf8_lossy(b).into_owned();
+            s.split("{\"LastTagTime\"")
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(strip(&got.stdout), strip(&want.stdout), "inspect -f");
+        assert_eq!(got.status.success(), want.status.success());
     }
     // repositories.json: byte for byte what dockerd wrote.
     let repos = |r: &Path| std::fs::read(r.join("image/vfs/repositories.json")).expect("read");

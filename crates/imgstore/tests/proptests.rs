@@ -200,7 +200,7 @@ fn damage() -> impl Strategy<Value = Damage> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    #![proptest_config(ProptestConfig::with_cases(48))]
 
     /// Whatever file of a data root is damaged, no command panics: each exits 0 or 1, and a
     /// failure is reported on stderr as `imgstore: ...` lines.
