@@ -13,7 +13,7 @@ use crate::store::{SkipKind, Store};
 pub struct Finding {
     /// A stable keyword: `config-unreadable`, `config-verify`, `config-invalid`, `image-os`,
     /// `image-layer-missing`, `layer-bad`, `parent-dangling`, `metadata-orphan`,
-    /// `metadata-bad`, `parent-cycle`, `reference-missing`, `reference-invalid`, `layer-orphan`, `leftover`.
+    /// `metadata-bad`, `parent-cycle`, `container-image-missing`, `reference-missing`, `reference-invalid`, `layer-orphan`, `leftover`.
     pub kind: &'static str,
     /// The ID concerned (`sha256:<hex>`), or empty.
     pub id: String,
@@ -219,6 +219,26 @@ pub fn check(store: &Store) -> Vec<Finding> {
                 path: repos.clone(),
                 message: format!("reference {r} points to {id:?}, which is not an image ID"),
             }),
+        }
+    }
+    // Containers whose image is gone.
+    for c in crate::ops::read_containers(store.data_root().root()) {
+        if store.image(&c.image).is_none() {
+            out.push(Finding {
+                kind: "container-image-missing",
+                id: c.image.to_string(),
+                path: store
+                    .data_root()
+                    .root()
+                    .join("containers")
+                    .join(&c.id)
+                    .join("config.v2.json"),
+                message: format!(
+                    "container {} uses image {}, which is not a restored image",
+                    c.id.chars().take(12).collect::<String>(),
+                    c.image
+                ),
+            });
         }
     }
     // Layers no image (or mount) needs.

@@ -57,7 +57,69 @@ fn is_single_reference(refs: &[Reference]) -> bool {
 
 struct Conflict {
     hard: bool,
-    message: &'static str,
+    /// A container uses the image (such conflicts are reported even when pruning quietly).
+    used: bool,
+    message: String,
+}
+
+/// A container as far as image deletion cares: `<root>/containers/<id>/config.v2.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Container {
+    /// The container ID.
+    pub id: String,
+    /// The image it was created from.
+    pub image: Digest,
+    /// Whether it is running.
+    pub running: bool,
+}
+
+/// Reads the containers of a data root; unreadable entries are skipped.
+pub fn read_containers(root: &Path) -> Vec<Container> {
+    #[derive(serde::Deserialize)]
+    struct State {
+        #[serde(rename = "Running", default)]
+        running: bool,
+    }
+    #[derive(serde::Deserialize)]
+    struct Config {
+        #[serde(rename = "ID", default)]
+        id: String,
+        #[serde(rename = "Image", default)]
+        image: String,
+        #[serde(rename = "State", default)]
+        state: Option<State>,
+    }
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(root.join("containers")) else {
+        return out;
+    };
+    for e in entries.filter_map(Result::ok) {
+        let Ok(bytes) = std::fs::read(e.path().join("config.v2.json")) else {
+            continue;
+        };
+        let Ok(c) = serde_json::from_slice::<Config>(&bytes) else {
+            continue;
+        };
+        let Ok(image) = c.image.parse::<Digest>() else {
+            continue;
+        };
+        let id = if c.id.is_empty() {
+            e.file_name().to_string_lossy().into_owned()
+        } else {
+            c.id
+        };
+        out.push(Container {
+            id,
+            image,
+            running: c.state.is_some_and(|s| s.running),
+        });
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
+}
+
+fn short_container(id: &str) -> String {
+    id.chars().take(12).collect()
 }
 
 impl Store {
@@ -128,9 +190,20 @@ impl Store {
             return Err(Error::UnsupportedDriver(driver));
         }
         let id = self.resolve(arg)?;
+        let containers = read_containers(self.data_root().root());
         let mut repo_refs: Vec<Reference> = self.refs().references(&id).to_vec();
         let mut removed_repository_ref = false;
         if !is_image_id_prefix(&id, arg) {
+            if !force
+                && is_single_reference(&repo_refs)
+                && let Some(c) = containers.iter().find(|c| c.image == id)
+            {
+                return Err(Error::ReferenceInUse {
+                    reference: arg.to_owned(),
+                    container: short_container(&c.id),
+                    image: id.short(),
+                });
+            }
             let parsed = Reference::parse_normalized(arg)?.with_default_tag();
             if !self.refs_mut().delete(&parsed)? {
                 return Err(Error::ReferenceMissing(parsed.familiar_string()));
@@ -159,8 +232,8 @@ impl Store {
             }
             removed_repository_ref = true;
         } else if is_single_reference(&repo_refs) {
-            // Hard conflicts only (no containers here).
-            if let Some(c) = self.conflict(&id, false) {
+            // Hard conflicts, and stopped containers unless forced.
+            if let Some(c) = self.conflict(&id, false, !force, &containers) {
                 return Err(conflict_error(&id, &c));
             }
             for r in repo_refs {
@@ -169,21 +242,57 @@ impl Store {
                 records.push(DeleteRecord::Untagged(r.familiar_string()));
             }
         }
-        self.delete_helper(id, records, force, prune, removed_repository_ref)
+        self.delete_helper(
+            id,
+            records,
+            force,
+            prune,
+            removed_repository_ref,
+            &containers,
+        )
     }
 
-    /// dockerd's `checkImageDeleteConflict` without containers.
-    fn conflict(&self, id: &Digest, soft: bool) -> Option<Conflict> {
+    /// dockerd's `checkImageDeleteConflict`: child images and running containers always;
+    /// references (`refs`) and stopped containers (`stopped`) when asked.
+    fn conflict(
+        &self,
+        id: &Digest,
+        refs: bool,
+        stopped: bool,
+        containers: &[Container],
+    ) -> Option<Conflict> {
         if !self.children(id).is_empty() {
             return Some(Conflict {
                 hard: true,
-                message: "image has dependent child images",
+                used: false,
+                message: "image has dependent child images".to_owned(),
             });
         }
-        if soft && !self.refs().references(id).is_empty() {
+        if let Some(c) = containers.iter().find(|c| c.image == *id && c.running) {
+            return Some(Conflict {
+                hard: true,
+                used: true,
+                message: format!(
+                    "image is being used by running container {}",
+                    short_container(&c.id)
+                ),
+            });
+        }
+        if refs && !self.refs().references(id).is_empty() {
             return Some(Conflict {
                 hard: false,
-                message: "image is referenced in multiple repositories",
+                used: false,
+                message: "image is referenced in multiple repositories".to_owned(),
+            });
+        }
+        if stopped && let Some(c) = containers.iter().find(|c| c.image == *id && !c.running) {
+            return Some(Conflict {
+                hard: false,
+                used: true,
+                message: format!(
+                    "image is being used by stopped container {}",
+                    short_container(&c.id)
+                ),
             });
         }
         None
@@ -196,15 +305,16 @@ impl Store {
         force: bool,
         prune: bool,
         quiet: bool,
+        containers: &[Container],
     ) -> Result<(), Error> {
         let mut id = id;
         let mut force = force;
         let mut quiet = quiet;
         loop {
-            if let Some(c) = self.conflict(&id, !force) {
+            if let Some(c) = self.conflict(&id, !force, !force, containers) {
                 let dangling =
                     self.refs().references(&id).is_empty() && self.children(&id).is_empty();
-                if quiet && !dangling {
+                if quiet && (!dangling || c.used) {
                     return Ok(());
                 }
                 return Err(conflict_error(&id, &c));
@@ -388,7 +498,7 @@ fn conflict_error(id: &Digest, c: &Conflict) -> Error {
         } else {
             "must be forced"
         },
-        message: c.message.to_owned(),
+        message: c.message.clone(),
     }
 }
 

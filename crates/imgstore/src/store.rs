@@ -35,6 +35,18 @@ pub enum Error {
     /// No image matches the argument (dockerd's message).
     #[error("No such image: {}", .0.escape_debug())]
     NoSuchImage(String),
+    /// A container uses the image a reference names (dockerd's message).
+    #[error(
+        "conflict: unable to remove repository reference {reference:?} (must force) - container {container} is using its referenced image {image}"
+    )]
+    ReferenceInUse {
+        /// The reference given.
+        reference: String,
+        /// The container's short ID.
+        container: String,
+        /// The image's short ID.
+        image: String,
+    },
     /// `rm` of a reference that is not in the reference store (e.g. `name:tag@digest`).
     #[error("reference does not exist: {0}")]
     ReferenceMissing(String),

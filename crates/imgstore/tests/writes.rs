@@ -493,3 +493,51 @@ fn default_data_root_from_environment() {
     assert_eq!(out.status.code(), Some(1));
     assert!(home.path().join("imgstore/image/vfs").is_dir());
 }
+
+fn add_container(root: &Path, id: &str, image: &str, running: bool) {
+    let dir = root.join("containers").join(id);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(
+        dir.join("config.v2.json"),
+        format!("{{\"ID\":\"{id}\",\"Image\":\"{image}\",\"State\":{{\"Running\":{running}}}}}"),
+    )
+    .expect("write");
+}
+
+#[test]
+fn containers_block_removal_as_in_dockerd() {
+    let cid = "abcdef1234567890abcdef1234567890abcdef1234567890abcdef1234567890";
+    // A stopped container: untagging its only reference needs -f.
+    let (_g, root) = extract("dockerroot-01-after-load");
+    add_container(&root, cid, BASE, false);
+    let out = run(&root, &["rm", "base"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "imgstore: conflict: unable to remove repository reference \"base\" (must force) - container abcdef123456 is using its referenced image 7db95e6e4fe3\n"
+    );
+    let out = run(&root, &["rm", "7db9"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "imgstore: conflict: unable to delete 7db95e6e4fe3 (must be forced) - image is being used by stopped container abcdef123456\n"
+    );
+    let out = stdout_ok(&run(&root, &["rm", "-f", "base"]));
+    assert!(
+        out.starts_with("Untagged: base:latest\nDeleted: sha256:7db95e6e4fe3"),
+        "{out}"
+    );
+    // A running container: the image stays, even with -f.
+    let (_g2, root) = extract("dockerroot-01-after-load");
+    add_container(&root, cid, BASE, true);
+    let out = run(&root, &["rm", "-f", "7db9"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "imgstore: conflict: unable to delete 7db95e6e4fe3 (cannot be forced) - image is being used by running container abcdef123456\n"
+    );
+    // Untagging by reference with -f works; the image is then kept quietly.
+    let out = stdout_ok(&run(&root, &["rm", "-f", "base"]));
+    assert_eq!(out, "Untagged: base:latest\n");
+    assert_eq!(
+        stdout_ok(&run(&root, &["ls", "-a", "-q"])),
+        "7db95e6e4fe3\n"
+    );
+}
