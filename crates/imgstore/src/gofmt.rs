@@ -345,7 +345,7 @@ pub fn tabwrite(rows: &[Vec<String>]) -> String {
             }
         }
     }
-    let mut out = String::new();
+    let mut out = String::with_capacity(rows.len() * (widths.iter().sum::<usize>() + 16));
     for row in rows {
         let last = row.len().saturating_sub(1);
         for (i, cell) in row.iter().enumerate() {

@@ -403,21 +403,28 @@ pub fn render_ls(rows: &[LsRow], fmt: &LsFormat, now: i64) -> String {
     }
     header.extend(["IMAGE ID", "CREATED", "SIZE"].map(str::to_owned));
     table.push(header);
-    for r in rows {
-        let mut line = vec![r.repository.clone(), r.tag.clone()];
-        if fmt.digests {
-            line.push(r.digest.clone());
-        }
-        let since = created_since(r.summary.created, now);
-        line.push(trunc_id(&r.summary.id, fmt.no_trunc));
-        line.push(if since.is_empty() {
-            "N/A".to_owned()
-        } else {
-            since
-        });
-        line.push(human_size_with_precision(r.summary.size as f64, 3));
-        table.push(line);
-    }
+    use rayon::prelude::*;
+    let lines: Vec<Vec<String>> = rows
+        .par_iter()
+        .map(|r| {
+            let mut line = Vec::with_capacity(6);
+            line.push(r.repository.clone());
+            line.push(r.tag.clone());
+            if fmt.digests {
+                line.push(r.digest.clone());
+            }
+            let since = created_since(r.summary.created, now);
+            line.push(trunc_id(&r.summary.id, fmt.no_trunc));
+            line.push(if since.is_empty() {
+                "N/A".to_owned()
+            } else {
+                since
+            });
+            line.push(human_size_with_precision(r.summary.size as f64, 3));
+            line
+        })
+        .collect();
+    table.extend(lines);
     tabwrite(&table)
 }
 

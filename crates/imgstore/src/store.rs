@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use digest_set::{Algorithm, Digest, DigestSet, LookupError};
+use digest_set::{Digest, DigestSet, LookupError};
 use image_store::Image;
 use image_store::time::Timestamp;
 use rayon::prelude::*;
@@ -248,10 +248,24 @@ fn read_opt(path: &Path) -> Result<Option<Vec<u8>>, String> {
     }
 }
 
-fn is_hex64(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+/// A `sha256` digest from its 64 lowercase hex characters (a directory or file name).
+fn parse_hex64(s: &str) -> Option<Digest> {
+    fn val(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    let b = s.as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
+    let mut raw = [0u8; 32];
+    for (i, byte) in raw.iter_mut().enumerate() {
+        *byte = (val(b[2 * i])? << 4) | val(b[2 * i + 1])?;
+    }
+    Some(Digest::from_sha256_bytes(raw))
 }
 
 /// The raw files of one layer directory.
@@ -413,10 +427,8 @@ impl Store {
         let sha_dir = layerdb.join("sha256");
         let mut candidates = Vec::new();
         for (name, path, is_dir) in list_dir(&sha_dir)? {
-            if is_dir && is_hex64(&name) {
-                if let Ok(d) = Digest::from_hex(Algorithm::Sha256, &name) {
-                    candidates.push((d, path));
-                }
+            if let Some(d) = parse_hex64(&name).filter(|_| is_dir) {
+                candidates.push((d, path));
             } else {
                 self.layer_names.push((path, name));
             }
@@ -527,9 +539,9 @@ impl Store {
         let meta = imagedb.join("metadata").join("sha256");
         let mut candidates = Vec::new();
         for (name, path, _) in list_dir(&content)? {
-            match Digest::from_hex(Algorithm::Sha256, &name) {
-                Ok(d) => candidates.push((d, path)),
-                Err(_) => self.content_names.push((path, name)),
+            match parse_hex64(&name) {
+                Some(d) => candidates.push((d, path)),
+                None => self.content_names.push((path, name)),
             }
         }
         let content_dir = crate::fsutil::Dir::open(&content).ok();
