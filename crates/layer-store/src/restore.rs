@@ -9,14 +9,17 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs;
 use std::io::{ErrorKind, Read};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use digest_set::{Algorithm, Digest};
+use rayon::prelude::*;
+use rustix::fs::{Mode, OFlags};
 
 use crate::driver::Driver;
 use crate::error::OpenError;
 use crate::ids::{ChainId, DiffId};
-use crate::store::{Entry, LayerInfo};
+use crate::store::{CacheId, Entry};
 use crate::transaction::STAGING_PREFIX;
 
 /// Suffix of a layer directory being deleted (`<hex>-<random>-removing`).
@@ -199,15 +202,6 @@ pub struct Leftover {
 /// The algorithms whose directories hold layers.
 pub(crate) const LAYER_ALGORITHMS: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Sha512];
 
-/// A layer directory as read, before its parent is resolved.
-struct Raw {
-    path: PathBuf,
-    diff_id: DiffId,
-    diff_size: u64,
-    cache_id: String,
-    parent: Option<ChainId>,
-}
-
 pub(crate) struct Restored {
     pub(crate) entries: HashMap<ChainId, Entry>,
     pub(crate) outcome: RestoreOutcome,
@@ -242,10 +236,26 @@ pub(crate) fn restore(
     driver: &dyn Driver,
 ) -> Result<Restored, OpenError> {
     let mut outcome = RestoreOutcome::default();
-    let mut candidates: Vec<(ChainId, PathBuf)> = Vec::new();
+    let mut candidates: Vec<ChainId> = Vec::new();
+    let mut alg_dirs: Vec<(Algorithm, OwnedFd)> = Vec::new();
     for alg in LAYER_ALGORITHMS {
         let dir = root.join(alg.name());
-        for entry in list_dir(&dir)? {
+        let entries = list_dir(&dir)?;
+        if entries.is_empty() {
+            continue;
+        }
+        let fd = rustix::fs::open(
+            &dir,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| OpenError::Io {
+            action: "open",
+            path: dir.clone(),
+            source: e.into(),
+        })?;
+        alg_dirs.push((alg, fd));
+        for entry in entries {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
             if !is_dir(&entry) {
@@ -259,7 +269,7 @@ pub(crate) fn restore(
                     error: None,
                 });
             } else if let Ok(d) = Digest::from_hex(alg, name) {
-                candidates.push((ChainId(d), entry.path()));
+                candidates.push(ChainId(d));
             } else {
                 tracing::debug!(path = %entry.path().display(), "ignoring non-layer directory in layerdb");
             }
@@ -283,8 +293,9 @@ pub(crate) fn restore(
         }
     }
 
-    let raws = read_all(candidates);
-    let (entries, skipped) = resolve(raws);
+    let read = read_all(&alg_dirs, candidates);
+    drop(alg_dirs);
+    let (entries, skipped) = resolve(root, read);
     outcome.loaded = entries.len();
     outcome.skipped = skipped;
     let mut restored = Restored { entries, outcome };
@@ -323,74 +334,59 @@ pub(crate) fn valid_cache_id(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b',' | b'-' | b'.'))
 }
 
-/// Reads every candidate directory, in parallel when there are many.
-fn read_all(candidates: Vec<(ChainId, PathBuf)>) -> Vec<ReadResult> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-    if threads <= 1 || candidates.len() < 512 {
-        return candidates
-            .into_iter()
-            .map(|(id, path)| (id, read_layer(path)))
-            .collect();
-    }
-    let chunk = candidates.len().div_ceil(threads);
-    let mut chunks: Vec<Vec<(ChainId, PathBuf)>> = Vec::new();
-    let mut rest = candidates;
-    while rest.len() > chunk {
-        let tail = rest.split_off(chunk);
-        chunks.push(rest);
-        rest = tail;
-    }
-    chunks.push(rest);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = chunks
-            .into_iter()
-            .map(|c| {
-                s.spawn(move || {
-                    c.into_iter()
-                        .map(|(id, path)| (id, read_layer(path)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        let mut out = Vec::new();
-        for h in handles {
-            match h.join() {
-                Ok(v) => out.extend(v),
-                // read_layer does not panic; re-raise if it ever does.
-                Err(p) => std::panic::resume_unwind(p),
-            }
-        }
-        out
-    })
+/// Reads every candidate directory, in parallel.
+fn read_all(alg_dirs: &[(Algorithm, OwnedFd)], candidates: Vec<ChainId>) -> Vec<ReadResult> {
+    candidates
+        .into_par_iter()
+        .with_min_len(256)
+        .map(|id| {
+            let dir = alg_dirs
+                .iter()
+                .find(|(alg, _)| *alg == id.0.algorithm())
+                .map(|(_, fd)| fd.as_fd());
+            let read = match dir {
+                Some(dir) => read_layer(dir, &id.0.hex()),
+                // Unreachable: candidates come from the listed directories.
+                None => Err(SkipReason::MissingFile { file: "diff" }),
+            };
+            (id, read)
+        })
+        .collect()
 }
 
-/// Reads a small file with plain `open` + `read` calls (no `fstat` for a size hint, unlike
-/// `fs::read`): restore reads four tiny files per layer and is bound by system calls.
-fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut f = fs::File::open(path)?;
+/// Reads `<layer>/<file>` relative to the algorithm directory `dir` with plain `openat` +
+/// `read` calls (no `fstat` for a size hint, unlike `fs::read`, and no walk of the absolute
+/// path): restore reads four tiny files per layer and is bound by system calls.
+/// `Ok(None)` when the file does not exist.
+fn read_file(
+    dir: BorrowedFd<'_>,
+    layer: &str,
+    file: &'static str,
+) -> Result<Option<Vec<u8>>, SkipReason> {
+    let unreadable = |e: std::io::Error| SkipReason::Unreadable {
+        file,
+        message: e.to_string(),
+    };
+    let rel = format!("{layer}/{file}");
+    let mut f = match rustix::fs::openat(
+        dir,
+        rel.as_str(),
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fs::File::from(fd),
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(unreadable(e.into())),
+    };
     let mut buf = [0u8; 256];
     let mut out = Vec::new();
     loop {
-        let n = match f.read(&mut buf) {
-            Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if n == 0 {
-            return Ok(out);
+        match f.read(&mut buf) {
+            Ok(0) => return Ok(Some(out)),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(unreadable(e)),
         }
-        out.extend_from_slice(&buf[..n]);
-    }
-}
-
-fn read_file(dir: &Path, file: &'static str) -> Result<Option<Vec<u8>>, SkipReason> {
-    match read_small(&dir.join(file)) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(SkipReason::Unreadable {
-            file,
-            message: e.to_string(),
-        }),
     }
 }
 
@@ -406,30 +402,15 @@ fn parse_digest(file: &'static str, bytes: &[u8]) -> Result<Digest, SkipReason> 
         })
 }
 
-/// Reads one layer directory in dockerd's order: diff, size, cache-id, parent.
-fn read_layer(path: PathBuf) -> Result<Raw, (PathBuf, SkipReason)> {
-    match read_layer_files(&path) {
-        Ok((diff_id, diff_size, cache_id, parent)) => Ok(Raw {
-            path,
-            diff_id,
-            diff_size,
-            cache_id,
-            parent,
-        }),
-        Err(reason) => Err((path, reason)),
-    }
-}
+/// A candidate directory as read: the layer (not yet resolved: depth 0), or why it failed.
+type ReadResult = (ChainId, Result<Entry, SkipReason>);
 
-/// A candidate directory as read: the layer, or where and why it failed.
-type ReadResult = (ChainId, Result<Raw, (PathBuf, SkipReason)>);
-
-type LayerFiles = (DiffId, u64, String, Option<ChainId>);
-
-fn read_layer_files(dir: &Path) -> Result<LayerFiles, SkipReason> {
-    let diff = read_file(dir, "diff")?.ok_or(SkipReason::MissingFile { file: "diff" })?;
+/// Reads layer directory `layer` of `dir` in dockerd's order: diff, size, cache-id, parent.
+fn read_layer(dir: BorrowedFd<'_>, layer: &str) -> Result<Entry, SkipReason> {
+    let diff = read_file(dir, layer, "diff")?.ok_or(SkipReason::MissingFile { file: "diff" })?;
     let diff_id = DiffId(parse_digest("diff", &diff)?);
 
-    let size = read_file(dir, "size")?.ok_or(SkipReason::MissingFile { file: "size" })?;
+    let size = read_file(dir, layer, "size")?.ok_or(SkipReason::MissingFile { file: "size" })?;
     // Not trimmed: dockerd parses `size` with strconv.ParseInt(string(content), 10, 64), so
     // "12\n" or an empty file make the layer fail to load there too. Rust's i64 parser
     // accepts the same syntax (optional sign, decimal digits). Negative sizes, which dockerd
@@ -443,7 +424,8 @@ fn read_layer_files(dir: &Path) -> Result<LayerFiles, SkipReason> {
             value: size_str.clone().into_owned(),
         })?;
 
-    let cache = read_file(dir, "cache-id")?.ok_or(SkipReason::MissingFile { file: "cache-id" })?;
+    let cache =
+        read_file(dir, layer, "cache-id")?.ok_or(SkipReason::MissingFile { file: "cache-id" })?;
     let cache_str = String::from_utf8_lossy(&cache);
     let cache_id = cache_str.trim();
     if !valid_cache_id(cache_id) {
@@ -452,108 +434,108 @@ fn read_layer_files(dir: &Path) -> Result<LayerFiles, SkipReason> {
         });
     }
 
-    let parent = match read_file(dir, "parent")? {
+    let parent = match read_file(dir, layer, "parent")? {
         None => None,
         Some(b) => Some(ChainId(parse_digest("parent", &b)?)),
     };
-    Ok((diff_id, diff_size, cache_id.to_owned(), parent))
+    Ok(Entry {
+        diff_id,
+        parent,
+        diff_size,
+        size: diff_size,
+        cache_id: CacheId::new(cache_id),
+        depth: 0,
+        children: 0,
+        mounts: 0,
+        handles: Vec::new(),
+    })
 }
 
-enum Resolved {
-    Ok { size: u64, depth: usize },
-    Broken,
+/// The directory of layer `id` under `root`.
+fn layer_path(root: &Path, id: &ChainId) -> PathBuf {
+    root.join(id.0.algorithm().name()).join(id.0.hex())
 }
 
-/// Resolves every layer with its parent chain, memoised and iterative.
-fn resolve(raws: Vec<ReadResult>) -> (HashMap<ChainId, Entry>, Vec<SkippedLayer>) {
-    let raws: HashMap<ChainId, Result<Raw, (PathBuf, SkipReason)>> = raws.into_iter().collect();
-    let mut resolved: HashMap<ChainId, Resolved> = HashMap::with_capacity(raws.len());
+/// Resolves every layer with its parent chain (size and depth), memoised and iterative;
+/// drops the layers that cannot be loaded and counts children.
+fn resolve(root: &Path, read: Vec<ReadResult>) -> (HashMap<ChainId, Entry>, Vec<SkippedLayer>) {
+    let mut entries: HashMap<ChainId, Entry> = HashMap::with_capacity(read.len());
     let mut skipped: Vec<SkippedLayer> = Vec::new();
+    // Layers that exist but cannot be loaded (read failures, then broken chains).
+    let mut broken: HashSet<ChainId> = HashSet::new();
+    let mut skip = |id: ChainId, reason: SkipReason, broken: &mut HashSet<ChainId>| {
+        let path = layer_path(root, &id);
+        tracing::debug!(path = %path.display(), %reason, "failed to load layer");
+        broken.insert(id);
+        skipped.push(SkippedLayer {
+            chain_id: id,
+            path,
+            reason,
+        });
+    };
+    for (id, r) in read {
+        match r {
+            Ok(entry) => {
+                entries.insert(id, entry);
+            }
+            Err(reason) => skip(id, reason, &mut broken),
+        }
+    }
+
+    let ids: Vec<ChainId> = entries.keys().copied().collect();
     let mut stack: Vec<ChainId> = Vec::new();
     let mut on_stack: HashSet<ChainId> = HashSet::new();
-
-    for start in raws.keys() {
-        if resolved.contains_key(start) {
+    for start in ids {
+        if broken.contains(&start) || entries.get(&start).is_none_or(|e| e.depth > 0) {
             continue;
         }
-        stack.push(*start);
-        on_stack.insert(*start);
+        stack.push(start);
+        on_stack.insert(start);
         while let Some(&top) = stack.last() {
-            let outcome = match raws.get(&top) {
-                None => None, // unreachable: only known layers are pushed
-                Some(Err((path, reason))) => Some(Err((path.clone(), reason.clone()))),
-                Some(Ok(raw)) => match raw.parent {
-                    None => Some(Ok((raw.diff_size, 1))),
-                    Some(p) => match resolved.get(&p) {
-                        Some(Resolved::Ok { size, depth }) => {
-                            Some(Ok((size.saturating_add(raw.diff_size), depth + 1)))
-                        }
-                        Some(Resolved::Broken) => Some(Err((
-                            raw.path.clone(),
-                            SkipReason::BrokenParent { parent: p },
-                        ))),
-                        None if !raws.contains_key(&p) => Some(Err((
-                            raw.path.clone(),
-                            SkipReason::MissingParent { parent: p },
-                        ))),
-                        None if on_stack.contains(&p) => Some(Err((
-                            raw.path.clone(),
-                            SkipReason::ParentCycle { parent: p },
-                        ))),
-                        None => {
-                            stack.push(p);
-                            on_stack.insert(p);
-                            continue;
-                        }
-                    },
+            let Some(entry) = entries.get(&top) else {
+                break; // unreachable: only loaded layers are pushed
+            };
+            let outcome = match entry.parent {
+                None => Ok((entry.diff_size, 1)),
+                Some(p) if broken.contains(&p) => Err(SkipReason::BrokenParent { parent: p }),
+                Some(p) => match entries.get(&p) {
+                    None => Err(SkipReason::MissingParent { parent: p }),
+                    Some(pe) if pe.depth > 0 => Ok((
+                        pe.size.saturating_add(entry.diff_size),
+                        pe.depth.saturating_add(1),
+                    )),
+                    Some(_) if on_stack.contains(&p) => Err(SkipReason::ParentCycle { parent: p }),
+                    Some(_) => {
+                        stack.push(p);
+                        on_stack.insert(p);
+                        continue;
+                    }
                 },
             };
             stack.pop();
             on_stack.remove(&top);
             match outcome {
-                Some(Ok((size, depth))) => {
-                    resolved.insert(top, Resolved::Ok { size, depth });
+                Ok((size, depth)) => {
+                    if let Some(e) = entries.get_mut(&top) {
+                        e.size = size;
+                        e.depth = depth;
+                    }
                 }
-                Some(Err((path, reason))) => {
-                    tracing::debug!(path = %path.display(), %reason, "failed to load layer");
-                    resolved.insert(top, Resolved::Broken);
-                    skipped.push(SkippedLayer {
-                        chain_id: top,
-                        path,
-                        reason,
-                    });
-                }
-                None => {
-                    resolved.insert(top, Resolved::Broken);
-                }
+                Err(reason) => skip(top, reason, &mut broken),
             }
         }
+        stack.clear();
+        on_stack.clear();
     }
 
-    let mut entries: HashMap<ChainId, Entry> = HashMap::with_capacity(resolved.len());
-    for (id, raw) in raws {
-        let (Ok(raw), Some(Resolved::Ok { size, depth })) = (raw, resolved.get(&id)) else {
-            continue;
-        };
-        entries.insert(
-            id,
-            Entry::new(LayerInfo {
-                chain_id: id,
-                diff_id: raw.diff_id,
-                parent: raw.parent,
-                diff_size: raw.diff_size,
-                size: *size,
-                cache_id: raw.cache_id,
-                depth: *depth,
-            }),
-        );
-    }
-    let parents: Vec<ChainId> = entries.values().filter_map(|e| e.info.parent).collect();
+    entries.retain(|id, _| !broken.contains(id));
+    let parents: Vec<ChainId> = entries.values().filter_map(|e| e.parent).collect();
     for p in parents {
         if let Some(e) = entries.get_mut(&p) {
-            e.children += 1;
+            e.children = e.children.saturating_add(1);
         }
     }
+    entries.shrink_to_fit();
     skipped.sort_by_key(|a| a.chain_id);
     (entries, skipped)
 }
@@ -577,7 +559,7 @@ fn load_mounts(root: &Path, restored: &mut Restored) -> Result<(), OpenError> {
         match parse_digest("parent", &parent) {
             Ok(d) => match restored.entries.get_mut(&ChainId(d)) {
                 Some(e) => {
-                    e.mounts += 1;
+                    e.mounts = e.mounts.saturating_add(1);
                     restored.outcome.mounts += 1;
                 }
                 None => restored

@@ -1,6 +1,7 @@
 //! [`LayerStore`]: the layerdb, reference counting and registration.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::fmt;
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -66,30 +67,123 @@ pub enum OpenMode {
     ReadOnly,
 }
 
-/// One layer in memory with its references.
+/// A cache ID as kept in memory: 64 lowercase hex digits (what this store and dockerd's
+/// drivers write) as their 32 bytes, anything else as text. Restore keeps one per layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CacheId {
+    /// 64 lowercase hex digits, decoded.
+    Hex([u8; 32]),
+    /// Any other valid cache ID, verbatim.
+    Other(Box<str>),
+}
+
+impl CacheId {
+    pub(crate) fn new(s: &str) -> Self {
+        fn nibble(c: u8) -> Option<u8> {
+            match c {
+                b'0'..=b'9' => Some(c - b'0'),
+                b'a'..=b'f' => Some(c - b'a' + 10),
+                _ => None,
+            }
+        }
+        let raw = s.as_bytes();
+        if raw.len() == 64 {
+            let mut bytes = [0u8; 32];
+            let decoded = bytes.iter_mut().enumerate().all(|(i, b)| {
+                match (nibble(raw[2 * i]), nibble(raw[2 * i + 1])) {
+                    (Some(hi), Some(lo)) => {
+                        *b = (hi << 4) | lo;
+                        true
+                    }
+                    _ => false,
+                }
+            });
+            if decoded {
+                return CacheId::Hex(bytes);
+            }
+        }
+        CacheId::Other(s.into())
+    }
+}
+
+impl fmt::Display for CacheId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CacheId::Hex(bytes) => bytes.iter().try_for_each(|b| write!(f, "{b:02x}")),
+            CacheId::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+/// One layer in memory with its references; [`LayerInfo`] without the chain ID (the map key),
+/// kept compact because restore holds one per layer.
 #[derive(Debug)]
 pub(crate) struct Entry {
-    pub(crate) info: LayerInfo,
+    pub(crate) diff_id: DiffId,
+    pub(crate) parent: Option<ChainId>,
+    pub(crate) diff_size: u64,
+    /// The size of the whole chain.
+    pub(crate) size: u64,
+    pub(crate) cache_id: CacheId,
+    /// The number of layers in the chain; 0 while restore has not resolved it.
+    pub(crate) depth: u32,
     /// Loaded child layers.
-    pub(crate) children: usize,
+    pub(crate) children: u32,
     /// RW mounts (containers) on this layer.
-    pub(crate) mounts: usize,
-    /// Tokens of the handles given out.
-    pub(crate) handles: HashSet<u64>,
+    pub(crate) mounts: u32,
+    /// Tokens of the handles given out, sorted (tokens only grow, so a new one is pushed).
+    pub(crate) handles: Vec<u64>,
 }
 
 impl Entry {
-    pub(crate) fn new(info: LayerInfo) -> Self {
+    pub(crate) fn new(info: &LayerInfo) -> Self {
         Entry {
-            info,
+            diff_id: info.diff_id,
+            parent: info.parent,
+            diff_size: info.diff_size,
+            size: info.size,
+            cache_id: CacheId::new(&info.cache_id),
+            depth: u32::try_from(info.depth).unwrap_or(u32::MAX),
             children: 0,
             mounts: 0,
-            handles: HashSet::new(),
+            handles: Vec::new(),
+        }
+    }
+
+    /// The [`LayerInfo`] of this entry, stored under `chain_id`.
+    pub(crate) fn info(&self, chain_id: ChainId) -> LayerInfo {
+        LayerInfo {
+            chain_id,
+            diff_id: self.diff_id,
+            parent: self.parent,
+            diff_size: self.diff_size,
+            size: self.size,
+            cache_id: self.cache_id.to_string(),
+            depth: self.depth as usize,
         }
     }
 
     fn ref_count(&self) -> usize {
-        self.children + self.mounts + self.handles.len()
+        self.children as usize + self.mounts as usize + self.handles.len()
+    }
+
+    fn add_handle(&mut self, token: u64) {
+        let at = self.handles.partition_point(|&t| t < token);
+        self.handles.insert(at, token);
+    }
+
+    /// Removes handle `token`; false if it was not there.
+    fn remove_handle(&mut self, token: u64) -> bool {
+        match self.handles.binary_search(&token) {
+            Ok(at) => {
+                self.handles.remove(at);
+                if self.handles.is_empty() {
+                    self.handles = Vec::new();
+                }
+                true
+            }
+            Err(_) => false,
+        }
     }
 }
 
@@ -106,7 +200,7 @@ impl State {
     fn new_handle(&mut self, chain_id: ChainId) -> Option<LayerHandle> {
         let entry = self.layers.get_mut(&chain_id)?;
         let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
-        entry.handles.insert(token);
+        entry.add_handle(token);
         Some(LayerHandle::new(chain_id, token))
     }
 }
@@ -219,12 +313,15 @@ impl LayerStore {
 
     /// The layer `chain_id`, if loaded.
     pub fn layer(&self, chain_id: &ChainId) -> Option<LayerInfo> {
-        self.state().layers.get(chain_id).map(|e| e.info.clone())
+        self.state().layers.get(chain_id).map(|e| e.info(*chain_id))
     }
 
     /// The [`LayerMetadata`] of layer `chain_id`, if loaded.
     pub fn metadata(&self, chain_id: &ChainId) -> Option<LayerMetadata> {
-        self.state().layers.get(chain_id).map(|e| e.info.metadata())
+        self.state()
+            .layers
+            .get(chain_id)
+            .map(|e| e.info(*chain_id).metadata())
     }
 
     /// Whether layer `chain_id` is loaded.
@@ -237,8 +334,8 @@ impl LayerStore {
         let mut v: Vec<LayerInfo> = self
             .state()
             .layers
-            .values()
-            .map(|e| e.info.clone())
+            .iter()
+            .map(|(id, e)| e.info(*id))
             .collect();
         v.sort_by_key(|a| a.chain_id);
         v
@@ -287,7 +384,7 @@ impl LayerStore {
             .layers
             .get_mut(&chain_id)
             .ok_or(ReleaseError::NotRetained(chain_id))?;
-        if !entry.handles.remove(&handle.token()) {
+        if !entry.remove_handle(handle.token()) {
             return Err(ReleaseError::NotRetained(chain_id));
         }
         if self.mode == OpenMode::ReadOnly {
@@ -312,17 +409,18 @@ impl LayerStore {
             };
             // Under the lock, so that a concurrent registration of the same chain ID finds
             // the name free.
-            match self.rename_for_removal(&entry.info) {
-                Ok(path) => to_remove.push((entry.info.clone(), path)),
+            let info = entry.info(id);
+            deleted.push(info.metadata());
+            match self.rename_for_removal(&info) {
+                Ok(path) => to_remove.push((info, path)),
                 Err(message) => note_error(id, message),
             }
-            current = entry.info.parent;
+            current = entry.parent;
             if let Some(p) = current
                 && let Some(pe) = state.layers.get_mut(&p)
             {
                 pe.children = pe.children.saturating_sub(1);
             }
-            deleted.push(entry.info.metadata());
         }
         drop(state);
         // The slow part (driver content, directory tree) runs without the lock.
@@ -397,7 +495,7 @@ impl LayerStore {
             let info = state
                 .layers
                 .get(p)
-                .map(|e| e.info.clone())
+                .map(|e| e.info(*p))
                 .ok_or(RegisterError::ParentNotFound(*p))?;
             drop(state);
             let depth = info.depth;
@@ -522,13 +620,13 @@ impl PendingLayer<'_> {
             cache_id: std::mem::take(&mut self.cache_id),
             depth: parent_info.as_ref().map_or(1, |p| p.depth + 1),
         };
-        state.layers.insert(chain_id, Entry::new(info));
+        state.layers.insert(chain_id, Entry::new(&info));
         // The parent reference taken at begin becomes the child link.
         if let Some((handle, _)) = self.parent.take()
             && let Some(pe) = state.layers.get_mut(handle.chain_id())
         {
-            pe.handles.remove(&handle.token());
-            pe.children += 1;
+            pe.remove_handle(handle.token());
+            pe.children = pe.children.saturating_add(1);
         }
         self.driver_created = false;
         let handle = state.new_handle(chain_id);
@@ -549,6 +647,27 @@ impl Drop for PendingLayer<'_> {
             && let Err(e) = self.store.release(&handle)
         {
             tracing::warn!(error = %e, "cannot release parent of abandoned layer");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CacheId;
+
+    #[test]
+    fn cache_id_round_trips() {
+        let hex = "0123456789abcdef".repeat(4);
+        assert!(matches!(CacheId::new(&hex), CacheId::Hex(_)));
+        for s in [
+            hex.as_str(),
+            &hex.to_uppercase(),
+            &hex[..63],
+            &format!("{hex}0"),
+            "my-layer_1.2",
+            "g123",
+        ] {
+            assert_eq!(CacheId::new(s).to_string(), s);
         }
     }
 }
