@@ -39,6 +39,11 @@ fn since(now: i64, then: i64) -> i64 {
     now.saturating_sub(then).clamp(-MAX, MAX)
 }
 
+/// A timestamp as nanoseconds since the epoch, for ordering (no overflow for any year).
+fn instant(t: &image_store::time::Timestamp) -> i128 {
+    i128::from(t.unix_secs()) * 1_000_000_000 + i128::from(t.nanos())
+}
+
 /// `docker image ls` filters.
 #[derive(Debug, Clone, Default)]
 pub struct ListOptions {
@@ -115,13 +120,13 @@ pub fn list_checked(store: &Store, opts: &ListOptions) -> Result<Vec<Summary>, F
     }
     let patterns = filter_values(opts, "reference");
     let labels = filter_values(opts, "label");
-    let created_of = |arg: &str| -> Result<i64, FilterError> {
+    let created_of = |arg: &str| -> Result<i128, FilterError> {
         store
             .resolve(arg)
             .ok()
             .and_then(|id| store.image(&id).map(|e| e.created))
-            .map(|c| c.map(|t| t.unix_secs() * 1_000_000_000 + i64::from(t.nanos())))
-            .map(|c| c.unwrap_or(i64::MIN))
+            .map(|c| c.map(|t| instant(&t)))
+            .map(|c| c.unwrap_or(i128::MIN))
             .ok_or_else(|| FilterError::Value("reference".to_owned(), arg.to_owned()))
     };
     let before = filter_values(opts, "before")
@@ -137,10 +142,7 @@ pub fn list_checked(store: &Store, opts: &ListOptions) -> Result<Vec<Summary>, F
         if dangling_only && !store.children(id).is_empty() {
             continue;
         }
-        let created_ns = e
-            .created
-            .map(|t| t.unix_secs() * 1_000_000_000 + i64::from(t.nanos()))
-            .unwrap_or(i64::MIN);
+        let created_ns = e.created.map(|t| instant(&t)).unwrap_or(i128::MIN);
         if let Some(b) = before
             && created_ns >= b
         {

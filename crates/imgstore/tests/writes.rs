@@ -541,3 +541,39 @@ fn containers_block_removal_as_in_dockerd() {
         "7db95e6e4fe3\n"
     );
 }
+
+#[test]
+fn extreme_and_missing_times() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path();
+    let content = root.join("image/vfs/imagedb/content/sha256");
+    std::fs::create_dir_all(&content).expect("mkdir");
+    for cfg in [
+        r#"{"created":"9999-12-31T23:59:59.999999999+14:00","rootfs":{"type":"layers"},"history":[{"created":"9999-01-01T00:00:00Z"}]}"#,
+        r#"{"rootfs":{"type":"layers"},"history":[{"created_by":"x","empty_layer":true}]}"#,
+        r#"{"created":"0001-01-01T00:00:00Z","rootfs":{"type":"layers"}}"#,
+    ] {
+        let id = Digest::sha256(cfg.as_bytes());
+        std::fs::write(content.join(id.hex()), cfg).expect("write");
+    }
+    for args in [
+        vec!["ls", "-a"],
+        vec!["ls", "-a", "--format", "json"],
+        vec!["ls", "-a", "--filter", "since=0", "--filter", "before=0"],
+        vec!["tree"],
+        vec!["fsck"],
+    ] {
+        let out = run(root, &args);
+        assert!(matches!(out.status.code(), Some(0) | Some(1)), "{args:?}");
+    }
+    let ids = stdout_ok(&run(root, &["ls", "-a", "-q", "--no-trunc"]));
+    for id in ids.lines() {
+        stdout_ok(&run(root, &["inspect", id]));
+        stdout_ok(&run(root, &["history", id]));
+    }
+    let json = stdout_ok(&run(root, &["ls", "-a", "--format", "json"]));
+    assert!(
+        json.contains("\"CreatedAt\":\"0001-01-01 00:00:00 +0000 UTC\""),
+        "{json}"
+    );
+}
