@@ -282,15 +282,21 @@ fn read_raw_layer(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let handle = match parent {
-        Some(p) => p.open_dir(&name),
-        None => crate::fsutil::Dir::open(dir),
-    }
-    .map_err(|e| format!("open {}: {e}", dir.display()))?;
-    let opt = |name: &str| -> Result<Option<Vec<u8>>, String> {
+    // Files are opened relative to `layerdb/sha256` as `<hex>/<file>`: one path component
+    // more per lookup, but no open and close of the layer directory itself.
+    let own;
+    let (handle, prefix) = match parent {
+        Some(p) => (p, format!("{name}/")),
+        None => {
+            own = crate::fsutil::Dir::open(dir)
+                .map_err(|e| format!("open {}: {e}", dir.display()))?;
+            (&own, String::new())
+        }
+    };
+    let opt = |file: &str| -> Result<Option<Vec<u8>>, String> {
         handle
-            .read_opt(name)
-            .map_err(|e| format!("read {}: {e}", dir.join(name).display()))
+            .read_opt(&format!("{prefix}{file}"))
+            .map_err(|e| format!("read {}: {e}", dir.join(file).display()))
     };
     let req = |name: &str| -> Result<Vec<u8>, String> {
         opt(name)?.ok_or_else(|| format!("{} is missing", dir.join(name).display()))
