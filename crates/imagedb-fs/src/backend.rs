@@ -195,6 +195,36 @@ pub trait StoreBackend: Send + Sync {
     fn cleanup(&self) -> Result<CleanupReport, Error> {
         Ok(CleanupReport::default())
     }
+    /// A [`BulkReader`] for reading many configs in a row, from many threads (the image
+    /// store's restore). The default reads through [`get`](StoreBackend::get) and
+    /// [`get_metadata`](StoreBackend::get_metadata); a backend may keep directories open for
+    /// the reader's lifetime.
+    fn bulk_reader(&self) -> Result<Box<dyn BulkReader + '_>, Error> {
+        Ok(Box::new(Direct(self)))
+    }
+}
+
+/// Reads configs and their metadata in bulk; see [`StoreBackend::bulk_reader`]. Results are
+/// those of the backend's own methods, errors included.
+pub trait BulkReader: Sync {
+    /// The content stored under `id`, verified, as [`StoreBackend::get`].
+    fn get(&self, id: &Digest) -> Result<Vec<u8>, Error>;
+    /// Metadata `key` of `id`, as [`StoreBackend::get_metadata`], except that a reader may
+    /// skip checking that the content exists (call it for content [`get`](Self::get) just
+    /// returned).
+    fn get_metadata(&self, id: &Digest, key: &str) -> Result<Option<Vec<u8>>, Error>;
+}
+
+/// The default [`BulkReader`]: the backend's own methods.
+pub(crate) struct Direct<'a, B: ?Sized>(pub(crate) &'a B);
+
+impl<B: StoreBackend + ?Sized> BulkReader for Direct<'_, B> {
+    fn get(&self, id: &Digest) -> Result<Vec<u8>, Error> {
+        self.0.get(id)
+    }
+    fn get_metadata(&self, id: &Digest, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        self.0.get_metadata(id, key)
+    }
 }
 
 /// Checks a metadata key: `[A-Za-z0-9._-]+`, not `.` or `..`, not starting with `.tmp-`.
@@ -253,6 +283,9 @@ macro_rules! forward_backend {
             }
             fn cleanup(&self) -> Result<CleanupReport, Error> {
                 (**self).cleanup()
+            }
+            fn bulk_reader(&self) -> Result<Box<dyn BulkReader + '_>, Error> {
+                (**self).bulk_reader()
             }
         }
     )*};

@@ -218,6 +218,11 @@ impl Injector {
         Injector { faults }
     }
 
+    /// Whether faults are configured (every op is counted).
+    pub(crate) fn is_active(&self) -> bool {
+        self.faults.is_some()
+    }
+
     pub(crate) fn hit(&self, op: Op) -> io::Result<()> {
         match &self.faults {
             None => Ok(()),

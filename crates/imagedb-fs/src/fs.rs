@@ -2,6 +2,7 @@
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,11 +10,23 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use digest_set::{Algorithm, Digest};
 
-use crate::backend::{CleanupReport, Error, MAX_CONFIG_SIZE, StoreBackend, validate_key};
+use rustix::fs::{CWD, Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
+
+use crate::backend::{
+    BulkReader, CleanupReport, Direct, Error, MAX_CONFIG_SIZE, StoreBackend, validate_key,
+};
 use crate::faults::{Faults, Injector, Op, io_at};
 
 /// Names starting with this are temporary files of interrupted or in-flight writes.
 pub(crate) const TMP_PREFIX: &str = ".tmp-";
+
+/// How content and metadata files are opened for reading: no following a final symlink, no
+/// blocking on a FIFO.
+const READ_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::NONBLOCK)
+    .union(OFlags::CLOEXEC);
 
 /// Mode of content and metadata files (as dockerd writes them).
 const FILE_MODE: u32 = 0o600;
@@ -193,32 +206,44 @@ impl FsBackend {
     /// Reads a regular file without following symlinks, refusing more than the limit.
     /// `Ok(None)` when it does not exist.
     fn read_file(&self, path: &Path) -> Result<Option<Vec<u8>>, Error> {
-        self.io.hit(Op::Read).map_err(|e| io_at("open", path, e))?;
-        let opened = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(path);
-        let file = match opened {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+        self.read_with(
+            || rustix::fs::openat(CWD, path, READ_FLAGS, Mode::empty()),
+            &|| path.to_path_buf(),
+        )
+    }
+
+    /// [`read_file`](Self::read_file) of the file `open` opens (with [`READ_FLAGS`]; restore
+    /// opens relative to a directory, so as not to walk the absolute path for every file);
+    /// errors name `path()`.
+    fn read_with(
+        &self,
+        open: impl FnOnce() -> rustix::io::Result<OwnedFd>,
+        path: &dyn Fn() -> PathBuf,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        self.io
+            .hit(Op::Read)
+            .map_err(|e| io_at("open", &path(), e))?;
+        let file = match open() {
+            Ok(fd) => File::from(fd),
+            Err(Errno::NOENT) => return Ok(None),
+            Err(Errno::LOOP) => {
                 return Err(Error::NotAFile {
-                    path: path.to_path_buf(),
+                    path: path(),
                     what: "symbolic link",
                 });
             }
-            Err(e) => return Err(io_at("open", path, e)),
+            Err(e) => return Err(io_at("open", &path(), e.into())),
         };
-        let meta = file.metadata().map_err(|e| io_at("stat", path, e))?;
+        let meta = file.metadata().map_err(|e| io_at("stat", &path(), e))?;
         if !meta.is_file() {
             return Err(Error::NotAFile {
-                path: path.to_path_buf(),
+                path: path(),
                 what: describe(meta.file_type()),
             });
         }
         if meta.len() > MAX_CONFIG_SIZE {
             return Err(Error::TooLarge {
-                path: path.to_path_buf(),
+                path: path(),
                 size: meta.len(),
                 limit: MAX_CONFIG_SIZE,
             });
@@ -228,15 +253,34 @@ impl FsBackend {
         (&file)
             .take(MAX_CONFIG_SIZE + 1)
             .read_to_end(&mut buf)
-            .map_err(|e| io_at("read", path, e))?;
+            .map_err(|e| io_at("read", &path(), e))?;
         if buf.len() as u64 > MAX_CONFIG_SIZE {
             return Err(Error::TooLarge {
-                path: path.to_path_buf(),
+                path: path(),
                 size: buf.len() as u64,
                 limit: MAX_CONFIG_SIZE,
             });
         }
         Ok(Some(buf))
+    }
+
+    /// The content of `id` as read (`None`: no such file), checked to hash to `id`.
+    fn verified(id: &Digest, data: Option<Vec<u8>>, path: PathBuf) -> Result<Vec<u8>, Error> {
+        let Some(data) = data else {
+            return Err(Error::NotFound { id: *id, path });
+        };
+        if data.is_empty() {
+            return Err(Error::EmptyContent { id: *id, path });
+        }
+        let actual = Digest::sha256(&data);
+        if actual != *id {
+            return Err(Error::Verify {
+                id: *id,
+                actual: actual.to_string(),
+                path,
+            });
+        }
+        Ok(data)
     }
 
     /// moby's atomicwriter checks, then temp file, write, fsync, chmod 0600, rename, fsync dir.
@@ -426,21 +470,7 @@ impl StoreBackend for FsBackend {
             let _guard = self.read_lock();
             self.read_file(&path)?
         };
-        let Some(data) = data else {
-            return Err(Error::NotFound { id: *id, path });
-        };
-        if data.is_empty() {
-            return Err(Error::EmptyContent { id: *id, path });
-        }
-        let actual = Digest::sha256(&data);
-        if actual != *id {
-            return Err(Error::Verify {
-                id: *id,
-                actual: actual.to_string(),
-                path,
-            });
-        }
-        Ok(data)
+        Self::verified(id, data, path)
     }
 
     fn set(&self, data: &[u8]) -> Result<Digest, Error> {
@@ -618,5 +648,79 @@ impl StoreBackend for FsBackend {
             self.sync_dir(dir)?;
         }
         Ok(report)
+    }
+
+    /// Keeps `content/sha256` and `metadata/sha256` open for the reader's lifetime and opens
+    /// files relative to them. A metadata directory that is missing or cannot be opened is
+    /// read through [`get_metadata`](StoreBackend::get_metadata).
+    fn bulk_reader(&self) -> Result<Box<dyn BulkReader + '_>, Error> {
+        if self.io.is_active() {
+            // Fault tests count every operation of the path-based methods.
+            return Ok(Box::new(Direct(self)));
+        }
+        let open_dir = |dir: &Path| {
+            rustix::fs::open(
+                dir,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+        };
+        let content =
+            open_dir(&self.content).map_err(|e| io_at("open", &self.content, e.into()))?;
+        let metadata = open_dir(&self.metadata).ok();
+        Ok(Box::new(FsReader {
+            backend: self,
+            content,
+            metadata,
+        }))
+    }
+}
+
+/// [`FsBackend`]'s [`BulkReader`]: files are opened relative to the layout directories.
+struct FsReader<'a> {
+    backend: &'a FsBackend,
+    content: OwnedFd,
+    metadata: Option<OwnedFd>,
+}
+
+impl BulkReader for FsReader<'_> {
+    fn get(&self, id: &Digest) -> Result<Vec<u8>, Error> {
+        let b = self.backend;
+        let hex = b.sha256_hex(id)?;
+        let data = {
+            let _guard = b.read_lock();
+            let open =
+                || rustix::fs::openat(&self.content, hex.as_str(), READ_FLAGS, Mode::empty());
+            b.read_with(open, &|| b.content_path(id))?
+        };
+        FsBackend::verified(id, data, b.content_path(id))
+    }
+
+    fn get_metadata(&self, id: &Digest, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        let b = self.backend;
+        validate_key(key)?;
+        let (Some(dir), Ok(hex)) = (&self.metadata, b.sha256_hex(id)) else {
+            return b.get_metadata(id, key);
+        };
+        let rel = PathBuf::from(format!("{hex}/{key}"));
+        // A link anywhere in `<hex>/<key>` fails this open; the path-based read then reports
+        // it exactly as `get_metadata` does (as does a `<hex>` that is not a directory).
+        let opened = {
+            let _guard = b.read_lock();
+            let opened = rustix::fs::openat2(
+                dir,
+                &rel,
+                READ_FLAGS,
+                Mode::empty(),
+                ResolveFlags::NO_SYMLINKS,
+            );
+            match opened {
+                // No metadata directory, or no such key in it.
+                Err(Errno::NOENT) => return Ok(None),
+                Ok(fd) => Some(b.read_with(|| Ok(fd), &|| b.metadata_dir(id).join(key))),
+                Err(_) => None,
+            }
+        };
+        opened.unwrap_or_else(|| b.get_metadata(id, key))
     }
 }

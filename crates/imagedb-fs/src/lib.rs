@@ -35,7 +35,9 @@ mod faults;
 mod fs;
 mod mem;
 
-pub use crate::backend::{CleanupReport, Error, MAX_CONFIG_SIZE, StoreBackend, validate_key};
+pub use crate::backend::{
+    BulkReader, CleanupReport, Error, MAX_CONFIG_SIZE, StoreBackend, validate_key,
+};
 pub use crate::faults::{Faults, FaultyBackend, Op};
 pub use crate::fs::FsBackend;
 pub use crate::mem::MemBackend;
