@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use dashmap::DashMap;
 use digest_set::{Digest, DigestSet};
-use imagedb_fs::StoreBackend;
+use imagedb_fs::{BulkReader, StoreBackend};
 use layer_store::{LayerGetReleaser, LayerHandle, LayerMetadata};
 use rayon::prelude::*;
 
@@ -74,8 +74,8 @@ enum Outcome {
     Fatal(Box<OpenError>),
 }
 
-fn restore_one<B: StoreBackend, L: LayerGetReleaser>(
-    backend: &B,
+fn restore_one<L: LayerGetReleaser>(
+    backend: &dyn BulkReader,
     layers: &L,
     images: &DashMap<ImageId, Node>,
     with_metadata: Option<&[Digest]>,
@@ -181,10 +181,20 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
                 None
             }
         };
+        let reader = backend.bulk_reader().map_err(OpenError::Walk)?;
         let outcomes: Vec<Outcome> = ids
             .par_iter()
-            .filter_map(|d| restore_one(&backend, &layers, &images, with_metadata.as_deref(), d))
+            .filter_map(|d| {
+                restore_one(
+                    reader.as_ref(),
+                    &layers,
+                    &images,
+                    with_metadata.as_deref(),
+                    d,
+                )
+            })
             .collect();
+        drop(reader);
         drop(with_metadata);
         drop(ids);
 
