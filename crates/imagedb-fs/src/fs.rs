@@ -108,6 +108,28 @@ impl FsBackend {
         Self::open_inner(root.as_ref(), Some(faults))
     }
 
+    /// Opens an existing imagedb at `root` without creating anything, for read-only use
+    /// (`imgstore ls`, `fsck`). `content/sha256` must be a directory (a missing one is
+    /// [`Error::Io`] with kind `NotFound`); a missing `metadata/sha256` reads as "no metadata".
+    pub fn open_existing(root: impl AsRef<Path>) -> Result<Self, Error> {
+        let root = root.as_ref();
+        let backend = FsBackend {
+            root: root.to_path_buf(),
+            content: root.join("content").join("sha256"),
+            metadata: root.join("metadata").join("sha256"),
+            io: Injector::new(None),
+            lock: RwLock::new(()),
+        };
+        match fs::metadata(&backend.content) {
+            Ok(m) if m.is_dir() => Ok(backend),
+            Ok(m) => Err(Error::NotADirectory {
+                path: backend.content.clone(),
+                what: describe(m.file_type()),
+            }),
+            Err(e) => Err(io_at("stat", &backend.content, e)),
+        }
+    }
+
     fn open_inner(root: &Path, faults: Option<Faults>) -> Result<Self, Error> {
         let content = root.join("content").join("sha256");
         let metadata = root.join("metadata").join("sha256");
