@@ -299,7 +299,7 @@ pub fn fsck(g: &Global, format: &str) -> Outcome {
         out.push_str(&format!(
             "ok: {} images, {} layers, {} references; nothing wrong found\n",
             store.images().len(),
-            store.layers().len(),
+            store.layer_store().len(),
             store.refs().entries().count()
         ));
     }

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use digest_set::{Algorithm, Digest};
 use serde::Serialize;
 
-use crate::store::{SkipKind, Store};
+use layer_store::ChainId;
+
+use crate::store::Store;
 
 /// One problem found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -50,74 +52,132 @@ impl std::fmt::Display for Finding {
     }
 }
 
+/// `<hex>` of a sha256 image ID file, for messages.
+fn content_file(store: &Store, id: &Digest) -> PathBuf {
+    store
+        .data_root()
+        .imagedb_dir()
+        .join("content")
+        .join("sha256")
+        .join(id.hex())
+}
+
+/// Why an image was not restored, from the image store's verdict, as `(kind, message)`.
+/// For a config that could not be read, the file is hashed again only to say what it
+/// hashes to.
+fn skipped_image(
+    store: &Store,
+    id: &Digest,
+    reason: &image_store::SkipReason,
+) -> (&'static str, String) {
+    use image_store::SkipReason as R;
+    match reason {
+        R::Unreadable(e) => {
+            match std::fs::read(content_file(store, id)).map(|b| Digest::sha256(&b)) {
+                Ok(actual) if actual != *id => (
+                    "config-verify",
+                    format!(
+                        "image config fails verification: its content hashes to {actual}; dockerd does not restore this image"
+                    ),
+                ),
+                _ => (
+                    "config-unreadable",
+                    format!(
+                        "image config cannot be read: {e}; dockerd does not restore this image"
+                    ),
+                ),
+            }
+        }
+        R::Invalid(e) => (
+            "config-invalid",
+            format!("image config does not parse: {e}; dockerd does not restore this image"),
+        ),
+        R::UnsupportedOs(os) => (
+            "image-os",
+            format!("image OS {os:?} is not supported; dockerd does not restore this image"),
+        ),
+        R::LayerMissing(c) => (
+            "image-layer-missing",
+            format!(
+                "top layer {c} is not loaded; dockerd does not restore this image (\"not restoring image\")"
+            ),
+        ),
+        other => (
+            "config-invalid",
+            format!("{other}; dockerd does not restore this image"),
+        ),
+    }
+}
+
+/// Why a layer did not load, from the layer store's verdict, in words naming the file.
+fn skipped_layer(l: &layer_store::SkippedLayer) -> String {
+    use layer_store::SkipReason as R;
+    let file = |f: &str| l.path.join(f).display().to_string();
+    match &l.reason {
+        R::MissingFile { file: f } => format!("{} is missing", file(f)),
+        R::Unreadable { file: f, message } => format!("read {}: {message}", file(f)),
+        R::BadDigest {
+            file: f,
+            value,
+            message,
+        } => format!("{} holds {value:?}, not a digest: {message}", file(f)),
+        R::BadSize { value } => format!("{} holds {value:?}, not a decimal number", file("size")),
+        R::BadCacheId { value } => {
+            format!("{} holds {value:?}, not a valid cache ID", file("cache-id"))
+        }
+        R::MissingParent { parent } => {
+            format!("its parent layer {} does not exist", parent.0.short())
+        }
+        R::BrokenParent { parent } => format!("its parent layer {} did not load", parent.0.short()),
+        R::ParentCycle { parent } => {
+            format!("its parent chain loops through layer {}", parent.0.short())
+        }
+        other => other.to_string(),
+    }
+}
+
 /// Checks the store and returns every finding, sorted by kind then path.
 pub fn check(store: &Store) -> Vec<Finding> {
     let mut out = Vec::new();
     let imagedb = store.data_root().imagedb_dir();
     let meta = imagedb.join("metadata").join("sha256");
-    for s in store.skipped_images() {
-        let (kind, message) = match &s.kind {
-            SkipKind::Unreadable(e) => (
-                "config-unreadable",
-                format!("image config cannot be read: {e}; dockerd does not restore this image"),
-            ),
-            SkipKind::Verify(actual) => (
-                "config-verify",
-                format!(
-                    "image config fails verification: its content hashes to {actual}; dockerd does not restore this image"
-                ),
-            ),
-            SkipKind::Invalid(e) => (
-                "config-invalid",
-                format!("image config does not parse: {e}; dockerd does not restore this image"),
-            ),
-            SkipKind::Os(os) => (
-                "image-os",
-                format!("image OS {os:?} is not supported; dockerd does not restore this image"),
-            ),
-            SkipKind::LayerMissing(c) => (
-                "image-layer-missing",
-                format!(
-                    "top layer {c} is not loaded; dockerd does not restore this image (\"not restoring image\")"
-                ),
-            ),
-        };
+    let images = store.images();
+    for s in &store.image_restore().skipped {
+        let (kind, message) = skipped_image(store, &s.id.0, &s.reason);
         out.push(Finding {
             kind,
             id: s.id.to_string(),
-            path: s.path.clone(),
+            path: content_file(store, &s.id.0),
             message,
         });
     }
-    for b in store.bad_layers() {
+    for b in &store.layer_restore().skipped {
         out.push(Finding {
             kind: "layer-bad",
             id: b.chain_id.to_string(),
-            path: b.dir.clone(),
-            message: format!("layer does not load: {}", b.reason),
+            path: b.path.clone(),
+            message: format!("layer does not load: {}", skipped_layer(b)),
         });
     }
-    for e in store.images().values() {
-        let id = e.id();
-        if let Some(p) = &e.parent {
-            match p.parse::<Digest>() {
-                Ok(pd) if store.image(&pd).is_some() => {}
-                Ok(pd) => out.push(Finding {
-                    kind: "parent-dangling",
-                    id: id.to_string(),
-                    path: meta.join(id.hex()).join("parent"),
-                    message: format!("parent link names {pd}, which is not a restored image"),
-                }),
-                Err(_) => out.push(Finding {
-                    kind: "parent-dangling",
-                    id: id.to_string(),
-                    path: meta.join(id.hex()).join("parent"),
-                    message: format!("parent link holds {p:?}, which is not an image ID"),
-                }),
-            }
+    for d in &store.image_restore().dangling_parents {
+        // Links the restore could not follow; those whose child was deleted since are gone.
+        if !images.contains_key(&d.child.0) {
+            continue;
         }
+        let message = match d.parent {
+            Some(p) => format!("parent link names {p}, which is not a restored image"),
+            None => format!("parent link holds {:?}, which is not an image ID", d.value),
+        };
+        out.push(Finding {
+            kind: "parent-dangling",
+            id: d.child.to_string(),
+            path: meta.join(d.child.hex()).join("parent"),
+            message,
+        });
+    }
+    for id in images.keys() {
         let lu = meta.join(id.hex()).join("lastUpdated");
-        if let Err(text) = store.last_updated(&id) {
+        if let Err(text) = store.last_updated(id) {
             out.push(Finding {
                 kind: "metadata-bad",
                 id: id.to_string(),
@@ -130,7 +190,7 @@ pub fn check(store: &Store) -> Vec<Finding> {
     }
     // Parent links that loop (a restored image that is its own ancestor).
     let mut state: std::collections::HashMap<Digest, u8> = std::collections::HashMap::new();
-    for start in store.images().keys() {
+    for start in images.keys() {
         let mut path = Vec::new();
         let mut cur = Some(*start);
         while let Some(c) = cur {
@@ -156,21 +216,20 @@ pub fn check(store: &Store) -> Vec<Finding> {
             }
             state.insert(c, 1);
             path.push(c);
-            cur = store
-                .image(&c)
+            cur = images
+                .get(&c)
                 .and_then(|e| e.parent_id())
-                .filter(|p| store.image(p).is_some());
+                .filter(|p| images.contains_key(p));
         }
         for p in path {
             state.insert(p, 2);
         }
     }
     // Metadata directories without a config.
-    let known: HashSet<Digest> = store
-        .images()
+    let known: HashSet<Digest> = images
         .keys()
         .copied()
-        .chain(store.skipped_images().iter().map(|s| s.id))
+        .chain(store.image_restore().skipped.iter().map(|s| s.id.0))
         .collect();
     if let Ok(entries) = std::fs::read_dir(&meta) {
         let mut names: Vec<_> = entries.filter_map(Result::ok).collect();
@@ -206,7 +265,7 @@ pub fn check(store: &Store) -> Vec<Finding> {
             continue;
         }
         match id.parse::<Digest>() {
-            Ok(d) if store.image(&d).is_some() => {}
+            Ok(d) if images.contains_key(&d) => {}
             Ok(d) => out.push(Finding {
                 kind: "reference-missing",
                 id: d.to_string(),
@@ -223,7 +282,7 @@ pub fn check(store: &Store) -> Vec<Finding> {
     }
     // Containers whose image is gone.
     for c in crate::ops::read_containers(store.data_root().root()) {
-        if store.image(&c.image).is_none() {
+        if !images.contains_key(&c.image) {
             out.push(Finding {
                 kind: "container-image-missing",
                 id: c.image.to_string(),
@@ -241,29 +300,37 @@ pub fn check(store: &Store) -> Vec<Finding> {
             });
         }
     }
-    // Layers no image (or mount) needs.
-    let mut needed: HashSet<Digest> = HashSet::new();
-    let mark = |start: Option<Digest>, needed: &mut HashSet<Digest>| {
-        let mut cur = start;
-        while let Some(c) = cur {
-            if !needed.insert(c) {
-                break;
+    // Layers no image (or mount) needs: those the layer store counts no reference on, and
+    // then, as a release would cascade, parents whose every reference is such a layer.
+    let layers = store.layer_store();
+    let all = layers.layers();
+    let mut refs: std::collections::HashMap<ChainId, usize> = all
+        .iter()
+        .map(|l| (l.chain_id, layers.ref_count(&l.chain_id).unwrap_or(0)))
+        .collect();
+    let mut orphans: Vec<ChainId> = refs
+        .iter()
+        .filter(|(_, n)| **n == 0)
+        .map(|(c, _)| *c)
+        .collect();
+    let mut i = 0;
+    while let Some(c) = orphans.get(i).copied() {
+        i += 1;
+        if let Some(p) = layers.layer(&c).and_then(|l| l.parent)
+            && let Some(n) = refs.get_mut(&p)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                orphans.push(p);
             }
-            cur = store.layers().get(&c).and_then(|l| l.parent);
         }
-    };
-    for e in store.images().values() {
-        mark(e.chain_id, &mut needed);
     }
-    for (_, p) in store.mounts() {
-        mark(*p, &mut needed);
-    }
-    for (c, l) in store.layers() {
-        if !needed.contains(c) {
+    for c in orphans {
+        if let Some(l) = layers.layer(&c) {
             out.push(Finding {
                 kind: "layer-orphan",
                 id: c.to_string(),
-                path: l.dir.clone(),
+                path: layers.layer_dir(&c),
                 message: format!(
                     "no image or container uses this layer (cache-id {}, {} bytes)",
                     l.cache_id, l.diff_size
@@ -271,14 +338,32 @@ pub fn check(store: &Store) -> Vec<Finding> {
             });
         }
     }
-    for (path, name) in store
-        .stray_content()
+    // Leftovers the layer store found (interrupted writes and deletions).
+    for l in &store.layer_restore().leftovers {
+        let what = match l.kind {
+            layer_store::LeftoverKind::Staging => "a write was interrupted",
+            layer_store::LeftoverKind::Removing => "a layer deletion was interrupted",
+        };
+        out.push(Finding {
+            kind: "leftover",
+            id: String::new(),
+            path: l.path.clone(),
+            message: format!("leftover entry {:?}: {what}", file_name(&l.path)),
+        });
+    }
+    // Names the stores skip without a word: temp files among the configs, anything else
+    // in the layerdb.
+    let reported: HashSet<PathBuf> = store
+        .layer_restore()
+        .leftovers
         .iter()
-        .chain(store.stray_layer_entries())
-    {
-        let what = if name.ends_with("-removing") {
-            "a layer deletion was interrupted"
-        } else if name.contains(".tmp-") || name.starts_with("tmp/") {
+        .map(|l| l.path.clone())
+        .collect();
+    for (path, name) in stray_names(store) {
+        if reported.contains(&path) {
+            continue;
+        }
+        let what = if name.contains(".tmp-") || name.starts_with("tmp/") {
             "a write was interrupted"
         } else {
             "not something dockerd writes here"
@@ -286,10 +371,68 @@ pub fn check(store: &Store) -> Vec<Finding> {
         out.push(Finding {
             kind: "leftover",
             id: String::new(),
-            path: path.clone(),
+            path,
             message: format!("leftover entry {name:?}: {what}"),
         });
     }
     out.sort_by(|a, b| a.kind.cmp(b.kind).then(a.path.cmp(&b.path)));
+    out
+}
+
+fn file_name(p: &std::path::Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Sorted `(path, name)` of the entries of `dir`, with whether each is a directory; empty
+/// when it cannot be listed.
+fn list(dir: &std::path::Path) -> Vec<(PathBuf, String, bool)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|e| {
+            let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            (
+                e.path(),
+                e.file_name().to_string_lossy().into_owned(),
+                is_dir,
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Entries of `imagedb/content/sha256` that are not image IDs, entries of `layerdb/sha256`
+/// that are not layer directories, anything in `layerdb/tmp`, and unknown `layerdb` entries.
+fn stray_names(store: &Store) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let content = store
+        .data_root()
+        .imagedb_dir()
+        .join("content")
+        .join("sha256");
+    for (path, name, _) in list(&content) {
+        if Digest::from_hex(Algorithm::Sha256, &name).is_err() {
+            out.push((path, name));
+        }
+    }
+    let layerdb = store.data_root().layerdb_dir();
+    for (path, name, is_dir) in list(&layerdb.join("sha256")) {
+        if !is_dir || Digest::from_hex(Algorithm::Sha256, &name).is_err() {
+            out.push((path, name));
+        }
+    }
+    for (path, name, _) in list(&layerdb.join("tmp")) {
+        out.push((path, format!("tmp/{name}")));
+    }
+    for (path, name, is_dir) in list(&layerdb) {
+        if !matches!(name.as_str(), "sha256" | "tmp" | "mounts") || !is_dir {
+            out.push((path, name));
+        }
+    }
     out
 }

@@ -1,4 +1,4 @@
-//! Small file-system helpers: durable atomic writes.
+//! Small file-system helpers: durable atomic writes (for `repositories.json`).
 
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
@@ -65,87 +65,4 @@ fn tempfile_in(dir: &Path, base: &str) -> Result<(std::fs::File, PathBuf), IoFai
         dir.to_owned(),
         std::io::Error::other("cannot find a free temp file name"),
     ))
-}
-
-/// A directory opened once so the small files in it can be read without walking the whole
-/// path again for each (`openat`). Layer directories hold four or five such files.
-#[derive(Debug)]
-pub struct Dir {
-    file: std::fs::File,
-    path: PathBuf,
-}
-
-impl Dir {
-    /// Opens `path` as a directory.
-    pub fn open(path: &Path) -> std::io::Result<Dir> {
-        Ok(Dir {
-            file: std::fs::File::open(path)?,
-            path: path.to_owned(),
-        })
-    }
-
-    /// Opens the subdirectory `name` (relative to this one).
-    pub fn open_dir(&self, name: &str) -> std::io::Result<Dir> {
-        let file = self.open_raw(name, libc::O_DIRECTORY)?;
-        Ok(Dir {
-            file,
-            path: self.path.join(name),
-        })
-    }
-
-    fn open_raw(&self, name: &str, extra: libc::c_int) -> std::io::Result<std::fs::File> {
-        use std::os::fd::{AsRawFd as _, FromRawFd as _};
-        let Ok(cname) = std::ffi::CString::new(name) else {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "file name with a NUL byte",
-            ));
-        };
-        // SAFETY: the directory fd is valid for the lifetime of `self.file`, `cname` is a
-        // NUL-terminated string that outlives the call, and `openat` has no other
-        // preconditions.
-        let fd = unsafe {
-            libc::openat(
-                self.file.as_raw_fd(),
-                cname.as_ptr(),
-                libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | extra,
-            )
-        };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: `fd` is a fresh descriptor that nothing else owns, so the `File` may take
-        // ownership of it (and close it).
-        Ok(unsafe { std::fs::File::from_raw_fd(fd) })
-    }
-
-    /// The directory's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Reads the file `name` (relative to this directory; symlinks are followed, as dockerd's
-    /// reads do); `Ok(None)` when it does not exist. Opened non-blocking, so a FIFO planted
-    /// in the store is an error instead of a hang.
-    pub fn read_opt(&self, name: &str) -> std::io::Result<Option<Vec<u8>>> {
-        use std::io::Read as _;
-        let mut file = match self.open_raw(name, 0) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        // A plain read loop: `read_to_end` would add an fstat and an lseek per file, which
-        // for the many tiny files of a layer store cost more than the reads.
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 8192];
-        loop {
-            match file.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(Some(buf))
-    }
 }

@@ -20,6 +20,7 @@ pub mod fsutil;
 pub mod gofmt;
 pub mod ops;
 pub mod output;
+pub mod overlay2;
 pub mod reference;
 pub mod refstore;
 pub mod store;

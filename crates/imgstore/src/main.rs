@@ -19,7 +19,8 @@ struct Cli {
     /// The storage driver (default: the only one under <data-root>/image, else vfs).
     #[arg(long, global = true, value_name = "NAME")]
     storage_driver: Option<String>,
-    /// Log level for messages on stderr (error, warn, info, debug, trace).
+    /// Log level for messages on stderr (error, warn, info, debug, trace). What restore
+    /// skips (reported by `fsck`) is logged from `info` on.
     #[arg(long, global = true, default_value = "warn", value_name = "LEVEL")]
     log_level: String,
     #[command(subcommand)]
@@ -138,7 +139,15 @@ fn main() -> ExitCode {
             return fail(&format!("{} (see imgstore --help)", message.join(" ")));
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+    // What the stores' restore skips is `fsck`'s to report: their per-image and per-layer
+    // warnings show from `info` on, not on every `ls`.
+    let level = match cli.log_level.as_str() {
+        l @ ("warn" | "error") => {
+            format!("{l},image_store=error,layer_store=error,imagedb_fs=error")
+        }
+        other => other.to_owned(),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -1,13 +1,12 @@
 //! The writing operations: `tag` and `rm`, with dockerd 20.10's rules
-//! (`daemon/images/image_tag.go`, `image_delete.go`, `image/store.go`, `layer/layer_store.go`).
+//! (`daemon/images/image_tag.go`, `image_delete.go`): imgstore's own conflict, untag and prune
+//! rules on top of [`image_store::ImageStore::delete`] and [`layer_store::LayerStore::release`].
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use digest_set::Digest;
-use image_store::time::Timestamp;
+use image_store::ImageId;
 
-use crate::fsutil::{atomic_write, sync_dir};
 use crate::reference::Reference;
 use crate::store::{Error, Store};
 
@@ -124,7 +123,8 @@ fn short_container(id: &str) -> String {
 
 impl Store {
     /// `docker tag SOURCE TARGET`: points `target` (default tag `latest`) at the image
-    /// `source` resolves to, replacing an existing tag, and records `lastUpdated`.
+    /// `source` resolves to, replacing an existing tag, and records `lastUpdated` through the
+    /// image store.
     pub fn tag(&mut self, source: &str, target: &str) -> Result<Digest, Error> {
         let id = self.resolve(source)?;
         let r = Reference::parse_normalized(target)?;
@@ -132,35 +132,9 @@ impl Store {
             return Err(crate::refstore::RefStoreError::TagWithDigest.into());
         }
         let r = r.with_default_tag();
-        self.ensure_image_dir()?;
         self.refs_mut().add_tag(&r, &id, true)?;
-        self.set_last_updated(&id, Timestamp::now())?;
+        self.image_store().set_last_updated(&ImageId(id))?;
         Ok(id)
-    }
-
-    fn ensure_image_dir(&self) -> Result<(), Error> {
-        let dir = self.data_root().image_dir();
-        std::fs::create_dir_all(&dir).map_err(|e| Error::Io {
-            op: "create directory",
-            path: dir,
-            source: e,
-        })
-    }
-
-    fn metadata_dir(&self, id: &Digest) -> std::path::PathBuf {
-        self.data_root()
-            .imagedb_dir()
-            .join("metadata")
-            .join("sha256")
-            .join(id.hex())
-    }
-
-    /// Writes `lastUpdated` metadata (RFC 3339 with nanoseconds), as dockerd's `SetLastUpdated`.
-    pub fn set_last_updated(&mut self, id: &Digest, t: Timestamp) -> Result<(), Error> {
-        let dir = self.metadata_dir(id);
-        create_dir_0700(&dir)?;
-        atomic_write(&dir.join("lastUpdated"), t.to_string().as_bytes(), 0o600)?;
-        Ok(())
     }
 
     /// `docker rmi [-f] [--no-prune] IMAGE`: dockerd's `ImageDelete`. Returns the records in
@@ -185,9 +159,12 @@ impl Store {
         prune: bool,
         records: &mut Vec<DeleteRecord>,
     ) -> Result<(), Error> {
-        let driver = self.data_root().driver().to_owned();
-        if driver != "vfs" && driver != "overlay2" {
-            return Err(Error::UnsupportedDriver(driver));
+        // Layers of other drivers are opened read-only: deleting their metadata without
+        // their content would leak it.
+        if self.layer_store().mode() != layer_store::OpenMode::ReadWrite {
+            return Err(Error::UnsupportedDriver(
+                self.data_root().driver().to_owned(),
+            ));
         }
         let id = self.resolve(arg)?;
         let containers = read_containers(self.data_root().root());
@@ -319,7 +296,7 @@ impl Store {
                 }
                 return Err(conflict_error(&id, &c));
             }
-            let parent = self.image(&id).and_then(|e| e.parent.clone());
+            let parent = self.parent_link(&id);
             for r in self.refs().references(&id).to_vec() {
                 let r = r.with_default_tag();
                 self.refs_mut().delete(&r)?;
@@ -343,150 +320,15 @@ impl Store {
         }
     }
 
-    /// The image store's `Delete`: unlinks children, removes the config and metadata, and
-    /// releases the image's layer. Returns the layers deleted, child first.
+    /// The image store's `Delete` (children lose their link, the config and metadata go,
+    /// the image's layer reference is released through the layer store). Returns the layers
+    /// the release deleted, child first.
     fn delete_image(&mut self, id: &Digest) -> Result<Vec<Digest>, Error> {
-        let Some(entry) = self.images().get(id).cloned() else {
+        if !self.contains(id) {
             return Err(Error::UnrecognizedImage(id.to_string()));
-        };
-        let meta_root = self
-            .data_root()
-            .imagedb_dir()
-            .join("metadata")
-            .join("sha256");
-        for child in self.children(id) {
-            let p = meta_root.join(child.hex()).join("parent");
-            remove_file_if_exists(&p)?;
-            if let Some(c) = self.images_mut().get_mut(&child) {
-                c.parent = None;
-            }
         }
-        if let Some(p) = entry.parent_id()
-            && let Some(set) = self.children_map_mut().get_mut(&p)
-        {
-            set.remove(id);
-        }
-        self.children_map_mut().remove(id);
-        self.ids_mut().remove(id);
-        self.images_mut().remove(id);
-        let mdir = meta_root.join(id.hex());
-        match std::fs::remove_dir_all(&mdir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(Error::Io {
-                    op: "remove",
-                    path: mdir,
-                    source: e,
-                });
-            }
-        }
-        let content = self
-            .data_root()
-            .imagedb_dir()
-            .join("content")
-            .join("sha256")
-            .join(id.hex());
-        remove_file_if_exists(&content)?;
-        if let Some(dir) = content.parent() {
-            sync_dir(dir)?;
-        }
-        match entry.chain_id {
-            Some(c) => self.release_layer(&c),
-            None => Ok(Vec::new()),
-        }
-    }
-
-    /// How many references each loaded layer has, as dockerd counts them after restore:
-    /// loaded child layers, RW mounts, and one handle per restored image on top of it.
-    fn layer_refcounts(&self) -> HashMap<Digest, usize> {
-        let mut counts: HashMap<Digest, usize> = HashMap::new();
-        for l in self.layers().values() {
-            if let Some(p) = l.parent {
-                *counts.entry(p).or_default() += 1;
-            }
-        }
-        for (_, p) in self.mounts() {
-            if let Some(p) = p {
-                *counts.entry(*p).or_default() += 1;
-            }
-        }
-        for e in self.images().values() {
-            if let Some(c) = e.chain_id {
-                *counts.entry(c).or_default() += 1;
-            }
-        }
-        counts
-    }
-
-    /// Releases the reference a just-deleted image held on `top` and deletes every layer that
-    /// drops to zero references, child first (dockerd's `releaseLayer`).
-    fn release_layer(&mut self, top: &Digest) -> Result<Vec<Digest>, Error> {
-        // The deleted image is no longer in the map, so its reference is already not counted.
-        let mut counts = self.layer_refcounts();
-        let mut removed = Vec::new();
-        let mut current = Some(*top);
-        while let Some(l) = current {
-            if counts.get(&l).copied().unwrap_or(0) > 0 {
-                break;
-            }
-            let Some(layer) = self.layers_mut().remove(&l) else {
-                break;
-            };
-            self.delete_layer_files(&layer)?;
-            removed.push(l);
-            current = layer.parent;
-            if let Some(p) = current
-                && let Some(c) = counts.get_mut(&p)
-            {
-                *c = c.saturating_sub(1);
-            }
-        }
-        Ok(removed)
-    }
-
-    fn delete_layer_files(&self, layer: &crate::store::Layer) -> Result<(), Error> {
-        let parent_dir = layer.dir.parent().unwrap_or(Path::new("."));
-        let removing = parent_dir.join(format!(
-            "{}-{}-removing",
-            layer.chain_id.hex(),
-            random_hex()
-        ));
-        std::fs::rename(&layer.dir, &removing).map_err(|e| Error::Io {
-            op: "rename",
-            path: layer.dir.clone(),
-            source: e,
-        })?;
-        sync_dir(parent_dir)?;
-        self.remove_driver_content(&layer.cache_id)?;
-        std::fs::remove_dir_all(&removing).map_err(|e| Error::Io {
-            op: "remove",
-            path: removing.clone(),
-            source: e,
-        })?;
-        sync_dir(parent_dir)?;
-        Ok(())
-    }
-
-    fn remove_driver_content(&self, cache_id: &str) -> Result<(), Error> {
-        if cache_id.contains('/') || cache_id == "." || cache_id == ".." {
-            return Ok(());
-        }
-        let droot = self.data_root().driver_dir();
-        match self.data_root().driver() {
-            "vfs" => remove_dir_if_exists(&droot.join("dir").join(cache_id)),
-            "overlay2" => {
-                let dir = droot.join(cache_id);
-                if let Ok(link) = std::fs::read_to_string(dir.join("link")) {
-                    let link = link.trim();
-                    if !link.is_empty() && !link.contains('/') {
-                        remove_file_if_exists(&droot.join("l").join(link))?;
-                    }
-                }
-                remove_dir_if_exists(&dir)
-            }
-            other => Err(Error::UnsupportedDriver(other.to_owned())),
-        }
+        let removed = self.image_store().delete(&ImageId(*id))?;
+        Ok(removed.into_iter().map(|l| l.chain_id.0).collect())
     }
 }
 
@@ -500,53 +342,4 @@ fn conflict_error(id: &Digest, c: &Conflict) -> Error {
         },
         message: c.message.clone(),
     }
-}
-
-fn create_dir_0700(dir: &Path) -> Result<(), Error> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| Error::Io {
-            op: "create directory",
-            path: dir.to_owned(),
-            source: e,
-        })
-}
-
-fn remove_file_if_exists(p: &Path) -> Result<(), Error> {
-    match std::fs::remove_file(p) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::Io {
-            op: "remove",
-            path: p.to_owned(),
-            source: e,
-        }),
-    }
-}
-
-fn remove_dir_if_exists(p: &Path) -> Result<(), Error> {
-    match std::fs::remove_dir_all(p) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::Io {
-            op: "remove",
-            path: p.to_owned(),
-            source: e,
-        }),
-    }
-}
-
-/// 64 hex characters that differ between calls (dockerd uses a random ID here).
-fn random_hex() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    Digest::sha256(format!("{t}-{}-{n}", std::process::id()).as_bytes()).hex()
 }

@@ -138,7 +138,7 @@ pub fn list_checked(store: &Store, opts: &ListOptions) -> Result<Vec<Summary>, F
         .map(|a| created_of(a))
         .transpose()?;
     let mut out = Vec::new();
-    'images: for (id, e) in store.images() {
+    'images: for (id, e) in &store.images() {
         if dangling_only && !store.children(id).is_empty() {
             continue;
         }
@@ -507,7 +507,7 @@ pub fn inspect(store: &Store, id: &Digest) -> Result<Inspect, Error> {
         id: id.to_string(),
         repo_tags: tags,
         repo_digests: digests,
-        parent: e.parent.clone().unwrap_or_default(),
+        parent: store.parent_link(id).unwrap_or_default(),
         comment: cfg.comment.clone(),
         created: cfg
             .created
@@ -546,7 +546,7 @@ pub fn inspect(store: &Store, id: &Digest) -> Result<Inspect, Error> {
 
 /// The driver's metadata for a layer: `null` for vfs; overlay2's directories.
 fn graph_driver_data(store: &Store, chain: Option<&Digest>) -> Option<BTreeMap<String, String>> {
-    let layer = store.layers().get(chain?)?;
+    let layer = store.layer_store().layer(&layer_store::ChainId(*chain?))?;
     if store.data_root().driver() != "overlay2" {
         return None;
     }
@@ -617,7 +617,7 @@ pub fn history(store: &Store, id: &Digest) -> Result<Vec<HistoryItem>, Error> {
         .image(id)
         .ok_or_else(|| Error::NoSuchImage(id.to_string()))?;
     let cfg = e.image.config();
-    let chain = store.image_chain(e);
+    let chain = store.image_chain(&e);
     let mut items = Vec::new();
     let mut layer = 0usize;
     for h in &cfg.history {
@@ -625,10 +625,10 @@ pub fn history(store: &Store, id: &Digest) -> Result<Vec<HistoryItem>, Error> {
         if !h.empty_layer {
             let c = chain.get(layer).ok_or(Error::TooManyLayers)?;
             size = store
-                .layers()
-                .get(c)
+                .layer_store()
+                .layer(&layer_store::ChainId(*c))
                 .ok_or(Error::LayerMissing(*c))?
-                .diff_size;
+                .diff_size as i64;
             layer += 1;
         }
         items.push(HistoryItem {

@@ -1,19 +1,22 @@
 //! [`Store`]: a data root opened the way dockerd opens it, read-only or for writing.
 //!
-//! Opening reads the layer store (`layerdb`), the image configs (`imagedb`) and the reference
-//! store (`repositories.json`) and restores them with dockerd 20.10's rules: a layer whose
-//! metadata does not load is skipped (and so are its children), an image whose config does
-//! not verify or parse, whose OS is not supported, or whose top layer is not loaded is not
-//! restored. Nothing is created, changed or cleaned up by opening; what was skipped is kept
-//! (with the reason) for `fsck`.
+//! Opening builds the project's stores on the data root and lets them restore it with
+//! dockerd 20.10's rules: a [`LayerStore`] on `layerdb` (a layer whose metadata does not load
+//! is skipped, and so are its children) and an [`ImageStore`] over an
+//! [`FsBackend`](imagedb_fs::FsBackend) on `imagedb` (an image whose config does not verify
+//! or parse, whose OS is not supported, or whose top layer is not loaded is not restored).
+//! The reference store (`repositories.json`) is imgstore's own. Read-only opens create,
+//! change and clean nothing; what restore skipped is kept (with the reason) for `fsck`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use digest_set::{Digest, DigestSet, LookupError};
-use image_store::Image;
+use digest_set::Digest;
 use image_store::time::Timestamp;
-use rayon::prelude::*;
+use image_store::{Image, ImageId, ImageStore, RestoreReport, SearchError};
+use imagedb_fs::{FsBackend, MemBackend, StoreBackend};
+use layer_store::{ChainId, LayerStore, RestoreOutcome};
 
 use crate::dataroot::{DataRoot, DataRootError, RootLock};
 use crate::reference::{AnyReference, ReferenceError};
@@ -32,6 +35,25 @@ pub enum Error {
     /// An argument is not a valid reference.
     #[error(transparent)]
     Reference(#[from] ReferenceError),
+    /// Opening the layer store (`layerdb`) failed.
+    #[error("cannot open the layer store: {0}")]
+    LayerStore(Box<layer_store::OpenError>),
+    /// Opening the image store (`imagedb`) failed.
+    #[error("cannot open the image store: {0}")]
+    ImageStore(Box<image_store::OpenError>),
+    /// Opening the imagedb directory failed.
+    #[error("cannot open the image store: {0}")]
+    Backend(Box<imagedb_fs::Error>),
+    /// The storage driver's content directory cannot be used.
+    #[error("cannot use the storage driver's directory: {0}")]
+    Driver(Box<layer_store::DriverError>),
+    /// Deleting an image failed in the image store (or releasing its layer in the layer
+    /// store).
+    #[error(transparent)]
+    Delete(Box<image_store::DeleteError>),
+    /// Writing image metadata failed.
+    #[error(transparent)]
+    Metadata(Box<image_store::MetadataError>),
     /// No image matches the argument (dockerd's message).
     #[error("No such image: {}", .0.escape_debug())]
     NoSuchImage(String),
@@ -98,6 +120,42 @@ pub enum Error {
     },
 }
 
+impl From<layer_store::OpenError> for Error {
+    fn from(e: layer_store::OpenError) -> Self {
+        Error::LayerStore(Box::new(e))
+    }
+}
+
+impl From<image_store::OpenError> for Error {
+    fn from(e: image_store::OpenError) -> Self {
+        Error::ImageStore(Box::new(e))
+    }
+}
+
+impl From<imagedb_fs::Error> for Error {
+    fn from(e: imagedb_fs::Error) -> Self {
+        Error::Backend(Box::new(e))
+    }
+}
+
+impl From<layer_store::DriverError> for Error {
+    fn from(e: layer_store::DriverError) -> Self {
+        Error::Driver(Box::new(e))
+    }
+}
+
+impl From<image_store::DeleteError> for Error {
+    fn from(e: image_store::DeleteError) -> Self {
+        Error::Delete(Box::new(e))
+    }
+}
+
+impl From<image_store::MetadataError> for Error {
+    fn from(e: image_store::MetadataError) -> Self {
+        Error::Metadata(Box::new(e))
+    }
+}
+
 impl From<crate::fsutil::IoFailure> for Error {
     fn from((op, path, source): crate::fsutil::IoFailure) -> Self {
         Error::Io { op, path, source }
@@ -111,55 +169,32 @@ pub struct OpenOptions {
     pub root: PathBuf,
     /// The storage driver; `None` picks the only one present (or `vfs`).
     pub driver: Option<String>,
-    /// Open for writing: take the exclusive lock instead of the shared one.
+    /// Open for writing: take the exclusive lock instead of the shared one, and open the
+    /// layer store read-write (it then cleans leftovers of interrupted writes, as dockerd's
+    /// start does, and deletes layers whose last reference goes).
     pub write: bool,
     /// A missing data root is not an error: reads see an empty store, writes create
     /// `<root>/image/<driver>` (for the per-user default root).
     pub create_missing: bool,
 }
 
-/// A layer loaded from `layerdb/sha256/<chain-id>/`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Layer {
-    /// The chain ID (the directory name).
-    pub chain_id: Digest,
-    /// The `diff` file: the digest of the layer's own tar stream.
-    pub diff_id: Digest,
-    /// The `size` file: the layer's own content size.
-    pub diff_size: i64,
-    /// The size of the whole chain (this layer and its parents).
-    pub size: i64,
-    /// The `cache-id`: the driver's ID for the content.
-    pub cache_id: String,
-    /// The parent chain ID, if any.
-    pub parent: Option<Digest>,
-    /// The layer directory.
-    pub dir: PathBuf,
-}
+/// The image store imgstore works on: configs in the imagedb (or an empty in-memory store
+/// when a read-only open finds no imagedb), layers in the layerdb.
+pub type Images = ImageStore<Box<dyn StoreBackend>, LayerStore>;
 
-/// A layer directory that did not load, and why (dockerd logs these and skips them).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BadLayer {
-    /// The chain ID from the directory name.
-    pub chain_id: Digest,
-    /// The directory.
-    pub dir: PathBuf,
-    /// Why it did not load.
-    pub reason: String,
-}
-
-/// A restored image.
+/// A restored image, as the porcelain shows it: the image store's image and what the layer
+/// store knows of its top layer.
 #[derive(Debug, Clone)]
 pub struct ImageEntry {
-    /// The config, its bytes and typed model.
-    pub image: Image,
-    /// The `parent` metadata as dockerd reads it (any string, unvalidated); `None` if unset.
-    pub parent: Option<String>,
+    /// The config, its bytes and typed model (shared with the image store).
+    pub image: Arc<Image>,
+    /// The image store's parent link (possibly naming an image that is not restored).
+    pub parent: Option<Digest>,
     /// The top layer's chain ID, `None` for an image without layers.
     pub chain_id: Option<Digest>,
     /// The size of the top layer's chain (0 without layers).
     pub size: i64,
-    /// `created`, read when the store was opened (`None` when absent or null).
+    /// `created` (`None` when absent or null).
     pub created: Option<Timestamp>,
 }
 
@@ -174,215 +209,48 @@ impl ImageEntry {
         self.created.map(|t| t.unix_secs()).unwrap_or(GO_ZERO_UNIX)
     }
 
-    /// The parent ID if the metadata names a valid digest.
+    /// The parent ID, if the image has a valid parent link.
     pub fn parent_id(&self) -> Option<Digest> {
-        self.parent.as_deref().and_then(|p| p.parse().ok())
+        self.parent
     }
 }
 
 /// Unix seconds of Go's zero time.
 pub const GO_ZERO_UNIX: i64 = -62_135_596_800;
 
-/// An image config that was not restored, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SkippedImage {
-    /// The image ID (file name).
-    pub id: Digest,
-    /// The config file.
-    pub path: PathBuf,
-    /// What is wrong.
-    pub kind: SkipKind,
-}
-
-/// Why an image was not restored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SkipKind {
-    /// The config could not be read.
-    Unreadable(String),
-    /// The config does not hash to its name.
-    Verify(Digest),
-    /// The config does not parse as an image config.
-    Invalid(String),
-    /// The OS in the config is not supported here.
-    Os(String),
-    /// Its top layer is not loaded.
-    LayerMissing(Digest),
-}
-
 /// A data root opened and restored.
-#[derive(Debug)]
 pub struct Store {
     root: DataRoot,
     _lock: Option<RootLock>,
     refs: RefStore,
-    layers: BTreeMap<Digest, Layer>,
-    bad_layers: Vec<BadLayer>,
-    layer_names: Vec<(PathBuf, String)>,
-    mount_parents: Vec<(PathBuf, Option<Digest>)>,
-    images: BTreeMap<Digest, ImageEntry>,
-    skipped: Vec<SkippedImage>,
-    content_names: Vec<(PathBuf, String)>,
-    children: HashMap<Digest, BTreeSet<Digest>>,
-    ids: DigestSet,
+    images: Images,
+    layer_outcome: RestoreOutcome,
+    image_report: RestoreReport,
     write: bool,
 }
 
-/// `created` alone, without decoding the rest of the config (the config already passed the
-/// image store's check, so a failure here only means "absent").
-fn lean_created(raw: &[u8]) -> Option<Timestamp> {
-    #[derive(serde::Deserialize)]
-    struct Lean {
-        #[serde(default)]
-        created: Option<String>,
-    }
-    let lean: Lean = serde_json::from_slice(raw).ok()?;
-    image_store::time::parse_rfc3339(&lean.created?).ok()
-}
-
-/// Reads a small file; `Ok(None)` when it does not exist.
-fn read_opt(path: &Path) -> Result<Option<Vec<u8>>, String> {
-    match std::fs::read(path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("read {}: {e}", path.display())),
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("root", &self.root)
+            .field("images", &self.images.len())
+            .field("layers", &self.layer_store().len())
+            .field("write", &self.write)
+            .finish_non_exhaustive()
     }
 }
 
-/// A `sha256` digest from its 64 lowercase hex characters (a directory or file name).
-fn parse_hex64(s: &str) -> Option<Digest> {
-    fn val(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
-        }
-    }
-    let b = s.as_bytes();
-    if b.len() != 64 {
-        return None;
-    }
-    let mut raw = [0u8; 32];
-    for (i, byte) in raw.iter_mut().enumerate() {
-        *byte = (val(b[2 * i])? << 4) | val(b[2 * i + 1])?;
-    }
-    Some(Digest::from_sha256_bytes(raw))
-}
-
-/// The raw files of one layer directory.
-struct RawLayer {
-    dir: PathBuf,
-    parsed: Result<(Digest, i64, String, Option<Digest>), String>,
-}
-
-fn read_raw_layer(
-    parent: Option<&crate::fsutil::Dir>,
-    dir: &Path,
-) -> Result<(Digest, i64, String, Option<Digest>), String> {
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // Files are opened relative to `layerdb/sha256` as `<hex>/<file>`: one path component
-    // more per lookup, but no open and close of the layer directory itself.
-    let own;
-    let (handle, prefix) = match parent {
-        Some(p) => (p, format!("{name}/")),
-        None => {
-            own = crate::fsutil::Dir::open(dir)
-                .map_err(|e| format!("open {}: {e}", dir.display()))?;
-            (&own, String::new())
-        }
-    };
-    let opt = |file: &str| -> Result<Option<Vec<u8>>, String> {
-        handle
-            .read_opt(&format!("{prefix}{file}"))
-            .map_err(|e| format!("read {}: {e}", dir.join(file).display()))
-    };
-    let req = |name: &str| -> Result<Vec<u8>, String> {
-        opt(name)?.ok_or_else(|| format!("{} is missing", dir.join(name).display()))
-    };
-    let diff = req("diff")?;
-    let diff = String::from_utf8_lossy(&diff);
-    let diff_id: Digest = diff
-        .trim()
-        .parse()
-        .map_err(|e| format!("failed to get diff id: {}: {e}", dir.join("diff").display()))?;
-    let size = req("size")?;
-    // dockerd: strconv.ParseInt on the raw bytes, no trimming.
-    let size: i64 = std::str::from_utf8(&size)
-        .ok()
-        .and_then(|s| match s.strip_prefix('+') {
-            Some(rest) => rest.parse().ok(),
-            None => s.parse().ok(),
-        })
-        .ok_or_else(|| {
-            format!(
-                "failed to get size: {} holds {:?}, not a decimal number",
-                dir.join("size").display(),
-                String::from_utf8_lossy(&size)
-            )
-        })?;
-    let cache = req("cache-id")?;
-    let cache_id = String::from_utf8_lossy(&cache).trim().to_owned();
-    if cache_id.is_empty() {
-        return Err(format!(
-            "failed to get cache id: {} is empty",
-            dir.join("cache-id").display()
-        ));
-    }
-    let parent = match opt("parent")? {
-        None => None,
-        Some(p) => Some(
-            String::from_utf8_lossy(&p)
-                .trim()
-                .parse::<Digest>()
-                .map_err(|e| {
-                    format!(
-                        "failed to get parent: {}: {e}",
-                        dir.join("parent").display()
-                    )
-                })?,
-        ),
-    };
-    if let Some(d) = opt("descriptor.json")?
-        && serde_json::from_slice::<serde_json::Value>(&d).is_err()
-    {
-        return Err(format!(
-            "failed to get descriptor: {} is not JSON",
-            dir.join("descriptor.json").display()
-        ));
-    }
-    Ok((diff_id, size, cache_id, parent))
-}
-
-fn list_dir(dir: &Path) -> Result<Vec<(String, PathBuf, bool)>, Error> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(Error::Io {
-                op: "read directory",
-                path: dir.to_owned(),
-                source: e,
-            });
-        }
-    };
-    let mut out = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::Io {
-            op: "read directory",
-            path: dir.to_owned(),
-            source: e,
-        })?;
-        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-        out.push((
-            entry.file_name().to_string_lossy().into_owned(),
-            entry.path(),
-            is_dir,
-        ));
-    }
-    out.sort();
-    Ok(out)
+/// The content driver of a write open: the driver's content is removed with its layers.
+/// `None` for drivers whose content this tool cannot remove (their layers are opened
+/// read-only, so nothing is deleted without its content).
+fn content_driver(root: &DataRoot) -> Result<Option<Box<dyn layer_store::Driver>>, Error> {
+    Ok(match root.driver() {
+        "vfs" => Some(Box::new(layer_store::VfsDriver::new(root.driver_dir())?)),
+        "overlay2" => Some(Box::new(crate::overlay2::Overlay2Remover::new(
+            root.driver_dir(),
+        ))),
+        _ => None,
+    })
 }
 
 impl Store {
@@ -397,237 +265,43 @@ impl Store {
         };
         let lock = root.lock(opts.write)?;
         let refs = RefStore::load(&root.repositories_json())?;
-        let mut store = Store {
-            root,
-            _lock: lock,
-            refs,
-            layers: BTreeMap::new(),
-            bad_layers: Vec::new(),
-            layer_names: Vec::new(),
-            mount_parents: Vec::new(),
-            images: BTreeMap::new(),
-            skipped: Vec::new(),
-            content_names: Vec::new(),
-            children: HashMap::new(),
-            ids: DigestSet::new(),
-            write: opts.write,
-        };
         let t = std::time::Instant::now();
-        store.load_layers()?;
+        let layerdb = root.layerdb_dir();
+        let null = || Box::new(layer_store::NullDriver);
+        let (layers, layer_outcome) = match opts.write.then(|| content_driver(&root)) {
+            Some(Ok(Some(d))) => LayerStore::open(layerdb, d)?,
+            Some(Err(e)) => return Err(e),
+            Some(Ok(None)) | None => LayerStore::open_read_only(layerdb, null())?,
+        };
         let layers_done = t.elapsed();
-        store.load_images()?;
+        let imagedb = root.imagedb_dir();
+        let backend: Box<dyn StoreBackend> = if opts.write {
+            Box::new(FsBackend::open(&imagedb)?)
+        } else {
+            match std::fs::symlink_metadata(imagedb.join("content").join("sha256")) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Box::new(MemBackend::new()),
+                _ => Box::new(FsBackend::open_existing(&imagedb)?),
+            }
+        };
+        let (images, image_report) = ImageStore::open(backend, layers)?;
         tracing::debug!(
-            layers = store.layers.len(),
-            bad_layers = store.bad_layers.len(),
-            images = store.images.len(),
-            skipped_images = store.skipped.len(),
+            layers = layer_outcome.loaded,
+            bad_layers = layer_outcome.skipped.len(),
+            images = image_report.restored,
+            skipped_images = image_report.skipped.len(),
             layers_ms = layers_done.as_millis() as u64,
             images_ms = (t.elapsed() - layers_done).as_millis() as u64,
             "data root restored"
         );
-        Ok(store)
-    }
-
-    fn load_layers(&mut self) -> Result<(), Error> {
-        let layerdb = self.root.layerdb_dir();
-        let sha_dir = layerdb.join("sha256");
-        let mut candidates = Vec::new();
-        for (name, path, is_dir) in list_dir(&sha_dir)? {
-            if let Some(d) = parse_hex64(&name).filter(|_| is_dir) {
-                candidates.push((d, path));
-            } else {
-                self.layer_names.push((path, name));
-            }
-        }
-        for (name, path, _) in list_dir(&layerdb.join("tmp"))? {
-            self.layer_names.push((path, format!("tmp/{name}")));
-        }
-        for (name, path, is_dir) in list_dir(&layerdb)? {
-            if !matches!(name.as_str(), "sha256" | "tmp" | "mounts") || !is_dir {
-                self.layer_names.push((path, name));
-            }
-        }
-        for (_, path, is_dir) in list_dir(&layerdb.join("mounts"))? {
-            if !is_dir {
-                continue;
-            }
-            let parent = read_opt(&path.join("parent"))
-                .ok()
-                .flatten()
-                .and_then(|p| String::from_utf8_lossy(&p).trim().parse().ok());
-            self.mount_parents.push((path, parent));
-        }
-        let sha = crate::fsutil::Dir::open(&sha_dir).ok();
-        let raw: HashMap<Digest, RawLayer> = candidates
-            .into_par_iter()
-            .map(|(d, dir)| {
-                let parsed = read_raw_layer(sha.as_ref(), &dir);
-                (d, RawLayer { dir, parsed })
-            })
-            .collect();
-        // Resolve chains, memoised, iteratively (cycles and deep chains cannot overflow):
-        // the chain size of each layer, or why it does not load.
-        let mut result: HashMap<Digest, Result<i64, String>> = HashMap::with_capacity(raw.len());
-        let mut stack: Vec<Digest> = Vec::new();
-        for key in raw.keys() {
-            if result.contains_key(key) {
-                continue;
-            }
-            stack.clear();
-            stack.push(*key);
-            while let Some(&top) = stack.last() {
-                let Some(entry) = raw.get(&top) else {
-                    // Unreachable: only parents that exist are pushed.
-                    stack.pop();
-                    continue;
-                };
-                let outcome: Option<Result<i64, String>> = match &entry.parsed {
-                    Err(e) => Some(Err(e.clone())),
-                    Ok((_, diff_size, _, None)) => Some(Ok(*diff_size)),
-                    Ok((_, diff_size, _, Some(p))) => match result.get(p) {
-                        Some(Ok(size)) => Some(Ok(size.saturating_add(*diff_size))),
-                        Some(Err(_)) => {
-                            Some(Err(format!("its parent layer {} did not load", p.short())))
-                        }
-                        None if !raw.contains_key(p) => Some(Err(format!(
-                            "its parent layer {} does not exist",
-                            p.short()
-                        ))),
-                        None if stack.contains(p) => Some(Err(format!(
-                            "its parent chain loops through layer {}",
-                            p.short()
-                        ))),
-                        None => {
-                            stack.push(*p);
-                            None
-                        }
-                    },
-                };
-                if let Some(outcome) = outcome {
-                    stack.pop();
-                    result.insert(top, outcome);
-                }
-            }
-        }
-        for (chain_id, r) in raw {
-            match (result.remove(&chain_id), r.parsed) {
-                (Some(Ok(size)), Ok((diff_id, diff_size, cache_id, parent))) => {
-                    self.layers.insert(
-                        chain_id,
-                        Layer {
-                            chain_id,
-                            diff_id,
-                            diff_size,
-                            size,
-                            cache_id,
-                            parent,
-                            dir: r.dir,
-                        },
-                    );
-                }
-                (Some(Err(reason)), _) | (None, Err(reason)) => {
-                    self.bad_layers.push(BadLayer {
-                        chain_id,
-                        dir: r.dir,
-                        reason,
-                    });
-                }
-                (None, Ok(_)) | (Some(Ok(_)), Err(_)) => {}
-            }
-        }
-        self.bad_layers.sort_by_key(|a| a.chain_id);
-        Ok(())
-    }
-
-    fn load_images(&mut self) -> Result<(), Error> {
-        let imagedb = self.root.imagedb_dir();
-        let content = imagedb.join("content").join("sha256");
-        let meta = imagedb.join("metadata").join("sha256");
-        let mut candidates = Vec::new();
-        for (name, path, _) in list_dir(&content)? {
-            match parse_hex64(&name) {
-                Some(d) => candidates.push((d, path)),
-                None => self.content_names.push((path, name)),
-            }
-        }
-        let content_dir = crate::fsutil::Dir::open(&content).ok();
-        let meta_dir = crate::fsutil::Dir::open(&meta).ok();
-        let loaded: Vec<Result<ImageEntry, Box<SkippedImage>>> = candidates
-            .into_par_iter()
-            .map(|(id, path)| {
-                let skip = |kind| {
-                    Box::new(SkippedImage {
-                        id,
-                        path: path.clone(),
-                        kind,
-                    })
-                };
-                let hex = id.hex();
-                let raw = match &content_dir {
-                    Some(dir) => dir.read_opt(&hex).and_then(|r| {
-                        r.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
-                    }),
-                    None => std::fs::read(&path),
-                }
-                .map_err(|e| skip(SkipKind::Unreadable(e.to_string())))?;
-                let actual = Digest::sha256(&raw);
-                if actual != id {
-                    return Err(skip(SkipKind::Verify(actual)));
-                }
-                let image = Image::from_verified_bytes(image_store::ImageId(id), raw)
-                    .map_err(|e| skip(SkipKind::Invalid(e.to_string())))?;
-                if !image.is_os_supported() {
-                    return Err(skip(SkipKind::Os(image.config().os.clone())));
-                }
-                let parent = meta_dir
-                    .as_ref()
-                    .and_then(|dir| dir.read_opt(&format!("{hex}/parent")).ok().flatten())
-                    .map(|b| String::from_utf8_lossy(&b).into_owned());
-                let chain_id = image.chain_id().map(|c| c.0);
-                let created = lean_created(image.raw_json());
-                Ok(ImageEntry {
-                    image,
-                    parent,
-                    chain_id,
-                    size: 0,
-                    created,
-                })
-            })
-            .collect();
-        for r in loaded {
-            match r {
-                Ok(mut e) => {
-                    if let Some(c) = e.chain_id {
-                        match self.layers.get(&c) {
-                            Some(l) => e.size = l.size,
-                            None => {
-                                self.skipped.push(SkippedImage {
-                                    id: e.id(),
-                                    path: content.join(e.id().hex()),
-                                    kind: SkipKind::LayerMissing(c),
-                                });
-                                continue;
-                            }
-                        }
-                    }
-                    self.ids.insert(e.id());
-                    self.images.insert(e.id(), e);
-                }
-                Err(s) => self.skipped.push(*s),
-            }
-        }
-        self.skipped.sort_by_key(|a| a.id);
-        // Pass 2: children of restored parents.
-        let links: Vec<(Digest, Digest)> = self
-            .images
-            .values()
-            .filter_map(|e| e.parent_id().map(|p| (p, e.id())))
-            .filter(|(p, _)| self.images.contains_key(p))
-            .collect();
-        for (p, c) in links {
-            self.children.entry(p).or_default().insert(c);
-        }
-        Ok(())
+        Ok(Store {
+            root,
+            _lock: lock,
+            refs,
+            images,
+            layer_outcome,
+            image_report,
+            write: opts.write,
+        })
     }
 
     /// The data root.
@@ -640,52 +314,85 @@ impl Store {
         &self.refs
     }
 
-    /// Restored images by ID.
-    pub fn images(&self) -> &BTreeMap<Digest, ImageEntry> {
+    /// The image store (and, through [`ImageStore::layers`], the layer store).
+    pub fn image_store(&self) -> &Images {
         &self.images
     }
 
+    /// The layer store.
+    pub fn layer_store(&self) -> &LayerStore {
+        self.images.layers()
+    }
+
+    /// What the layer store's restore found: skipped layers and why, leftovers, mounts.
+    pub fn layer_restore(&self) -> &RestoreOutcome {
+        &self.layer_outcome
+    }
+
+    /// What the image store's restore found: skipped images and why, dangling parent links.
+    pub fn image_restore(&self) -> &RestoreReport {
+        &self.image_report
+    }
+
+    fn entry(&self, id: ImageId, image: Arc<Image>) -> ImageEntry {
+        let chain = image.chain_id();
+        let size = chain
+            .and_then(|c| self.layer_store().layer(&c))
+            .map(|l| i64::try_from(l.size).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        ImageEntry {
+            parent: self.images.get_parent(&id).ok().flatten().map(|p| p.0),
+            chain_id: chain.map(|c| c.0),
+            size,
+            created: image.config().created,
+            image,
+        }
+    }
+
+    /// Restored images by ID.
+    pub fn images(&self) -> BTreeMap<Digest, ImageEntry> {
+        self.images
+            .map()
+            .into_iter()
+            .map(|(id, image)| (id.0, self.entry(id, image)))
+            .collect()
+    }
+
     /// A restored image.
-    pub fn image(&self, id: &Digest) -> Option<&ImageEntry> {
-        self.images.get(id)
+    pub fn image(&self, id: &Digest) -> Option<ImageEntry> {
+        let id = ImageId(*id);
+        self.images.get(&id).ok().map(|image| self.entry(id, image))
     }
 
-    /// Loaded layers by chain ID.
-    pub fn layers(&self) -> &BTreeMap<Digest, Layer> {
-        &self.layers
-    }
-
-    /// Layer directories that did not load.
-    pub fn bad_layers(&self) -> &[BadLayer] {
-        &self.bad_layers
-    }
-
-    /// Image configs that were not restored.
-    pub fn skipped_images(&self) -> &[SkippedImage] {
-        &self.skipped
-    }
-
-    /// Entries of `imagedb/content/sha256` that are not image IDs (temp files...).
-    pub fn stray_content(&self) -> &[(PathBuf, String)] {
-        &self.content_names
-    }
-
-    /// Entries of `layerdb` that are not layers (`-removing` dirs, `tmp/` leftovers...).
-    pub fn stray_layer_entries(&self) -> &[(PathBuf, String)] {
-        &self.layer_names
-    }
-
-    /// RW mounts and the layer each names as parent.
-    pub fn mounts(&self) -> &[(PathBuf, Option<Digest>)] {
-        &self.mount_parents
+    /// Whether the image is restored.
+    pub fn contains(&self, id: &Digest) -> bool {
+        self.images.contains(&ImageId(*id))
     }
 
     /// The restored children of a restored image, sorted.
     pub fn children(&self, id: &Digest) -> Vec<Digest> {
-        self.children
-            .get(id)
-            .map(|c| c.iter().copied().collect())
-            .unwrap_or_default()
+        self.images
+            .children(&ImageId(*id))
+            .into_iter()
+            .map(|c| c.0)
+            .collect()
+    }
+
+    /// The `parent` metadata of an image as stored (any string, unvalidated, as dockerd's
+    /// `GetParent` returns it); `None` when unset.
+    pub fn parent_link(&self, id: &Digest) -> Option<String> {
+        match self
+            .images
+            .backend()
+            .get_metadata(id, image_store::KEY_PARENT)
+        {
+            Ok(Some(b)) => Some(String::from_utf8_lossy(&b).into_owned()),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::debug!(image = %id, error = %e, "cannot read parent link");
+                None
+            }
+        }
     }
 
     /// Tagged and digest references of an image, familiar strings, sorted as dockerd sorts.
@@ -715,7 +422,7 @@ impl Store {
         };
         match &parsed {
             AnyReference::Id(d) => {
-                return if self.images.contains_key(d) {
+                return if self.contains(d) {
                     Ok(*d)
                 } else {
                     Err(not_found())
@@ -723,15 +430,15 @@ impl Store {
             }
             AnyReference::Named(r) => {
                 if let Some(id) = self.refs.get(r)
-                    && self.images.contains_key(&id)
+                    && self.contains(&id)
                 {
                     return Ok(id);
                 }
             }
         }
-        match self.ids.lookup(arg) {
-            Ok(d) => Ok(d),
-            Err(LookupError::Ambiguous {
+        match self.images.search(arg) {
+            Ok(d) => Ok(d.0),
+            Err(SearchError::Ambiguous {
                 count, candidates, ..
             }) => Err(Error::Ambiguous {
                 term: arg.to_owned(),
@@ -742,34 +449,30 @@ impl Store {
         }
     }
 
-    /// The `lastUpdated` metadata of an image (read on demand): `Ok(None)` when unset,
-    /// `Err(text)` when it holds something that is not an RFC 3339 time.
+    /// The `lastUpdated` metadata of an image: `Ok(None)` when unset, `Err(text)` when it
+    /// holds something that is not an RFC 3339 time.
     pub fn last_updated(&self, id: &Digest) -> Result<Option<Timestamp>, String> {
-        let p = self
-            .root
-            .imagedb_dir()
-            .join("metadata")
-            .join("sha256")
-            .join(id.hex())
-            .join("lastUpdated");
-        match read_opt(&p)? {
-            None => Ok(None),
-            Some(b) => {
-                let text = String::from_utf8_lossy(&b).into_owned();
-                image_store::time::parse_rfc3339(&text)
-                    .map(Some)
-                    .map_err(|_| text)
-            }
+        let iid = ImageId(*id);
+        match self.images.get_last_updated(&iid) {
+            Ok(t) => Ok(t),
+            Err(e) => Err(self
+                .images
+                .backend()
+                .get_metadata(id, image_store::KEY_LAST_UPDATED)
+                .ok()
+                .flatten()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_else(|| e.to_string())),
         }
     }
 
     /// The chain IDs of an image's layers, bottom first.
     pub fn image_chain(&self, e: &ImageEntry) -> Vec<Digest> {
         let mut out = Vec::new();
-        let mut chain: Option<layer_store::ChainId> = None;
+        let mut chain: Option<ChainId> = None;
         for d in e.image.diff_ids() {
             let next = match chain {
-                None => layer_store::ChainId(d.0),
+                None => ChainId(d.0),
                 Some(c) => c.then(&d),
             };
             out.push(next.0);
@@ -785,21 +488,5 @@ impl Store {
 
     pub(crate) fn refs_mut(&mut self) -> &mut RefStore {
         &mut self.refs
-    }
-
-    pub(crate) fn children_map_mut(&mut self) -> &mut HashMap<Digest, BTreeSet<Digest>> {
-        &mut self.children
-    }
-
-    pub(crate) fn images_mut(&mut self) -> &mut BTreeMap<Digest, ImageEntry> {
-        &mut self.images
-    }
-
-    pub(crate) fn layers_mut(&mut self) -> &mut BTreeMap<Digest, Layer> {
-        &mut self.layers
-    }
-
-    pub(crate) fn ids_mut(&mut self) -> &mut DigestSet {
-        &mut self.ids
     }
 }
