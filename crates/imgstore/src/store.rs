@@ -17,6 +17,7 @@ use image_store::time::Timestamp;
 use image_store::{Image, ImageId, ImageStore, RestoreReport, SearchError};
 use imagedb_fs::{FsBackend, MemBackend, StoreBackend};
 use layer_store::{ChainId, LayerStore, RestoreOutcome};
+use rayon::prelude::*;
 
 use crate::dataroot::{DataRoot, DataRootError, RootLock};
 use crate::reference::{AnyReference, ReferenceError};
@@ -215,6 +216,19 @@ impl ImageEntry {
     }
 }
 
+/// `created` alone, from the config bytes the image store holds, without decoding the whole
+/// typed model (which [`Image::config`] decodes lazily and caches: `ls` needs only this).
+/// The image store validated the config, so a failure here only means "absent".
+fn lean_created(raw: &[u8]) -> Option<Timestamp> {
+    #[derive(serde::Deserialize)]
+    struct Lean {
+        #[serde(default)]
+        created: Option<String>,
+    }
+    let lean: Lean = serde_json::from_slice(raw).ok()?;
+    image_store::time::parse_rfc3339(&lean.created?).ok()
+}
+
 /// Unix seconds of Go's zero time.
 pub const GO_ZERO_UNIX: i64 = -62_135_596_800;
 
@@ -344,18 +358,20 @@ impl Store {
             parent: self.images.get_parent(&id).ok().flatten().map(|p| p.0),
             chain_id: chain.map(|c| c.0),
             size,
-            created: image.config().created,
+            created: lean_created(image.raw_json()),
             image,
         }
     }
 
-    /// Restored images by ID.
+    /// Restored images by ID (built in parallel: `ls` needs every image's size and time).
     pub fn images(&self) -> BTreeMap<Digest, ImageEntry> {
-        self.images
-            .map()
-            .into_iter()
+        let all: Vec<(ImageId, Arc<Image>)> = self.images.map().into_iter().collect();
+        let entries: Vec<(Digest, ImageEntry)> = all
+            .into_par_iter()
+            .with_min_len(256)
             .map(|(id, image)| (id.0, self.entry(id, image)))
-            .collect()
+            .collect();
+        entries.into_iter().collect()
     }
 
     /// A restored image.
