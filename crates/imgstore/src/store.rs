@@ -3,7 +3,7 @@
 //! Opening builds the project's stores on the data root and lets them restore it with
 //! dockerd 20.10's rules: a [`LayerStore`] on `layerdb` (a layer whose metadata does not load
 //! is skipped, and so are its children) and an [`ImageStore`] over an
-//! [`FsBackend`](imagedb_fs::FsBackend) on `imagedb` (an image whose config does not verify
+//! [`FsBackend`] on `imagedb` (an image whose config does not verify
 //! or parse, whose OS is not supported, or whose top layer is not loaded is not restored).
 //! The reference store (`repositories.json`) is imgstore's own. Read-only opens create,
 //! change and clean nothing; what restore skipped is kept (with the reason) for `fsck`.

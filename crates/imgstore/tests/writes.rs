@@ -577,3 +577,51 @@ fn extreme_and_missing_times() {
         "{json}"
     );
 }
+
+#[test]
+fn rm_removes_overlay2_content_and_refuses_other_drivers() {
+    // The same root under the overlay2 driver, with overlay2's layer directories and links.
+    let (_g, root) = extract("dockerroot-01-after-load");
+    std::fs::rename(root.join("image/vfs"), root.join("image/overlay2")).expect("rename");
+    let layerdb = root.join("image/overlay2/layerdb/sha256");
+    let mut dirs = Vec::new();
+    for (i, e) in std::fs::read_dir(&layerdb)
+        .expect("list")
+        .filter_map(Result::ok)
+        .enumerate()
+    {
+        let id = std::fs::read_to_string(e.path().join("cache-id")).expect("cache-id");
+        let dir = root.join("overlay2").join(id.trim());
+        let link = format!("LINK{i}");
+        std::fs::create_dir_all(dir.join("diff")).expect("mkdir");
+        std::fs::write(dir.join("link"), &link).expect("write");
+        std::fs::create_dir_all(root.join("overlay2/l")).expect("mkdir");
+        std::os::unix::fs::symlink(dir.join("diff"), root.join("overlay2/l").join(&link))
+            .expect("symlink");
+        dirs.push((dir, root.join("overlay2/l").join(link)));
+    }
+    assert!(!dirs.is_empty());
+    let out = stdout_ok(&run(&root, &["rm", "base"]));
+    assert!(out.contains(&format!("Deleted: {BASE}")), "{out}");
+    for (dir, link) in &dirs {
+        assert!(!dir.exists(), "{} still there", dir.display());
+        assert!(
+            link.symlink_metadata().is_err(),
+            "{} still there",
+            link.display()
+        );
+    }
+    assert_eq!(stdout_ok(&run(&root, &["ls", "-a", "-q"])), "");
+
+    // A driver whose content imgstore cannot remove: refused before anything changes.
+    let (_g2, root) = extract("dockerroot-01-after-load");
+    std::fs::rename(root.join("image/vfs"), root.join("image/btrfs")).expect("rename");
+    let before = snapshot(&root);
+    let out = run(&root, &["rm", "base"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not supported"), "{err}");
+    assert_eq!(snapshot(&root), before);
+    // Tagging works all the same.
+    stdout_ok(&run(&root, &["tag", "base", "again"]));
+}
