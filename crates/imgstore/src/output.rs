@@ -655,7 +655,7 @@ pub fn history(store: &Store, id: &Digest) -> Result<Vec<HistoryItem>, Error> {
         current = store
             .image(&cur)
             .and_then(|e| e.parent_id())
-            .filter(|p| store.image(p).is_some());
+            .filter(|p| store.contains(p));
     }
     Ok(items)
 }

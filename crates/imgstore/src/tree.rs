@@ -2,8 +2,13 @@
 
 use digest_set::Digest;
 
+use std::collections::BTreeMap;
+
 use crate::gofmt::human_size_with_precision;
-use crate::store::Store;
+use crate::store::{ImageEntry, Store};
+
+/// The restored images, read once from the stores.
+type Images = BTreeMap<Digest, ImageEntry>;
 
 /// Draws the graph. With `root`, only that image and its descendants; otherwise every image
 /// whose parent is not restored starts a tree. Siblings are ordered oldest first.
@@ -11,33 +16,32 @@ use crate::store::Store;
 /// Each line: `<short id> <tags or <none>> <size>`, e.g.
 /// `└── 2c8eeb116eab peer/child:1 97B`.
 pub fn render_tree(store: &Store, root: Option<Digest>, no_trunc: bool) -> String {
+    let images = store.images();
     let mut roots: Vec<Digest> = match root {
         Some(r) => vec![r],
-        None => store
-            .images()
+        None => images
             .values()
-            .filter(|e| e.parent_id().is_none_or(|p| store.image(&p).is_none()))
+            .filter(|e| e.parent_id().is_none_or(|p| !images.contains_key(&p)))
             .map(|e| e.id())
             .collect(),
     };
-    sort_by_created(store, &mut roots);
+    sort_by_created(&images, &mut roots);
     let mut out = String::new();
     let mut seen = std::collections::HashSet::new();
     for r in roots {
-        draw(store, r, no_trunc, &mut seen, &mut out);
+        draw(store, &images, r, no_trunc, &mut seen, &mut out);
     }
     if root.is_none() {
         // Images on a parent cycle have no root above them: draw them too.
-        let mut rest: Vec<Digest> = store
-            .images()
+        let mut rest: Vec<Digest> = images
             .keys()
             .filter(|id| !seen.contains(*id))
             .copied()
             .collect();
-        sort_by_created(store, &mut rest);
+        sort_by_created(&images, &mut rest);
         for r in rest {
             if !seen.contains(&r) {
-                draw(store, r, no_trunc, &mut seen, &mut out);
+                draw(store, &images, r, no_trunc, &mut seen, &mut out);
             }
         }
     }
@@ -48,6 +52,7 @@ pub fn render_tree(store: &Store, root: Option<Digest>, no_trunc: bool) -> Strin
 /// not expanded (only a parent cycle can do that).
 fn draw(
     store: &Store,
+    images: &Images,
     root: Digest,
     no_trunc: bool,
     seen: &mut std::collections::HashSet<Digest>,
@@ -57,14 +62,14 @@ fn draw(
     let mut stack: Vec<(Digest, String, String)> = vec![(root, String::new(), String::new())];
     while let Some((id, prefix, connector)) = stack.pop() {
         out.push_str(&connector);
-        out.push_str(&line(store, &id, no_trunc));
+        out.push_str(&line(store, images, &id, no_trunc));
         if !seen.insert(id) {
             out.push_str(" (parent cycle)\n");
             continue;
         }
         out.push('\n');
         let mut kids = store.children(&id);
-        sort_by_created(store, &mut kids);
+        sort_by_created(images, &mut kids);
         let n = kids.len();
         for (i, k) in kids.into_iter().enumerate().rev() {
             let last = i + 1 == n;
@@ -75,11 +80,11 @@ fn draw(
     }
 }
 
-fn sort_by_created(store: &Store, ids: &mut [Digest]) {
-    ids.sort_by_key(|id| (store.image(id).map(|e| e.created_unix()).unwrap_or(0), *id));
+fn sort_by_created(images: &Images, ids: &mut [Digest]) {
+    ids.sort_by_key(|id| (images.get(id).map(|e| e.created_unix()).unwrap_or(0), *id));
 }
 
-fn line(store: &Store, id: &Digest, no_trunc: bool) -> String {
+fn line(store: &Store, images: &Images, id: &Digest, no_trunc: bool) -> String {
     let (tags, digests) = store.repo_tags_digests(id);
     let names = if !tags.is_empty() {
         tags.join(", ")
@@ -88,7 +93,7 @@ fn line(store: &Store, id: &Digest, no_trunc: bool) -> String {
     } else {
         "<none>".to_owned()
     };
-    let size = store.image(id).map(|e| e.size).unwrap_or(0);
+    let size = images.get(id).map(|e| e.size).unwrap_or(0);
     let shown = if no_trunc { id.to_string() } else { id.short() };
     format!(
         "{shown} {names} {}",
