@@ -385,6 +385,72 @@ fn list_dir(dir: &Path) -> Result<Vec<(String, PathBuf, bool)>, Error> {
     Ok(out)
 }
 
+/// Image configs read and checked, and stray names in `content/sha256`.
+type LoadedImages = (
+    Vec<Result<ImageEntry, Box<SkippedImage>>>,
+    Vec<(PathBuf, String)>,
+);
+
+/// Reads and checks every image config (in parallel), without looking at layers yet.
+fn read_images(root: &DataRoot) -> Result<LoadedImages, Error> {
+    let imagedb = root.imagedb_dir();
+    let content = imagedb.join("content").join("sha256");
+    let meta = imagedb.join("metadata").join("sha256");
+    let mut candidates = Vec::new();
+    let mut content_names = Vec::new();
+    for (name, path, _) in list_dir(&content)? {
+        match parse_hex64(&name) {
+            Some(d) => candidates.push((d, path)),
+            None => content_names.push((path, name)),
+        }
+    }
+    let content_dir = crate::fsutil::Dir::open(&content).ok();
+    let meta_dir = crate::fsutil::Dir::open(&meta).ok();
+    let loaded: Vec<Result<ImageEntry, Box<SkippedImage>>> = candidates
+        .into_par_iter()
+        .map(|(id, path)| {
+            let skip = |kind| {
+                Box::new(SkippedImage {
+                    id,
+                    path: path.clone(),
+                    kind,
+                })
+            };
+            let hex = id.hex();
+            let raw = match &content_dir {
+                Some(dir) => dir.read_opt(&hex).and_then(|r| {
+                    r.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+                }),
+                None => std::fs::read(&path),
+            }
+            .map_err(|e| skip(SkipKind::Unreadable(e.to_string())))?;
+            let actual = Digest::sha256(&raw);
+            if actual != id {
+                return Err(skip(SkipKind::Verify(actual)));
+            }
+            let image = Image::from_verified_bytes(image_store::ImageId(id), raw)
+                .map_err(|e| skip(SkipKind::Invalid(e.to_string())))?;
+            if !image.is_os_supported() {
+                return Err(skip(SkipKind::Os(image.config().os.clone())));
+            }
+            let parent = meta_dir
+                .as_ref()
+                .and_then(|dir| dir.read_opt(&format!("{hex}/parent")).ok().flatten())
+                .map(|b| String::from_utf8_lossy(&b).into_owned());
+            let chain_id = image.chain_id().map(|c| c.0);
+            let created = lean_created(image.raw_json());
+            Ok(ImageEntry {
+                image,
+                parent,
+                chain_id,
+                size: 0,
+                created,
+            })
+        })
+        .collect();
+    Ok((loaded, content_names))
+}
+
 impl Store {
     /// Opens and restores a data root. Read-only opens take a shared lock and change nothing;
     /// write opens take the exclusive lock.
@@ -413,9 +479,15 @@ impl Store {
             write: opts.write,
         };
         let t = std::time::Instant::now();
-        store.load_layers()?;
+        // Layers and image configs are read at the same time; only then are images checked
+        // against the layers.
+        let image_root = store.root.clone();
+        let (layers, images) = rayon::join(|| store.load_layers(), || read_images(&image_root));
+        layers?;
         let layers_done = t.elapsed();
-        store.load_images()?;
+        let (loaded, content_names) = images?;
+        store.content_names = content_names;
+        store.finish_images(loaded);
         tracing::debug!(
             layers = store.layers.len(),
             bad_layers = store.bad_layers.len(),
@@ -539,61 +611,8 @@ impl Store {
         Ok(())
     }
 
-    fn load_images(&mut self) -> Result<(), Error> {
-        let imagedb = self.root.imagedb_dir();
-        let content = imagedb.join("content").join("sha256");
-        let meta = imagedb.join("metadata").join("sha256");
-        let mut candidates = Vec::new();
-        for (name, path, _) in list_dir(&content)? {
-            match parse_hex64(&name) {
-                Some(d) => candidates.push((d, path)),
-                None => self.content_names.push((path, name)),
-            }
-        }
-        let content_dir = crate::fsutil::Dir::open(&content).ok();
-        let meta_dir = crate::fsutil::Dir::open(&meta).ok();
-        let loaded: Vec<Result<ImageEntry, Box<SkippedImage>>> = candidates
-            .into_par_iter()
-            .map(|(id, path)| {
-                let skip = |kind| {
-                    Box::new(SkippedImage {
-                        id,
-                        path: path.clone(),
-                        kind,
-                    })
-                };
-                let hex = id.hex();
-                let raw = match &content_dir {
-                    Some(dir) => dir.read_opt(&hex).and_then(|r| {
-                        r.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
-                    }),
-                    None => std::fs::read(&path),
-                }
-                .map_err(|e| skip(SkipKind::Unreadable(e.to_string())))?;
-                let actual = Digest::sha256(&raw);
-                if actual != id {
-                    return Err(skip(SkipKind::Verify(actual)));
-                }
-                let image = Image::from_verified_bytes(image_store::ImageId(id), raw)
-                    .map_err(|e| skip(SkipKind::Invalid(e.to_string())))?;
-                if !image.is_os_supported() {
-                    return Err(skip(SkipKind::Os(image.config().os.clone())));
-                }
-                let parent = meta_dir
-                    .as_ref()
-                    .and_then(|dir| dir.read_opt(&format!("{hex}/parent")).ok().flatten())
-                    .map(|b| String::from_utf8_lossy(&b).into_owned());
-                let chain_id = image.chain_id().map(|c| c.0);
-                let created = lean_created(image.raw_json());
-                Ok(ImageEntry {
-                    image,
-                    parent,
-                    chain_id,
-                    size: 0,
-                    created,
-                })
-            })
-            .collect();
+    fn finish_images(&mut self, loaded: Vec<Result<ImageEntry, Box<SkippedImage>>>) {
+        let content = self.root.imagedb_dir().join("content").join("sha256");
         for r in loaded {
             match r {
                 Ok(mut e) => {
@@ -627,7 +646,6 @@ impl Store {
         for (p, c) in links {
             self.children.entry(p).or_default().insert(c);
         }
-        Ok(())
     }
 
     /// The data root.
