@@ -358,7 +358,7 @@ impl Store {
             let p = meta_root.join(child.hex()).join("parent");
             remove_file_if_exists(&p)?;
             if let Some(c) = self.images_mut().get_mut(&child) {
-                c.parent = None;
+                c.clear_parent();
             }
         }
         if let Some(p) = entry.parent_id()

@@ -161,9 +161,17 @@ pub struct ImageEntry {
     pub size: i64,
     /// `created`, read when the store was opened (`None` when absent or null).
     pub created: Option<Timestamp>,
+    /// [`ImageEntry::parent`] parsed, when it is a digest.
+    parent_digest: Option<Digest>,
 }
 
 impl ImageEntry {
+    /// Forgets the parent link (after the parent was deleted).
+    pub(crate) fn clear_parent(&mut self) {
+        self.parent = None;
+        self.parent_digest = None;
+    }
+
     /// The image ID.
     pub fn id(&self) -> Digest {
         self.image.id().0
@@ -176,7 +184,7 @@ impl ImageEntry {
 
     /// The parent ID if the metadata names a valid digest.
     pub fn parent_id(&self) -> Option<Digest> {
-        self.parent.as_deref().and_then(|p| p.parse().ok())
+        self.parent_digest
     }
 }
 
@@ -439,12 +447,14 @@ fn read_images(root: &DataRoot) -> Result<LoadedImages, Error> {
                 .map(|b| String::from_utf8_lossy(&b).into_owned());
             let chain_id = image.chain_id().map(|c| c.0);
             let created = lean_created(image.raw_json());
+            let parent_digest = parent.as_deref().and_then(|p| p.parse().ok());
             Ok(ImageEntry {
                 image,
                 parent,
                 chain_id,
                 size: 0,
                 created,
+                parent_digest,
             })
         })
         .collect();
