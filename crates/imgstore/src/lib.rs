@@ -8,7 +8,7 @@
 //!   read-only with dockerd's rules, and resolves image arguments ([`store::Store::resolve`]).
 //! - [`ops`]: `tag` and `rm` ([`store::Store::tag`], [`store::Store::delete`]).
 //! - [`output`], [`tree`], [`fsck`]: what `ls`, `inspect`, `history`, `tree` and `fsck` print.
-//! - [`reference`] and [`refstore`]: Docker references and `repositories.json`.
+//! - [`reference`](mod@reference) and [`refstore`]: Docker references and `repositories.json`.
 //! - [`gofmt`] and [`template`]: Go-compatible formatting and `--format` templates.
 //! - [`cli`]: each command as a function returning its output.
 //!
