@@ -76,7 +76,13 @@ fn ci() -> Result<(), String> {
     // Each library crate must package on its own. The crates are not on crates.io yet, so
     // they are packaged together: cargo resolves their path dependencies among themselves.
     let mut package = cargo();
-    package.args(["package", "--workspace", "--exclude", "xtask", "--allow-dirty"]);
+    package.args([
+        "package",
+        "--workspace",
+        "--exclude",
+        "xtask",
+        "--allow-dirty",
+    ]);
     run("cargo package --workspace --exclude xtask", package)?;
     println!("==> ci: all steps passed");
     Ok(())

@@ -4,6 +4,17 @@
 //! (`<data-root>/image/<driver>/{imagedb,layerdb,repositories.json}`), and lists, inspects,
 //! tags, removes and checks images with dockerd's rules and the docker CLI's output.
 //!
+//! - [`store::Store`] opens a root (shared lock for reads, exclusive for writes) through the
+//!   project's stores (`layer_store::LayerStore`, `image_store::ImageStore` over
+//!   `imagedb_fs::FsBackend`), which restore it with dockerd's rules, and resolves image
+//!   arguments ([`store::Store::resolve`]).
+//! - [`ops`]: `tag` and `rm` ([`store::Store::tag`], [`store::Store::delete`]).
+//! - [`output`], [`tree`], [`fsck`]: what `ls`, `inspect`, `history`, `tree` and `fsck` print.
+//! - [`reference`](mod@reference) and [`refstore`]: Docker references and `repositories.json`.
+//! - [`gofmt`] and [`template`]: Go-compatible formatting and `--format` templates.
+//! - [`overlay2`]: layer content removal for the overlay2 driver.
+//! - [`cli`]: each command as a function returning its output.
+//!
 //! ```
 //! use imgstore::reference::Reference;
 //! use imgstore::gofmt::human_size_with_precision;
@@ -11,6 +22,17 @@
 //! let r = Reference::parse_normalized("peer/base:v1").expect("valid reference");
 //! assert_eq!(r.to_string(), "docker.io/peer/base:v1");
 //! assert_eq!(human_size_with_precision(1_234_567.0, 3), "1.23MB");
+//!
+//! // A data root that does not exist yet reads as empty when asked to.
+//! let dir = std::env::temp_dir().join("imgstore-doc-example-missing-root");
+//! let store = imgstore::store::Store::open(&imgstore::store::OpenOptions {
+//!     root: dir,
+//!     driver: None,
+//!     write: false,
+//!     create_missing: true,
+//! })
+//! .expect("empty store");
+//! assert!(store.images().is_empty());
 //! ```
 
 pub mod cli;
