@@ -302,7 +302,16 @@ impl Store {
                 self.refs_mut().delete(&r)?;
                 records.push(DeleteRecord::Untagged(r.familiar_string()));
             }
-            let removed = self.delete_image(&id)?;
+            let removed = match self.delete_image(&id) {
+                Ok(removed) => removed,
+                Err(e @ Error::Delete(_)) if !self.contains(&id) => {
+                    // The image is gone; releasing its layer failed (the layer store keeps a
+                    // `-removing` leftover for its next read-write open to clean).
+                    records.push(DeleteRecord::Deleted(id));
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            };
             records.push(DeleteRecord::Deleted(id));
             records.extend(removed.into_iter().map(DeleteRecord::Deleted));
             let Some(parent) = parent.filter(|p| !p.is_empty()) else {
