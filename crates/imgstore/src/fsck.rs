@@ -340,15 +340,20 @@ pub fn check(store: &Store) -> Vec<Finding> {
     }
     // Leftovers the layer store found (interrupted writes and deletions).
     for l in &store.layer_restore().leftovers {
-        let what = match l.kind {
-            layer_store::LeftoverKind::Staging => "a write was interrupted",
-            layer_store::LeftoverKind::Removing => "a layer deletion was interrupted",
+        let (name, what) = match l.kind {
+            layer_store::LeftoverKind::Staging => (
+                format!("tmp/{}", file_name(&l.path)),
+                "a write was interrupted",
+            ),
+            layer_store::LeftoverKind::Removing => {
+                (file_name(&l.path), "a layer deletion was interrupted")
+            }
         };
         out.push(Finding {
             kind: "leftover",
             id: String::new(),
             path: l.path.clone(),
-            message: format!("leftover entry {:?}: {what}", file_name(&l.path)),
+            message: format!("leftover entry {name:?}: {what}"),
         });
     }
     // Names the stores skip without a word: temp files among the configs, anything else
