@@ -7,7 +7,7 @@
 //! - [`Rfc3339`]: RFC 3339 timestamps parsed and printed the way Go's `time` package does.
 //! - [`tabwrite`]: Go's `text/tabwriter` as the docker CLI configures it.
 
-use std::fmt::Write as _;
+use image_store::time::Timestamp;
 
 /// go-units `HumanSizeWithPrecision`: decimal units (B, kB, MB, ...) and `%.*g` formatting.
 ///
@@ -115,201 +115,15 @@ pub fn human_duration(seconds: i64) -> String {
     format!("{} years", secs / 3600 / 24 / 365)
 }
 
-/// Days since 1970-01-01 to a civil date (proleptic Gregorian).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// A civil date to days since 1970-01-01.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// Go's `time.Unix(secs, 0).UTC().String()`: `2026-11-30 02:16:58 +0000 UTC`.
 pub fn go_time_string(unix_seconds: i64) -> String {
-    let (y, mo, d, h, mi, s) = split_unix(unix_seconds);
+    let (y, mo, d, h, mi, s) = Timestamp::from_unix(unix_seconds, 0).civil();
     format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} +0000 UTC")
-}
-
-fn split_unix(unix_seconds: i64) -> (i64, u32, u32, i64, i64, i64) {
-    let days = unix_seconds.div_euclid(86_400);
-    let rem = unix_seconds.rem_euclid(86_400);
-    let (y, mo, d) = civil_from_days(days);
-    (y, mo, d, rem / 3600, (rem % 3600) / 60, rem % 60)
 }
 
 /// Go's `time.Unix(secs, 0).UTC().Format(time.RFC3339)`: `2026-11-30T02:16:58Z`.
 pub fn rfc3339_utc(unix_seconds: i64) -> String {
-    let (y, mo, d, h, mi, s) = split_unix(unix_seconds);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
-}
-
-/// A timestamp as Go's `time.Time` keeps one parsed from RFC 3339: the instant plus the
-/// offset it was written with (which Go prints back).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Rfc3339 {
-    /// Seconds since the Unix epoch (UTC).
-    pub unix: i64,
-    /// Nanoseconds within the second.
-    pub nanos: u32,
-    /// The UTC offset it was written with, in seconds (0 prints as `Z`).
-    pub offset: i32,
-    /// True for Go's zero time (`0001-01-01T00:00:00Z`).
-    pub zero: bool,
-}
-
-/// Unix seconds of Go's zero time, 0001-01-01T00:00:00Z.
-const GO_ZERO_UNIX: i64 = -62_135_596_800;
-
-impl Rfc3339 {
-    /// Go's zero `time.Time`.
-    pub fn zero() -> Self {
-        Rfc3339 {
-            unix: GO_ZERO_UNIX,
-            nanos: 0,
-            offset: 0,
-            zero: true,
-        }
-    }
-
-    /// True when this is Go's zero time.
-    pub fn is_zero(&self) -> bool {
-        self.zero || (self.unix == GO_ZERO_UNIX && self.nanos == 0)
-    }
-
-    /// Parses RFC 3339 the way Go's `time.Parse(time.RFC3339Nano, s)` accepts it
-    /// (`YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`); `None` when it does not parse.
-    pub fn parse(s: &str) -> Option<Self> {
-        let b = s.as_bytes();
-        if b.len() < 20 {
-            return None;
-        }
-        let num = |r: std::ops::Range<usize>| -> Option<i64> {
-            let part = s.get(r)?;
-            if part.bytes().all(|c| c.is_ascii_digit()) {
-                part.parse().ok()
-            } else {
-                None
-            }
-        };
-        let y = num(0..4)?;
-        let mo = num(5..7)?;
-        let d = num(8..10)?;
-        let h = num(11..13)?;
-        let mi = num(14..16)?;
-        let sec = num(17..19)?;
-        if b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't') {
-            return None;
-        }
-        if b[13] != b':' || b[16] != b':' {
-            return None;
-        }
-        if !(1..=12).contains(&mo) || d < 1 || h > 23 || mi > 59 || sec > 59 {
-            return None;
-        }
-        let mo = mo as u32;
-        let d = d as u32;
-        let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-        let mdays = [
-            31,
-            if leap { 29 } else { 28 },
-            31,
-            30,
-            31,
-            30,
-            31,
-            31,
-            30,
-            31,
-            30,
-            31,
-        ];
-        if d > mdays[(mo - 1) as usize] {
-            return None;
-        }
-        let mut i = 19;
-        let mut nanos: u32 = 0;
-        if b.get(i) == Some(&b'.') || b.get(i) == Some(&b',') {
-            i += 1;
-            let start = i;
-            while i < b.len() && b[i].is_ascii_digit() {
-                i += 1;
-            }
-            if i == start {
-                return None;
-            }
-            let digits = &s[start..i];
-            let mut n: u64 = 0;
-            for (k, c) in digits.bytes().enumerate() {
-                if k < 9 {
-                    n = n * 10 + u64::from(c - b'0');
-                }
-            }
-            for _ in digits.len()..9 {
-                n *= 10;
-            }
-            nanos = u32::try_from(n).ok()?;
-        }
-        let rest = &s[i..];
-        let offset: i32 = if rest == "Z" || rest == "z" {
-            0
-        } else {
-            let rb = rest.as_bytes();
-            if rb.len() != 6 || !(rb[0] == b'+' || rb[0] == b'-') || rb[3] != b':' {
-                return None;
-            }
-            let oh: i32 = rest.get(1..3)?.parse().ok()?;
-            let om: i32 = rest.get(4..6)?.parse().ok()?;
-            if oh > 23 || om > 59 {
-                return None;
-            }
-            let o = oh * 3600 + om * 60;
-            if rb[0] == b'-' { -o } else { o }
-        };
-        let local = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec;
-        let unix = local - i64::from(offset);
-        Some(Rfc3339 {
-            unix,
-            nanos,
-            offset,
-            zero: unix == GO_ZERO_UNIX && nanos == 0,
-        })
-    }
-
-    /// Go's `Format(time.RFC3339Nano)`: fraction without trailing zeros, `Z` for UTC.
-    pub fn format_nano(&self) -> String {
-        let local = self.unix + i64::from(self.offset);
-        let (y, mo, d, h, mi, s) = split_unix(local);
-        let mut out = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}");
-        if self.nanos != 0 {
-            let frac = format!("{:09}", self.nanos);
-            out.push('.');
-            out.push_str(frac.trim_end_matches('0'));
-        }
-        if self.offset == 0 {
-            out.push('Z');
-        } else {
-            let sign = if self.offset < 0 { '-' } else { '+' };
-            let o = self.offset.unsigned_abs();
-            let _ = write!(out, "{sign}{:02}:{:02}", o / 3600, (o % 3600) / 60);
-        }
-        out
-    }
+    Timestamp::from_unix(unix_seconds, 0).format_rfc3339()
 }
 
 /// Go's `encoding/json` HTML-safe escaping applied to serde_json output: `<`, `>`, `&`,
@@ -410,21 +224,16 @@ mod tests {
     }
 
     #[test]
-    fn times_round_trip() {
-        let t = Rfc3339::parse("2026-11-30T02:16:58.953127377Z").expect("parses");
-        assert_eq!(t.format_nano(), "2026-11-30T02:16:58.953127377Z");
-        assert_eq!(go_time_string(t.unix), "2026-11-30 02:16:58 +0000 UTC");
-        let t = Rfc3339::parse("2026-11-30T03:16:58.5+01:00").expect("parses");
-        assert_eq!(t.format_nano(), "2026-11-30T03:16:58.5+01:00");
-        assert_eq!(go_time_string(t.unix), "2026-11-30 02:16:58 +0000 UTC");
-        assert_eq!(Rfc3339::zero().format_nano(), "0001-01-01T00:00:00Z");
-        assert!(
-            Rfc3339::parse("0001-01-01T00:00:00Z")
-                .expect("zero")
-                .is_zero()
+    fn times_print_like_go() {
+        assert_eq!(
+            go_time_string(1_796_005_018),
+            "2026-11-30 02:16:58 +0000 UTC"
         );
-        assert!(Rfc3339::parse("garbage").is_none());
-        assert!(Rfc3339::parse("2026-02-30T00:00:00Z").is_none());
+        assert_eq!(rfc3339_utc(1_796_005_018), "2026-11-30T02:16:58Z");
+        assert_eq!(
+            go_time_string(-62_135_596_800),
+            "0001-01-01 00:00:00 +0000 UTC"
+        );
     }
 
     #[test]

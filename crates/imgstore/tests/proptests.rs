@@ -156,7 +156,7 @@ proptest! {
         let _ = Reference::parse_normalized(&s);
         let _ = AnyReference::parse(&s);
         let _ = imgstore::reference::path_match(&s, "docker.io/library/base:latest");
-        let _ = imgstore::gofmt::Rfc3339::parse(&s);
+        let _ = image_store::time::parse_rfc3339(&s);
     }
 }
 
