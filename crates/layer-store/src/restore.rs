@@ -135,6 +135,12 @@ pub enum SkipReason {
         /// Its content (lossy UTF-8).
         value: String,
     },
+    /// `descriptor.json` exists but is not a JSON object (dockerd fails to load such a layer:
+    /// `json.Unmarshal` into a descriptor struct).
+    BadDescriptor {
+        /// The decoding error.
+        message: String,
+    },
     /// The parent layer has no directory in the layerdb.
     MissingParent {
         /// The parent chain ID.
@@ -164,6 +170,9 @@ impl fmt::Display for SkipReason {
             } => write!(f, "bad digest in {file} ({value:?}): {message}"),
             SkipReason::BadSize { value } => write!(f, "bad size {value:?}"),
             SkipReason::BadCacheId { value } => write!(f, "invalid cache id value {value:?}"),
+            SkipReason::BadDescriptor { message } => {
+                write!(f, "descriptor.json is not a descriptor: {message}")
+            }
             SkipReason::MissingParent { parent } => {
                 write!(f, "parent layer {parent} does not exist")
             }
@@ -438,6 +447,24 @@ fn read_layer(dir: BorrowedFd<'_>, layer: &str) -> Result<Entry, SkipReason> {
         None => None,
         Some(b) => Some(ChainId(parse_digest("parent", &b)?)),
     };
+    // Optional; written only for layers pulled with a foreign descriptor. dockerd loads it
+    // with json.Unmarshal into a struct, which fails on bad JSON and on non-objects (null is
+    // accepted), and then does not load the layer.
+    if let Some(d) = read_file(dir, layer, "descriptor.json")? {
+        match serde_json::from_slice::<serde_json::Value>(&d) {
+            Ok(serde_json::Value::Object(_) | serde_json::Value::Null) => {}
+            Ok(other) => {
+                return Err(SkipReason::BadDescriptor {
+                    message: format!("expected an object, found {other}"),
+                });
+            }
+            Err(e) => {
+                return Err(SkipReason::BadDescriptor {
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
     Ok(Entry {
         diff_id,
         parent,

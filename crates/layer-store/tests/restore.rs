@@ -153,6 +153,38 @@ fn size_with_newline_is_skipped() {
     );
 }
 
+/// dockerd decodes `descriptor.json` when it exists and fails the layer on bad JSON.
+#[test]
+fn bad_descriptor_is_skipped() {
+    check_broken(
+        |d| fs::write(d.join("descriptor.json"), "{not json").expect("write"),
+        |r| matches!(r, SkipReason::BadDescriptor { .. }),
+    );
+    check_broken(
+        |d| fs::write(d.join("descriptor.json"), "[1]").expect("write"),
+        |r| matches!(r, SkipReason::BadDescriptor { .. }),
+    );
+}
+
+#[test]
+fn valid_descriptor_loads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("layerdb");
+    let (store, _) = LayerStore::open(&root, Box::new(NullDriver)).expect("open");
+    let diff: DiffId = format!("sha256:{}", "ab".repeat(32)).parse().expect("diff");
+    let h = store.register_metadata(diff, 3, None).expect("register");
+    let layer_dir = store.layer_dir(h.chain_id());
+    drop(store);
+    fs::write(
+        layer_dir.join("descriptor.json"),
+        r#"{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:abc","size":3}"#,
+    )
+    .expect("write");
+    let (store, outcome) = LayerStore::open_read_only(&root, Box::new(NullDriver)).expect("reopen");
+    assert!(outcome.skipped.is_empty(), "{outcome}");
+    assert!(store.contains(h.chain_id()));
+}
+
 #[test]
 fn missing_diff_is_skipped() {
     check_broken(
