@@ -4,7 +4,8 @@
 //! - [`human_duration`]: go-units `HumanDuration`.
 //! - [`go_time_string`]: Go's `time.Time.String()` for a Unix time in UTC.
 //! - [`escape_go_json`]: Go's `encoding/json` HTML escaping of `<`, `>`, `&`, U+2028, U+2029.
-//! - [`Rfc3339`]: RFC 3339 timestamps parsed and printed the way Go's `time` package does.
+//! - [`rfc3339_utc`]: Go's `time.RFC3339` for a Unix time in UTC (parsing and RFC3339Nano are
+//!   `image_store::time`'s).
 //! - [`tabwrite`]: Go's `text/tabwriter` as the docker CLI configures it.
 
 use image_store::time::Timestamp;
