@@ -32,8 +32,6 @@ pub(crate) enum Job {
     Sha(Chunk, Range<usize>),
     /// Hash into the current member's CRC-64 only.
     Crc(Chunk, Range<usize>),
-    /// Both.
-    Both(Chunk, Range<usize>),
     /// The current member ends: report its CRC-64 and start a new one.
     FileEnd,
 }
@@ -71,10 +69,6 @@ impl Hasher {
                         match job {
                             Job::Sha(c, r) => sha.update(&c[r]),
                             Job::Crc(c, r) => crc.update(&c[r]),
-                            Job::Both(c, r) => {
-                                sha.update(&c[r.clone()]);
-                                crc.update(&c[r]);
-                            }
                             Job::FileEnd => {
                                 let d = std::mem::replace(&mut crc, Crc64::new());
                                 finished.push(d.finalize());
@@ -100,7 +94,8 @@ impl Hasher {
         })
     }
 
-    fn flush(&mut self) -> io::Result<()> {
+    /// Sends the jobs submitted so far to the thread.
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
         if self.batch.is_empty() {
             return Ok(());
         }
@@ -175,7 +170,7 @@ impl Hasher {
 
     pub(crate) fn submit(&mut self, job: Job) -> io::Result<()> {
         let bytes = match &job {
-            Job::Sha(_, r) | Job::Crc(_, r) | Job::Both(_, r) => r.len(),
+            Job::Sha(_, r) | Job::Crc(_, r) => r.len(),
             Job::FileEnd => 0,
         };
         self.batch.push(job);
