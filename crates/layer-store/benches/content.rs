@@ -1,5 +1,6 @@
 //! Throughput of `register` and `tar_stream` on a 100 MiB layer, side by side with GNU tar
-//! (`tar -x` into a fresh directory, `tar -c` of the same tree read through a pipe).
+//! (`tar -x` into a fresh directory, `tar -c` of the same tree read through a pipe), and of
+//! `tar_stream` on a layer of many small files (32 MiB in 8192 files of 4 KiB).
 //!
 //! Run: `cargo bench -p layer-store --bench content`
 #![allow(missing_docs)]
@@ -24,13 +25,19 @@ struct Fixture {
 
 /// A 100 MiB layer: 400 files of 256 KiB with pseudo-random content in 20 directories.
 fn fixture() -> Fixture {
+    fixture_of(FILES, FILE_SIZE)
+}
+
+/// A layer of `files` files of `file_size` bytes with pseudo-random content in 20
+/// directories.
+fn fixture_of(files: usize, file_size: usize) -> Fixture {
     let tmp = tempfile::tempdir().expect("tempdir");
     let tar = tmp.path().join("layer.tar");
     let f = fs::File::create(&tar).expect("create");
     let mut b = tar::Builder::new(std::io::BufWriter::new(f));
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut data = vec![0u8; FILE_SIZE];
-    for i in 0..FILES {
+    let mut data = vec![0u8; file_size];
+    for i in 0..files {
         for chunk in data.chunks_mut(8) {
             x ^= x << 13;
             x ^= x >> 7;
@@ -38,7 +45,7 @@ fn fixture() -> Fixture {
             chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
         }
         let mut h = tar::Header::new_gnu();
-        h.set_size(FILE_SIZE as u64);
+        h.set_size(file_size as u64);
         h.set_mode(0o644);
         h.set_mtime(1_600_000_000);
         b.append_data(&mut h, format!("dir{}/file{i}", i % 20), &data[..])
@@ -125,6 +132,15 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
 
+    bench_tar_stream(c, &fx, "tar_stream_100MiB");
+    drop(fx);
+    let small = fixture_of(8192, 4096);
+    drain(fs::File::open(&small.tar).expect("open"));
+    bench_tar_stream(c, &small, "tar_stream_small_files_32MiB");
+}
+
+/// `tar_stream` of the layer in `fx`, and `tar -c` of its files.
+fn bench_tar_stream(c: &mut Criterion, fx: &Fixture, group: &str) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let store = open_store(tmp.path());
     let f = fs::File::open(&fx.tar).expect("open");
@@ -139,7 +155,7 @@ fn bench(c: &mut Criterion) {
         "stream length"
     );
 
-    let mut g = c.benchmark_group("tar_stream_100MiB");
+    let mut g = c.benchmark_group(group);
     g.sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4))
