@@ -74,7 +74,10 @@ fn ci() -> Result<(), String> {
     run("cargo doc --workspace --no-deps (warnings denied)", doc)?;
 
     // Each library crate must package on its own. The crates are not on crates.io yet, so
-    // they are packaged together: cargo resolves their path dependencies among themselves.
+    // they are packaged together: cargo resolves their path dependencies among themselves
+    // through a temporary local registry, and extracts them under $CARGO_HOME/registry/src.
+    // It never re-extracts a name-version it has seen, so drop earlier extractions first.
+    clear_stale_package_sources()?;
     let mut package = cargo();
     package.args([
         "package",
@@ -85,6 +88,50 @@ fn ci() -> Result<(), String> {
     ]);
     run("cargo package --workspace --exclude xtask", package)?;
     println!("==> ci: all steps passed");
+    Ok(())
+}
+
+/// The workspace's library crates, as `cargo package` names its extractions.
+const LIBRARY_CRATES: [&str; 5] = [
+    "digest-set",
+    "imagedb-fs",
+    "layer-store",
+    "image-store",
+    "imgstore",
+];
+
+/// Removes the extractions of our own crates that earlier `cargo package` runs left in
+/// `$CARGO_HOME/registry/src/<local registry>/<crate>-<version>`. Those local registries have
+/// directory names starting with `-`; crates.io's (`index.crates.io-...`) are left alone.
+fn clear_stale_package_sources() -> Result<(), String> {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")));
+    let Some(home) = home else { return Ok(()) };
+    let src = home.join("registry").join("src");
+    let Ok(registries) = std::fs::read_dir(&src) else {
+        return Ok(());
+    };
+    for registry in registries.flatten() {
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        let Ok(entries) = std::fs::read_dir(registry.path()) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let ours = LIBRARY_CRATES.iter().any(|c| {
+                name.strip_prefix(c)
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(|v| v.starts_with(|ch: char| ch.is_ascii_digit()))
+            });
+            if ours {
+                std::fs::remove_dir_all(entry.path())
+                    .map_err(|e| format!("remove stale {}: {e}", entry.path().display()))?;
+            }
+        }
+    }
     Ok(())
 }
 
