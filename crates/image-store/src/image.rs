@@ -65,6 +65,7 @@ pub struct Image {
     raw: Box<[u8]>,
     chain_id: Option<ChainId>,
     os_supported: bool,
+    created: Option<Timestamp>,
     config: OnceLock<Box<ImageConfig>>,
 }
 
@@ -75,6 +76,7 @@ impl Clone for Image {
             raw: self.raw.clone(),
             chain_id: self.chain_id,
             os_supported: self.os_supported,
+            created: self.created,
             config: OnceLock::new(),
         }
     }
@@ -103,7 +105,7 @@ impl Image {
     pub fn from_verified_bytes(id: ImageId, raw: Vec<u8>) -> Result<Image, InvalidImage> {
         // A lean pass that type-checks every field as the typed model would, keeping only
         // what the store needs; the typed model is decoded on demand (`config()`).
-        let (chain_id, os_supported) = {
+        let (chain_id, os_supported, created) = {
             let e = validate::check(&raw).map_err(|e| InvalidImage::Json(e.to_string()))?;
             if !e.has_rootfs {
                 return Err(InvalidImage::NoRootFs);
@@ -118,6 +120,7 @@ impl Image {
             (
                 chain_of(&diff_ids),
                 os_supported(e.os.as_deref().unwrap_or("")),
+                e.created,
             )
         };
         Ok(Image {
@@ -125,8 +128,15 @@ impl Image {
             raw: raw.into_boxed_slice(),
             chain_id,
             os_supported,
+            created,
             config: OnceLock::new(),
         })
+    }
+
+    /// The config's `created` time (`None` when absent or `null`), kept from the check that
+    /// built the image, so listing images needs no second decode of every config.
+    pub fn created(&self) -> Option<Timestamp> {
+        self.created
     }
 
     /// The image ID (sha256 of [`Image::raw_json`]).
@@ -618,6 +628,27 @@ mod tests {
         let diffs: Vec<DiffId> = (0..20u8).map(|i| DiffId(Digest::sha256(&[i]))).collect();
         for n in 0..diffs.len() {
             assert_eq!(chain_of(&diffs[..n]), layer_store::chain_id(&diffs[..n]));
+        }
+    }
+
+    #[test]
+    fn created_is_kept_from_the_check() {
+        let with = Image::from_bytes(
+            &br#"{"created":"2026-11-30T03:16:58.5+01:00","rootfs":{"type":"layers"}}"#[..],
+        )
+        .expect("valid");
+        assert_eq!(with.created(), with.config().created);
+        assert_eq!(
+            with.created().map(|t| t.to_string()).as_deref(),
+            Some("2026-11-30T03:16:58.5+01:00")
+        );
+        for raw in [
+            &br#"{"rootfs":{"type":"layers"}}"#[..],
+            &br#"{"created":null,"rootfs":{"type":"layers"}}"#[..],
+        ] {
+            let without = Image::from_bytes(raw).expect("valid");
+            assert_eq!(without.created(), None);
+            assert_eq!(without.config().created, None);
         }
     }
 

@@ -12,7 +12,7 @@ use std::marker::PhantomData;
 
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::time::parse_rfc3339;
+use crate::time::{Timestamp, parse_rfc3339};
 
 /// What the store keeps from a config.
 pub(crate) struct Essentials<'a> {
@@ -20,6 +20,7 @@ pub(crate) struct Essentials<'a> {
     pub(crate) diff_ids: Vec<Cow<'a, str>>,
     pub(crate) non_empty_history: usize,
     pub(crate) os: Option<Cow<'a, str>>,
+    pub(crate) created: Option<Timestamp>,
 }
 
 pub(crate) fn check(raw: &[u8]) -> Result<Essentials<'_>, serde_json::Error> {
@@ -40,6 +41,7 @@ pub(crate) fn check(raw: &[u8]) -> Result<Essentials<'_>, serde_json::Error> {
             })
             .unwrap_or(0),
         os: top.os,
+        created: top.created.map(|t| t.0),
     })
 }
 
@@ -63,8 +65,8 @@ impl<'de> Deserialize<'de> for Str {
     }
 }
 
-/// An RFC 3339 timestamp string.
-struct Time;
+/// An RFC 3339 timestamp string, parsed.
+struct Time(Timestamp);
 
 impl<'de> Deserialize<'de> for Time {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -75,7 +77,7 @@ impl<'de> Deserialize<'de> for Time {
                 f.write_str("an RFC 3339 timestamp")
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Time, E> {
-                parse_rfc3339(s).map(|_| Time).map_err(E::custom)
+                parse_rfc3339(s).map(Time).map_err(E::custom)
             }
         }
         d.deserialize_str(V)

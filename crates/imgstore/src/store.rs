@@ -216,19 +216,6 @@ impl ImageEntry {
     }
 }
 
-/// `created` alone, from the config bytes the image store holds, without decoding the whole
-/// typed model (which [`Image::config`] decodes lazily and caches: `ls` needs only this).
-/// The image store validated the config, so a failure here only means "absent".
-fn lean_created(raw: &[u8]) -> Option<Timestamp> {
-    #[derive(serde::Deserialize)]
-    struct Lean {
-        #[serde(default)]
-        created: Option<String>,
-    }
-    let lean: Lean = serde_json::from_slice(raw).ok()?;
-    image_store::time::parse_rfc3339(&lean.created?).ok()
-}
-
 /// Unix seconds of Go's zero time.
 pub const GO_ZERO_UNIX: i64 = -62_135_596_800;
 
@@ -358,7 +345,7 @@ impl Store {
             parent: self.images.get_parent(&id).ok().flatten().map(|p| p.0),
             chain_id: chain.map(|c| c.0),
             size,
-            created: lean_created(image.raw_json()),
+            created: image.created(),
             image,
         }
     }
