@@ -130,15 +130,7 @@ impl Faults {
     /// The `n`-th `op` from now (`n` >= 1; 0 is treated as 1) fails once with an
     /// [`io::Error`] of `kind`. Returns `self` for chaining.
     pub fn fail_nth(&self, op: Op, n: u64, kind: io::ErrorKind) -> &Self {
-        let mut state = self.lock();
-        let at = state.counts[op.index()] + n.max(1);
-        state.rules.push(Rule {
-            op,
-            at,
-            kind,
-            sticky: false,
-        });
-        self
+        self.add_rule(op, n, kind, false)
     }
 
     /// Every `op` from now on fails with `kind`, until [`clear`](Faults::clear).
@@ -149,13 +141,18 @@ impl Faults {
     /// The `n`-th `op` from now and every later one fail with `kind`, until
     /// [`clear`](Faults::clear) (a "disk full from here on" fault).
     pub fn fail_from_nth(&self, op: Op, n: u64, kind: io::ErrorKind) -> &Self {
+        self.add_rule(op, n, kind, true)
+    }
+
+    /// A rule for the `n`-th `op` from now; `sticky` keeps it failing every later one too.
+    fn add_rule(&self, op: Op, n: u64, kind: io::ErrorKind, sticky: bool) -> &Self {
         let mut state = self.lock();
         let at = state.counts[op.index()] + n.max(1);
         state.rules.push(Rule {
             op,
             at,
             kind,
-            sticky: true,
+            sticky,
         });
         self
     }
