@@ -44,15 +44,15 @@ fn main() -> ExitCode {
     };
     let driver = args.next().unwrap_or_else(|| "vfs".to_owned());
     let base = root.join("image").join(driver);
+    let start = Instant::now();
+    let backend = match FsBackend::open(base.join("imagedb")) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("imagedb: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     if std::env::var_os("IMAGE_ONLY").is_some() {
-        let start = Instant::now();
-        let backend = match FsBackend::open(base.join("imagedb")) {
-            Ok(b) => b,
-            Err(e) => {
-                eprintln!("imagedb: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
         return match ImageStore::open(backend, AnyLayer) {
             Ok((store, report)) => {
                 println!(
@@ -70,14 +70,6 @@ fn main() -> ExitCode {
             }
         };
     }
-    let start = Instant::now();
-    let backend = match FsBackend::open(base.join("imagedb")) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("imagedb: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let (layers, layer_outcome) =
         match LayerStore::open_read_only(base.join("layerdb"), Box::new(NullDriver)) {
             Ok(l) => l,
