@@ -270,19 +270,21 @@ impl FsBackend {
                 limit: MAX_CONFIG_SIZE,
             });
         }
-        let capacity = usize::try_from(meta.len()).unwrap_or(0);
-        let mut buf = Vec::with_capacity(capacity);
-        (&file)
-            .take(MAX_CONFIG_SIZE + 1)
-            .read_to_end(&mut buf)
-            .map_err(|e| io_at("read", &path(), e))?;
-        if buf.len() as u64 > MAX_CONFIG_SIZE {
-            return Err(Error::TooLarge {
-                path: path(),
-                size: buf.len() as u64,
-                limit: MAX_CONFIG_SIZE,
-            });
+        // Read the size `fstat` gave and stop there, without a last read to see end of file:
+        // files here are replaced by rename, never written in place, and content is verified
+        // against its digest, so a file that changed between the two calls is caught anyway.
+        let len = usize::try_from(meta.len()).unwrap_or(0);
+        let mut buf = vec![0u8; len];
+        let mut filled = 0;
+        while filled < len {
+            match (&file).read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_at("read", &path(), e)),
+            }
         }
+        buf.truncate(filled);
         Ok(Some(buf))
     }
 
