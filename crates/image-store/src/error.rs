@@ -85,6 +85,34 @@ pub struct RestoreReport {
 #[error("No such image: {0}")]
 pub struct NotFound(pub ImageId);
 
+/// Why [`ImageStore::get`](crate::ImageStore::get) gave no image.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GetError {
+    /// The image is not in the store.
+    #[error(transparent)]
+    NotFound(#[from] NotFound),
+    /// The store knows the image, but its config could not be read again (removed or damaged
+    /// on disk since the store was opened).
+    #[error("failed to read image config {id}: {source}")]
+    Read {
+        /// The image.
+        id: ImageId,
+        /// The backend's error.
+        #[source]
+        source: imagedb_fs::Error,
+    },
+    /// The config read again is no longer a valid image config.
+    #[error("image config {id} is no longer valid: {source}")]
+    Invalid {
+        /// The image.
+        id: ImageId,
+        /// Why it is not valid.
+        #[source]
+        source: InvalidImage,
+    },
+}
+
 /// Why [`ImageStore::create`](crate::ImageStore::create) failed.
 ///
 /// Nothing was written, except after [`CreateError::Write`] when the config reached the disk

@@ -103,32 +103,13 @@ impl Image {
     /// Like [`Image::from_bytes`] when the caller already knows the bytes hash to `id` (e.g. a
     /// backend that verified them); saves hashing them again. Nothing checks that they do.
     pub fn from_verified_bytes(id: ImageId, raw: Vec<u8>) -> Result<Image, InvalidImage> {
-        // A lean pass that type-checks every field as the typed model would, keeping only
-        // what the store needs; the typed model is decoded on demand (`config()`).
-        let (chain_id, os_supported, created) = {
-            let e = validate::check(&raw).map_err(|e| InvalidImage::Json(e.to_string()))?;
-            if !e.has_rootfs {
-                return Err(InvalidImage::NoRootFs);
-            }
-            if e.non_empty_history > e.diff_ids.len() {
-                return Err(InvalidImage::TooManyNonEmptyLayers {
-                    history: e.non_empty_history,
-                    layers: e.diff_ids.len(),
-                });
-            }
-            let diff_ids = parse_diff_ids(&e.diff_ids)?;
-            (
-                chain_of(&diff_ids),
-                os_supported(e.os.as_deref().unwrap_or("")),
-                e.created,
-            )
-        };
+        let checked = Checked::of(&raw)?;
         Ok(Image {
             id,
             raw: raw.into_boxed_slice(),
-            chain_id,
-            os_supported,
-            created,
+            chain_id: checked.chain_id,
+            os_supported: checked.os_supported,
+            created: checked.created,
             config: OnceLock::new(),
         })
     }
@@ -186,6 +167,50 @@ impl Image {
     /// The raw config as a JSON value (decoded on each call).
     pub fn to_value(&self) -> serde_json::Value {
         serde_json::from_slice(&self.raw).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// What the store keeps of a config it has checked: a lean pass that type-checks every field
+/// as the typed model would, keeping only this (the typed model is decoded on demand).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Checked {
+    /// The top layer's chain ID.
+    pub(crate) chain_id: Option<ChainId>,
+    /// `created`.
+    pub(crate) created: Option<Timestamp>,
+    /// Whether the image's OS can run here (see [`Image::is_os_supported`]).
+    pub(crate) os_supported: bool,
+}
+
+impl Checked {
+    /// Checks config bytes as [`Image::from_verified_bytes`] does.
+    pub(crate) fn of(raw: &[u8]) -> Result<Checked, InvalidImage> {
+        Self::with_os(raw).map(|(checked, _)| checked)
+    }
+
+    /// [`Checked::of`], with the `os` value when it is not this host's.
+    pub(crate) fn with_os(raw: &[u8]) -> Result<(Checked, Option<String>), InvalidImage> {
+        let e = validate::check(raw).map_err(|e| InvalidImage::Json(e.to_string()))?;
+        if !e.has_rootfs {
+            return Err(InvalidImage::NoRootFs);
+        }
+        if e.non_empty_history > e.diff_ids.len() {
+            return Err(InvalidImage::TooManyNonEmptyLayers {
+                history: e.non_empty_history,
+                layers: e.diff_ids.len(),
+            });
+        }
+        let diff_ids = parse_diff_ids(&e.diff_ids)?;
+        let os = e.os.as_deref().unwrap_or("");
+        let other_os = (!os_supported(os)).then(|| os.to_owned());
+        Ok((
+            Checked {
+                chain_id: chain_of(&diff_ids),
+                created: e.created,
+                os_supported: other_os.is_none(),
+            },
+            other_os,
+        ))
     }
 }
 

@@ -88,11 +88,13 @@ pub mod time;
 mod validate;
 
 pub use crate::error::{
-    CreateError, DanglingParent, DeleteError, MetadataError, NotFound, OpenError, RestoreReport,
-    SearchError, SetParentError, SkipReason, SkippedImage,
+    CreateError, DanglingParent, DeleteError, GetError, MetadataError, NotFound, OpenError,
+    RestoreReport, SearchError, SetParentError, SkipReason, SkippedImage,
 };
 pub use crate::id::ImageId;
 pub use crate::image::{
     ContainerConfig, GoEmpty, HealthConfig, History, Image, ImageConfig, InvalidImage, RootFs,
 };
-pub use crate::store::{ImageStore, KEY_BUILT_LOCALLY, KEY_LAST_UPDATED, KEY_PARENT};
+pub use crate::store::{
+    ImageInfo, ImageStore, KEY_BUILT_LOCALLY, KEY_LAST_UPDATED, KEY_PARENT, Loaded,
+};

@@ -1,20 +1,20 @@
 //! [`ImageStore`]: moby's `image.Store`, restored in parallel and safe for concurrent use.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
 
 use dashmap::DashMap;
 use digest_set::{Digest, DigestSet};
 use imagedb_fs::{BulkReader, StoreBackend};
-use layer_store::{LayerGetReleaser, LayerHandle, LayerMetadata};
+use layer_store::{ChainId, LayerGetReleaser, LayerHandle, LayerMetadata};
 use rayon::prelude::*;
 
 use crate::error::{
-    CreateError, DanglingParent, DeleteError, MetadataError, NotFound, OpenError, RestoreReport,
-    SearchError, SetParentError, SkipReason, SkippedImage, parse_parent,
+    CreateError, DanglingParent, DeleteError, GetError, MetadataError, NotFound, OpenError,
+    RestoreReport, SearchError, SetParentError, SkipReason, SkippedImage, parse_parent,
 };
 use crate::id::ImageId;
-use crate::image::Image;
+use crate::image::{Checked, Image};
 use crate::time::{Timestamp, parse_rfc3339};
 
 /// Metadata key of the parent link (`sha256:<hex>`).
@@ -24,17 +24,67 @@ pub const KEY_LAST_UPDATED: &str = "lastUpdated";
 /// Metadata key of the built-locally flag (the single byte `1`).
 pub const KEY_BUILT_LOCALLY: &str = "builtLocally";
 
-/// One image in memory (moby's `imageMeta`, plus the parent link).
+/// One image in memory (moby's `imageMeta`, plus the parent link): what listing and the graph
+/// need. The config bytes are not kept: [`ImageStore::get`] reads them again, unless a caller
+/// still holds the image from an earlier `get`.
 #[derive(Debug)]
 struct Node {
-    image: Arc<Image>,
-    /// The store's reference on the top layer; `None` for an image with no layers.
-    layer: Option<LayerHandle>,
+    /// The top layer's chain ID, `None` for an image with no layers.
+    chain_id: Option<ChainId>,
+    /// The config's `created`.
+    created: Option<Timestamp>,
+    /// The token of the store's reference on the top layer (meaningful when `chain_id` is set;
+    /// the chain ID and the token make up the [`LayerHandle`]).
+    layer_token: u64,
+    /// The config, for as long as some caller holds it.
+    image: Weak<Image>,
     /// The parent link as stored on disk (possibly naming an image not in the store).
     parent: Option<ImageId>,
     /// Images in the store whose parent link names this image, sorted. A vector, not a set:
     /// most images have zero or one child, and a B-tree node costs ~700 bytes.
     children: Vec<ImageId>,
+}
+
+impl Node {
+    fn new(checked: Checked, handle: Option<&LayerHandle>, parent: Option<ImageId>) -> Node {
+        Node {
+            chain_id: checked.chain_id,
+            created: checked.created,
+            layer_token: handle.map_or(0, LayerHandle::token),
+            image: Weak::new(),
+            parent,
+            children: Vec::new(),
+        }
+    }
+
+    /// The store's reference on the top layer.
+    fn layer(&self) -> Option<LayerHandle> {
+        self.chain_id.map(|c| LayerHandle::new(c, self.layer_token))
+    }
+
+    fn info(&self, id: ImageId) -> ImageInfo {
+        ImageInfo {
+            id,
+            chain_id: self.chain_id,
+            created: self.created,
+            parent: self.parent,
+        }
+    }
+}
+
+/// What the store keeps in memory of an image: everything listing needs, without the config
+/// bytes ([`ImageStore::get`] gives the whole [`Image`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// The image ID.
+    pub id: ImageId,
+    /// The chain ID of its top layer, `None` for an image with no layers
+    /// ([`Image::chain_id`]).
+    pub chain_id: Option<ChainId>,
+    /// The config's `created` time ([`Image::created`]).
+    pub created: Option<Timestamp>,
+    /// Its parent link (see [`ImageStore::get_parent`]).
+    pub parent: Option<ImageId>,
 }
 
 /// State that only graph mutations touch, under the store's write lock.
@@ -48,12 +98,17 @@ struct Graph {
 /// store, and the parent/child graph in memory.
 ///
 /// It serves readers and writers from many threads at once (`ImageStore` is `Send + Sync`).
-/// Readers ([`get`](Self::get), [`map`](Self::map), [`heads`](Self::heads),
-/// [`children`](Self::children), [`search`](Self::search)) work from memory and never wait for a
-/// writer's disk I/O; writers ([`create`](Self::create), [`delete`](Self::delete),
+/// Readers ([`map`](Self::map), [`heads`](Self::heads), [`children`](Self::children),
+/// [`get_parent`](Self::get_parent), [`search`](Self::search)) work from memory and never wait
+/// for a writer's disk I/O; writers ([`create`](Self::create), [`delete`](Self::delete),
 /// [`set_parent`](Self::set_parent), the metadata setters) are serialised by one store lock, as
 /// in moby, and change memory only after the disk, so that after a failed operation memory and
 /// disk still agree.
+///
+/// Memory holds what listing needs of each image ([`ImageInfo`]), not its config bytes: a
+/// 100k-image store keeps about 300 bytes an image instead of the 2 KiB of its config.
+/// [`get`](Self::get) reads and verifies a config when no caller holds it already, and hands
+/// out the same [`Image`] while one does.
 ///
 /// Dropping the store does not release its layer references (like a daemon that stops): use
 /// [`into_parts`](Self::into_parts) to get the backend and layer store back.
@@ -66,17 +121,48 @@ pub struct ImageStore<B, L> {
     graph: Mutex<Graph>,
 }
 
-/// What pass one has to report about one config; restored images are already in the map
+/// An image store read from its backend, before it takes its layers: the first half of
+/// [`ImageStore::open`], which [`ImageStore::load`] returns.
+///
+/// Loading reads, hashes and checks every config and reads every parent link; it does not need
+/// the layer store. A caller that opens the layer store too (as a daemon does at start-up) can
+/// run both at once and then [`attach`](Self::attach) the layers.
+///
+/// ```
+/// use image_store::ImageStore;
+/// use imagedb_fs::MemBackend;
+/// use layer_store::{LayerStore, NullDriver};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let (loaded, layers) = rayon::join(
+///     || ImageStore::load(MemBackend::new()),
+///     || LayerStore::open(dir.path().join("layerdb"), Box::new(NullDriver)),
+/// );
+/// let (store, report) = loaded?.attach(layers?.0)?;
+/// assert_eq!((store.len(), report.restored), (0, 0));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Loaded<B> {
+    backend: B,
+    /// Every valid config, linked to its parent and children.
+    images: DashMap<ImageId, Node>,
+    digests: DigestSet,
+    graph: Graph,
+    /// Configs skipped so far and the parent links that dangle so far.
+    report: RestoreReport,
+}
+
+/// What pass one has to report about one config; loaded images are already in the map
 /// (with their parent link) and report nothing.
 enum Outcome {
     Skipped(SkippedImage),
     Dangling(DanglingParent),
-    Fatal(Box<OpenError>),
 }
 
-fn restore_one<L: LayerGetReleaser>(
+fn load_one(
     backend: &dyn BulkReader,
-    layers: &L,
     images: &DashMap<ImageId, Node>,
     with_metadata: Option<&[Digest]>,
     digest: &Digest,
@@ -87,33 +173,19 @@ fn restore_one<L: LayerGetReleaser>(
         Ok(raw) => raw,
         Err(e) => return skip(SkipReason::Unreadable(e.to_string())),
     };
-    // The backend verified the bytes against their name: no second hash.
-    let image = match Image::from_verified_bytes(id, raw) {
-        Ok(image) => image,
+    // The backend verified the bytes against their name: no second hash. The bytes are
+    // dropped after the check (`get` reads them again when asked).
+    let checked = match Checked::with_os(&raw) {
+        Ok((checked, None)) => checked,
+        Ok((checked, Some(os))) => {
+            if checked.chain_id.is_some() {
+                return skip(SkipReason::UnsupportedOs(os));
+            }
+            checked
+        }
         Err(e) => return skip(SkipReason::Invalid(e)),
     };
-    let layer = match image.chain_id() {
-        None => None,
-        Some(chain_id) => {
-            if !image.is_os_supported() {
-                return skip(SkipReason::UnsupportedOs(image.config().os.clone()));
-            }
-            match layers.get(&chain_id) {
-                Ok(handle) => Some(handle),
-                Err(layer_store::GetError::NotFound(c)) => {
-                    return skip(SkipReason::LayerMissing(c));
-                }
-                #[allow(unreachable_patterns)]
-                Err(source) => {
-                    return Some(Outcome::Fatal(Box::new(OpenError::Layer {
-                        image: id,
-                        chain_id,
-                        source,
-                    })));
-                }
-            }
-        }
-    };
+    drop(raw);
     // Only images with a metadata directory can have a parent link: skip the read for the
     // others (pulled and loaded images have none).
     let link = match with_metadata {
@@ -142,15 +214,7 @@ fn restore_one<L: LayerGetReleaser>(
             })),
         ),
     };
-    images.insert(
-        id,
-        Node {
-            image: Arc::new(image),
-            layer,
-            parent,
-            children: Vec::new(),
-        },
-    );
+    images.insert(id, Node::new(checked, None, parent));
     outcome
 }
 
@@ -158,18 +222,149 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
-    /// Restores the store from `backend`, taking a reference in `layers` on each image's top
-    /// layer (moby's `NewImageStore`).
+impl<B: StoreBackend> Loaded<B> {
+    /// How many images were loaded (before their layers are checked).
+    pub fn len(&self) -> usize {
+        self.images.len()
+    }
+
+    /// Whether no image was loaded.
+    pub fn is_empty(&self) -> bool {
+        self.images.is_empty()
+    }
+
+    /// Takes a reference in `layers` on each loaded image's top layer, skipping the images
+    /// whose top layer is missing: the second half of [`ImageStore::open`].
+    pub fn attach<L: LayerGetReleaser>(
+        self,
+        layers: L,
+    ) -> Result<(ImageStore<B, L>, RestoreReport), OpenError> {
+        let Loaded {
+            backend,
+            images,
+            mut digests,
+            mut graph,
+            mut report,
+        } = self;
+        let mut taken: Vec<LayerHandle> = Vec::new();
+        let mut missing: Vec<(ImageId, ChainId)> = Vec::new();
+        let mut fatal = None;
+        for mut node in images.iter_mut() {
+            let Some(chain_id) = node.chain_id else {
+                continue;
+            };
+            match layers.get(&chain_id) {
+                Ok(handle) => {
+                    node.layer_token = handle.token();
+                    taken.push(handle);
+                }
+                Err(layer_store::GetError::NotFound(c)) => missing.push((*node.key(), c)),
+                #[allow(unreachable_patterns)]
+                Err(source) => {
+                    fatal = Some(OpenError::Layer {
+                        image: *node.key(),
+                        chain_id,
+                        source,
+                    });
+                    break;
+                }
+            }
+        }
+        if let Some(e) = fatal {
+            for handle in &taken {
+                if let Err(re) = layers.release(handle) {
+                    tracing::warn!(error = %re, "releasing a layer after a failed restore");
+                }
+            }
+            return Err(e);
+        }
+        drop(taken);
+        if !missing.is_empty() {
+            unlink_missing(&images, &mut digests, &mut graph, &mut report, missing);
+        }
+        report.skipped.sort_by_key(|s| s.id);
+        report.dangling_parents.sort_by_key(|a| a.child);
+        report.restored = images.len();
+        for s in &report.skipped {
+            tracing::warn!(image = %s.id, reason = %s.reason, "image not restored");
+        }
+        tracing::debug!(
+            restored = report.restored,
+            skipped = report.skipped.len(),
+            "image store restored"
+        );
+        Ok((
+            ImageStore {
+                backend,
+                layers,
+                images,
+                digests: RwLock::new(digests),
+                graph: Mutex::new(graph),
+            },
+            report,
+        ))
+    }
+}
+
+/// Takes the images whose top layer is missing out of a loaded store, as if pass two had
+/// never seen them: their own parent links are forgotten (and no longer reported), and their
+/// children's links to them wait for them like any link to an image not in the store.
+fn unlink_missing(
+    images: &DashMap<ImageId, Node>,
+    digests: &mut DigestSet,
+    graph: &mut Graph,
+    report: &mut RestoreReport,
+    missing: Vec<(ImageId, ChainId)>,
+) {
+    let mut removed: Vec<(ImageId, Node)> = Vec::with_capacity(missing.len());
+    for (id, chain_id) in missing {
+        if let Some(entry) = images.remove(&id) {
+            removed.push(entry);
+        }
+        digests.remove(&id.0);
+        report.skipped.push(SkippedImage {
+            id,
+            reason: SkipReason::LayerMissing(chain_id),
+        });
+    }
+    let gone: BTreeSet<ImageId> = removed.iter().map(|(id, _)| *id).collect();
+    report.dangling_parents.retain(|d| !gone.contains(&d.child));
+    for (id, node) in removed {
+        if let Some(p) = node.parent {
+            if let Some(mut parent) = images.get_mut(&p) {
+                if let Ok(at) = parent.children.binary_search(&id) {
+                    parent.children.remove(at);
+                }
+            } else if let Some(set) = graph.waiting.get_mut(&p) {
+                set.remove(&id);
+                if set.is_empty() {
+                    graph.waiting.remove(&p);
+                }
+            }
+        }
+        for child in node.children {
+            if gone.contains(&child) {
+                continue;
+            }
+            graph.waiting.entry(id).or_default().insert(child);
+            report.dangling_parents.push(DanglingParent {
+                child,
+                value: id.to_string(),
+                parent: Some(id),
+            });
+        }
+    }
+}
+
+impl<B: StoreBackend> ImageStore<B, ()> {
+    /// Reads every config and parent link from `backend`, in parallel, without the layer
+    /// store: the first half of [`ImageStore::open`]; finish with [`Loaded::attach`].
     ///
-    /// Pass one reads and hashes each config once, in parallel: images that cannot be read or
-    /// are not valid configs, images for another OS and images whose top layer is missing are
-    /// skipped and listed in the report (their files stay on disk). Pass two links children to
-    /// parents; links to images that were not restored stay on disk and are reported.
-    pub fn open(backend: B, layers: L) -> Result<(Self, RestoreReport), OpenError> {
+    /// Each config is read, hashed and checked once. Images that cannot be read, are not valid
+    /// configs, or are for another OS are skipped and listed in the report `attach` returns
+    /// (their files stay on disk).
+    pub fn load(backend: B) -> Result<Loaded<B>, OpenError> {
         let ids = backend.walk().map_err(OpenError::Walk)?;
-        // Pass one, in parallel: read, hash and check each config once, take its layer, read
-        // its parent link, and put it straight into the map.
         let images: DashMap<ImageId, Node> = DashMap::with_capacity(ids.len());
         let with_metadata = match backend.metadata_digests() {
             Ok(mut list) => {
@@ -184,45 +379,21 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
         let reader = backend.bulk_reader().map_err(OpenError::Walk)?;
         let outcomes: Vec<Outcome> = ids
             .par_iter()
-            .filter_map(|d| {
-                restore_one(
-                    reader.as_ref(),
-                    &layers,
-                    &images,
-                    with_metadata.as_deref(),
-                    d,
-                )
-            })
+            .with_min_len(64)
+            .filter_map(|d| load_one(reader.as_ref(), &images, with_metadata.as_deref(), d))
             .collect();
         drop(reader);
         drop(with_metadata);
         drop(ids);
-
         let mut report = RestoreReport::default();
-        let mut fatal = None;
         for outcome in outcomes {
             match outcome {
                 Outcome::Skipped(s) => report.skipped.push(s),
                 Outcome::Dangling(d) => report.dangling_parents.push(d),
-                Outcome::Fatal(e) => {
-                    if fatal.is_none() {
-                        fatal = Some(e);
-                    }
-                }
             }
-        }
-        if let Some(e) = fatal {
-            for (_, node) in images {
-                if let Some(handle) = node.layer
-                    && let Err(re) = layers.release(&handle)
-                {
-                    tracing::warn!(error = %re, "releasing a layer after a failed restore");
-                }
-            }
-            return Err(*e);
         }
 
-        // Pass two: link children to parents. Links to images not restored stay as they are
+        // Pass two: link children to parents. Links to images not loaded stay as they are
         // (on disk and in the child's `parent`) and wait for their parent.
         let links: Vec<(ImageId, ImageId)> = images
             .iter()
@@ -247,29 +418,30 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
                 node.children.shrink_to_fit();
             }
         }
-        report.dangling_parents.sort_by_key(|a| a.child);
-        report.restored = images.len();
-        for s in &report.skipped {
-            tracing::warn!(image = %s.id, reason = %s.reason, "image not restored");
-        }
-
         // The digest set is built in bulk: one sort, no per-insert shifting.
-        let digests: DigestSet = images.iter().map(|e| e.key().0).collect();
-        tracing::debug!(
-            restored = report.restored,
-            skipped = report.skipped.len(),
-            "image store restored"
-        );
-        Ok((
-            ImageStore {
-                backend,
-                layers,
-                images,
-                digests: RwLock::new(digests),
-                graph: Mutex::new(graph),
-            },
+        let mut keys: Vec<Digest> = Vec::with_capacity(images.len());
+        keys.extend(images.iter().map(|e| e.key().0));
+        let digests: DigestSet = keys.into_iter().collect();
+        Ok(Loaded {
+            backend,
+            images,
+            digests,
+            graph,
             report,
-        ))
+        })
+    }
+}
+
+impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
+    /// Restores the store from `backend`, taking a reference in `layers` on each image's top
+    /// layer (moby's `NewImageStore`): [`ImageStore::load`] then [`Loaded::attach`].
+    ///
+    /// Pass one reads and hashes each config once, in parallel: images that cannot be read or
+    /// are not valid configs, images for another OS and images whose top layer is missing are
+    /// skipped and listed in the report (their files stay on disk). Pass two links children to
+    /// parents; links to images that were not restored stay on disk and are reported.
+    pub fn open(backend: B, layers: L) -> Result<(Self, RestoreReport), OpenError> {
+        ImageStore::load(backend)?.attach(layers)
     }
 
     /// Stores a new image config and takes a reference on its top layer (moby's `Create`).
@@ -318,6 +490,11 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
     /// Puts a newly written image in memory.
     fn insert_new(&self, graph: &mut Graph, image: Image, layer: Option<LayerHandle>) {
         let id = image.id();
+        let checked = Checked {
+            chain_id: image.chain_id(),
+            created: image.created(),
+            os_supported: image.is_os_supported(),
+        };
         // The config may have been on disk already (an image restore skipped), with a parent
         // link: keep memory as a restore would see it.
         let parent = match self.backend.get_metadata(&id.0, KEY_PARENT) {
@@ -333,15 +510,9 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
             .remove(&id)
             .map(|set| set.into_iter().collect())
             .unwrap_or_default();
-        self.images.insert(
-            id,
-            Node {
-                image: Arc::new(image),
-                layer,
-                parent,
-                children,
-            },
-        );
+        let mut node = Node::new(checked, layer.as_ref(), parent);
+        node.children = children;
+        self.images.insert(id, node);
         // After the insert, so that a link to itself (a corrupt disk) is treated as restore
         // treats it.
         if let Some(p) = parent {
@@ -356,11 +527,40 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
         !matches!(self.backend.get_metadata(&id.0, KEY_PARENT), Err(e) if e.is_not_found())
     }
 
-    /// The image `id`, from memory.
-    pub fn get(&self, id: &ImageId) -> Result<Arc<Image>, NotFound> {
+    /// The image `id`: the one a caller still holds from an earlier `get` if any (no disk
+    /// access), else its config read again from the backend and verified.
+    pub fn get(&self, id: &ImageId) -> Result<Arc<Image>, GetError> {
+        let held = self.images.get(id).ok_or(NotFound(*id))?.image.upgrade();
+        if let Some(image) = held {
+            return Ok(image);
+        }
+        let raw = match self.backend.get(&id.0) {
+            Ok(raw) => raw,
+            // Deleted meanwhile.
+            Err(e) if e.is_not_found() && !self.images.contains_key(id) => {
+                return Err(NotFound(*id).into());
+            }
+            Err(source) => return Err(GetError::Read { id: *id, source }),
+        };
+        let image = Image::from_verified_bytes(*id, raw)
+            .map(Arc::new)
+            .map_err(|source| GetError::Invalid { id: *id, source })?;
+        let mut node = self.images.get_mut(id).ok_or(NotFound(*id))?;
+        match node.image.upgrade() {
+            // Another thread read it meanwhile: hand out one image.
+            Some(other) => Ok(other),
+            None => {
+                node.image = Arc::downgrade(&image);
+                Ok(image)
+            }
+        }
+    }
+
+    /// What the store keeps in memory of image `id` (no disk access).
+    pub fn info(&self, id: &ImageId) -> Result<ImageInfo, NotFound> {
         self.images
             .get(id)
-            .map(|n| Arc::clone(&n.image))
+            .map(|n| n.info(*id))
             .ok_or(NotFound(*id))
     }
 
@@ -404,7 +604,7 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
         let node = self.images.remove(id).map(|(_, n)| n);
         self.digests_write().remove(&id.0);
         drop(graph);
-        match node.and_then(|n| n.layer) {
+        match node.and_then(|n| n.layer()) {
             None => Ok(Vec::new()),
             Some(handle) => self
                 .layers
@@ -481,20 +681,20 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
             .unwrap_or_default()
     }
 
-    /// Every image in the store.
-    pub fn map(&self) -> BTreeMap<ImageId, Arc<Image>> {
+    /// Every image in the store, from memory (use [`get`](Self::get) for an image's config).
+    pub fn map(&self) -> BTreeMap<ImageId, ImageInfo> {
         self.images
             .iter()
-            .map(|e| (*e.key(), Arc::clone(&e.value().image)))
+            .map(|e| (*e.key(), e.value().info(*e.key())))
             .collect()
     }
 
-    /// The images that are no image's parent (moby's `Heads`).
-    pub fn heads(&self) -> BTreeMap<ImageId, Arc<Image>> {
+    /// The images that are no image's parent (moby's `Heads`), from memory.
+    pub fn heads(&self) -> BTreeMap<ImageId, ImageInfo> {
         self.images
             .iter()
             .filter(|e| e.value().children.is_empty())
-            .map(|e| (*e.key(), Arc::clone(&e.value().image)))
+            .map(|e| (*e.key(), e.value().info(*e.key())))
             .collect()
     }
 

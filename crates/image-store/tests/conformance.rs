@@ -139,10 +139,15 @@ fn configs_are_never_reserialised() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = extract("dockerroot-02-after-build", tmp.path());
     let store = open(&root);
-    for (id, image) in store.map() {
+    for (id, info) in store.map() {
         let on_disk =
             std::fs::read(root.join("imagedb/content/sha256").join(id.hex())).expect("read");
+        let image = store.get(&id).expect("get");
         assert_eq!(image.raw_json(), &on_disk[..]);
+        assert_eq!(
+            (info.chain_id, info.created),
+            (image.chain_id(), image.created())
+        );
     }
     // The base config (written by umoci) ends in a newline, which its ID covers.
     let base: ImageId = "sha256:7db95e6e4fe3a141e68c2ff6cc0267d1fb63728cf6b9fa326a05ecb3b43ea6fe"

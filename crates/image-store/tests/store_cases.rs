@@ -62,7 +62,9 @@ fn restore_moby_case() {
     let (id1, id2) = (ImageId(id1), ImageId(id2));
     let map = store.map();
     assert_eq!(map.len(), 2);
-    assert_eq!(map[&id1].config().comment, "abc");
+    assert_eq!(map[&id1].id, id1);
+    assert_eq!(map[&id2].parent, Some(id1));
+    assert_eq!(store.get(&id1).expect("get").config().comment, "abc");
     assert_eq!(store.get(&id2).expect("get").config().comment, "def");
     assert_eq!(store.get(&id2).expect("get").id(), id2);
     assert_eq!(store.get_parent(&id1).expect("known"), None);

@@ -154,7 +154,14 @@ pub fn list_checked(store: &Store, opts: &ListOptions) -> Result<Vec<Summary>, F
             continue;
         }
         if !labels.is_empty() {
-            let Some(config) = &e.image.config().config else {
+            let image = match store.config(id) {
+                Ok(image) => image,
+                Err(err) => {
+                    tracing::warn!(image = %id, error = %err, "cannot read config for the label filter; leaving the image out");
+                    continue;
+                }
+            };
+            let Some(config) = &image.config().config else {
                 continue;
             };
             let empty = BTreeMap::new();
@@ -487,7 +494,8 @@ pub fn inspect(store: &Store, id: &Digest) -> Result<Inspect, Error> {
     let e = store
         .image(id)
         .ok_or_else(|| Error::NoSuchImage(id.to_string()))?;
-    let cfg = e.image.config();
+    let image = store.config(id)?;
+    let cfg = image.config();
     let mut tags = Vec::new();
     let mut digests = Vec::new();
     for r in store.refs().references(id) {
@@ -613,11 +621,9 @@ pub struct HistoryItem {
 
 /// dockerd's `ImageHistory`: newest first, image IDs filled in along the parent chain.
 pub fn history(store: &Store, id: &Digest) -> Result<Vec<HistoryItem>, Error> {
-    let e = store
-        .image(id)
-        .ok_or_else(|| Error::NoSuchImage(id.to_string()))?;
-    let cfg = e.image.config();
-    let chain = store.image_chain(&e);
+    let image = store.config(id)?;
+    let cfg = image.config();
+    let chain = store.image_chain(&image);
     let mut items = Vec::new();
     let mut layer = 0usize;
     for h in &cfg.history {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use digest_set::Digest;
 use image_store::time::Timestamp;
-use image_store::{Image, ImageId, ImageStore, RestoreReport, SearchError};
+use image_store::{Image, ImageId, ImageInfo, ImageStore, RestoreReport, SearchError};
 use imagedb_fs::{FsBackend, MemBackend, StoreBackend};
 use layer_store::{ChainId, LayerStore, RestoreOutcome};
 use rayon::prelude::*;
@@ -42,6 +42,10 @@ pub enum Error {
     /// Opening the image store (`imagedb`) failed.
     #[error("cannot open the image store: {0}")]
     ImageStore(Box<image_store::OpenError>),
+    /// Reading an image's config again failed (removed or damaged since the store was
+    /// opened).
+    #[error(transparent)]
+    Config(Box<image_store::GetError>),
     /// Opening the imagedb directory failed.
     #[error("cannot open the image store: {0}")]
     Backend(Box<imagedb_fs::Error>),
@@ -133,6 +137,15 @@ impl From<image_store::OpenError> for Error {
     }
 }
 
+impl From<image_store::GetError> for Error {
+    fn from(e: image_store::GetError) -> Self {
+        match e {
+            image_store::GetError::NotFound(n) => Error::NoSuchImage(n.0.to_string()),
+            other => Error::Config(Box::new(other)),
+        }
+    }
+}
+
 impl From<imagedb_fs::Error> for Error {
     fn from(e: imagedb_fs::Error) -> Self {
         Error::Backend(Box::new(e))
@@ -183,12 +196,13 @@ pub struct OpenOptions {
 /// when a read-only open finds no imagedb), layers in the layerdb.
 pub type Images = ImageStore<Box<dyn StoreBackend>, LayerStore>;
 
-/// A restored image, as the porcelain shows it: the image store's image and what the layer
-/// store knows of its top layer.
+/// A restored image, as the porcelain shows it: what the image store keeps of it in memory
+/// and what the layer store knows of its top layer. The config itself comes from
+/// [`Store::config`].
 #[derive(Debug, Clone)]
 pub struct ImageEntry {
-    /// The config, its bytes and typed model (shared with the image store).
-    pub image: Arc<Image>,
+    /// The image ID.
+    pub id: Digest,
     /// The image store's parent link (possibly naming an image that is not restored).
     pub parent: Option<Digest>,
     /// The top layer's chain ID, `None` for an image without layers.
@@ -202,7 +216,7 @@ pub struct ImageEntry {
 impl ImageEntry {
     /// The image ID.
     pub fn id(&self) -> Digest {
-        self.image.id().0
+        self.id
     }
 
     /// `created` as Unix seconds (Go's zero time when absent).
@@ -268,13 +282,10 @@ impl Store {
         let refs = RefStore::load(&root.repositories_json())?;
         let t = std::time::Instant::now();
         let layerdb = root.layerdb_dir();
-        let null = || Box::new(layer_store::NullDriver);
-        let (layers, layer_outcome) = match opts.write.then(|| content_driver(&root)) {
-            Some(Ok(Some(d))) => LayerStore::open(layerdb, d)?,
-            Some(Err(e)) => return Err(e),
-            Some(Ok(None)) | None => LayerStore::open_read_only(layerdb, null())?,
+        let content = match opts.write {
+            true => content_driver(&root)?,
+            false => None,
         };
-        let layers_done = t.elapsed();
         let imagedb = root.imagedb_dir();
         let backend: Box<dyn StoreBackend> = if opts.write {
             Box::new(FsBackend::open(&imagedb)?)
@@ -284,14 +295,27 @@ impl Store {
                 _ => Box::new(FsBackend::open_existing(&imagedb)?),
             }
         };
-        let (images, image_report) = ImageStore::open(backend, layers)?;
+        // The layer store and the image configs are read at the same time (the configs do
+        // not need the layers); the image store then takes its layers.
+        let (loaded, layers) = rayon::join(
+            || ImageStore::load(backend).map_err(Box::new),
+            || {
+                let opened = match content {
+                    Some(d) => LayerStore::open(layerdb, d),
+                    None => LayerStore::open_read_only(layerdb, Box::new(layer_store::NullDriver)),
+                };
+                (opened, t.elapsed())
+            },
+        );
+        let ((layers, layer_outcome), layers_done) = (layers.0?, layers.1);
+        let (images, image_report) = loaded.map_err(Error::ImageStore)?.attach(layers)?;
         tracing::debug!(
             layers = layer_outcome.loaded,
             bad_layers = layer_outcome.skipped.len(),
             images = image_report.restored,
             skipped_images = image_report.skipped.len(),
             layers_ms = layers_done.as_millis() as u64,
-            images_ms = (t.elapsed() - layers_done).as_millis() as u64,
+            total_ms = t.elapsed().as_millis() as u64,
             "data root restored"
         );
         Ok(Store {
@@ -335,36 +359,44 @@ impl Store {
         &self.image_report
     }
 
-    fn entry(&self, id: ImageId, image: Arc<Image>) -> ImageEntry {
-        let chain = image.chain_id();
-        let size = chain
+    fn entry(&self, info: ImageInfo) -> ImageEntry {
+        let size = info
+            .chain_id
             .and_then(|c| self.layer_store().layer(&c))
             .map(|l| i64::try_from(l.size).unwrap_or(i64::MAX))
             .unwrap_or(0);
         ImageEntry {
-            parent: self.images.get_parent(&id).ok().flatten().map(|p| p.0),
-            chain_id: chain.map(|c| c.0),
+            id: info.id.0,
+            parent: info.parent.map(|p| p.0),
+            chain_id: info.chain_id.map(|c| c.0),
             size,
-            created: image.created(),
-            image,
+            created: info.created,
         }
     }
 
     /// Restored images by ID (built in parallel: `ls` needs every image's size and time).
     pub fn images(&self) -> BTreeMap<Digest, ImageEntry> {
-        let all: Vec<(ImageId, Arc<Image>)> = self.images.map().into_iter().collect();
+        let all: Vec<ImageInfo> = self.images.map().into_values().collect();
         let entries: Vec<(Digest, ImageEntry)> = all
             .into_par_iter()
             .with_min_len(256)
-            .map(|(id, image)| (id.0, self.entry(id, image)))
+            .map(|info| (info.id.0, self.entry(info)))
             .collect();
         entries.into_iter().collect()
     }
 
     /// A restored image.
     pub fn image(&self, id: &Digest) -> Option<ImageEntry> {
-        let id = ImageId(*id);
-        self.images.get(&id).ok().map(|image| self.entry(id, image))
+        self.images
+            .info(&ImageId(*id))
+            .ok()
+            .map(|info| self.entry(info))
+    }
+
+    /// The config of a restored image (its exact bytes and typed model), read from the
+    /// imagedb unless the image store still holds it.
+    pub fn config(&self, id: &Digest) -> Result<Arc<Image>, Error> {
+        Ok(self.images.get(&ImageId(*id))?)
     }
 
     /// Whether the image is restored.
@@ -470,10 +502,10 @@ impl Store {
     }
 
     /// The chain IDs of an image's layers, bottom first.
-    pub fn image_chain(&self, e: &ImageEntry) -> Vec<Digest> {
+    pub fn image_chain(&self, image: &Image) -> Vec<Digest> {
         let mut out = Vec::new();
         let mut chain: Option<ChainId> = None;
-        for d in e.image.diff_ids() {
+        for d in image.diff_ids() {
             let next = match chain {
                 None => ChainId(d.0),
                 Some(c) => c.then(&d),
