@@ -24,7 +24,12 @@ pub(crate) struct Essentials<'a> {
 }
 
 pub(crate) fn check(raw: &[u8]) -> Result<Essentials<'_>, serde_json::Error> {
-    let top: Top<'_> = serde_json::from_slice(raw)?;
+    // One UTF-8 check of the whole text (fast for the ASCII configs are) spares serde_json
+    // a check of every string; text that is not UTF-8 takes the byte path and its errors.
+    let top: Top<'_> = match std::str::from_utf8(raw) {
+        Ok(text) => serde_json::from_str(text)?,
+        Err(_) => serde_json::from_slice(raw)?,
+    };
     let (has_rootfs, diff_ids) = match top.rootfs {
         None => (false, Vec::new()),
         Some(r) => (true, r.diff_ids.unwrap_or_default()),
