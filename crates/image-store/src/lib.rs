@@ -6,10 +6,13 @@
 //! - [`Image`]: a config's exact bytes (its ID is their sha256; they are never re-serialised)
 //!   and its typed model [`ImageConfig`] (moby's `Image`/`V1Image`, docker's
 //!   [`ContainerConfig`]), decoded as Go decodes it.
-//! - [`ImageStore`]: `open` (restore), `create`, `get`, `delete`, `search`, `set_parent`,
-//!   `get_parent`, `children`, `map`, `heads`, `len` and the `lastUpdated`/`builtLocally`
-//!   metadata, over any [`StoreBackend`](imagedb_fs::StoreBackend) and
-//!   [`LayerGetReleaser`](layer_store::LayerGetReleaser).
+//! - [`ImageStore`]: `open` (restore; or [`ImageStore::load`] then [`Loaded::attach`], to open
+//!   the layer store while the configs load), `create`, `get`, `info`, `delete`, `search`,
+//!   `set_parent`, `get_parent`, `children`, `map`, `heads`, `len` and the
+//!   `lastUpdated`/`builtLocally` metadata, over any
+//!   [`StoreBackend`](imagedb_fs::StoreBackend) and
+//!   [`LayerGetReleaser`](layer_store::LayerGetReleaser). Memory keeps an [`ImageInfo`] per
+//!   image, not its config: `get` reads a config again unless a caller still holds it.
 //! - [`time`]: RFC 3339 timestamps as Go formats and parses them.
 //!
 //! Where this store differs from moby on purpose: restore reads and hashes each config once
