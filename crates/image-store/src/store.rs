@@ -376,14 +376,23 @@ impl<B: StoreBackend> ImageStore<B, ()> {
                 None
             }
         };
-        let reader = backend.bulk_reader().map_err(OpenError::Walk)?;
-        let outcomes: Vec<Outcome> = ids
-            .par_iter()
-            .with_min_len(64)
-            .filter_map(|d| load_one(reader.as_ref(), &images, with_metadata.as_deref(), d))
+        // Each chunk gets its own reader: threads that share one directory handle contend on
+        // its reference count in the kernel at every open.
+        let chunks: Vec<Result<Vec<Outcome>, OpenError>> = ids
+            .par_chunks(512)
+            .map(|chunk| {
+                let reader = backend.bulk_reader().map_err(OpenError::Walk)?;
+                Ok(chunk
+                    .iter()
+                    .filter_map(|d| load_one(reader.as_ref(), &images, with_metadata.as_deref(), d))
+                    .collect())
+            })
             .collect();
-        drop(reader);
         drop(with_metadata);
+        let mut outcomes = Vec::new();
+        for chunk in chunks {
+            outcomes.extend(chunk?);
+        }
         drop(ids);
         let mut report = RestoreReport::default();
         for outcome in outcomes {
