@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs;
-use std::io::{ErrorKind, Read};
+use std::io::ErrorKind;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -363,38 +363,86 @@ fn read_all(alg_dirs: &[(Algorithm, OwnedFd)], candidates: Vec<ChainId>) -> Vec<
         .collect()
 }
 
+/// How many bytes of a layerdb file are read on the stack. `diff`, `size`, `cache-id` and
+/// `parent` are at most `sha512:` + 128 hex digits (135 bytes) in a healthy store.
+const INLINE_LEN: usize = 256;
+
+/// The content of one layerdb file: on the stack when it fits in [`INLINE_LEN`] bytes.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "lives on the stack for one file; avoiding the heap is the point"
+)]
+enum FileBytes {
+    Inline { buf: [u8; INLINE_LEN], len: usize },
+    Heap(Vec<u8>),
+}
+
+impl std::ops::Deref for FileBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            FileBytes::Inline { buf, len } => &buf[..*len],
+            FileBytes::Heap(v) => v,
+        }
+    }
+}
+
+/// One `read(2)`, retried on `EINTR`.
+fn read_some(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, std::io::Error> {
+    loop {
+        match rustix::io::read(fd, &mut *buf) {
+            Ok(n) => return Ok(n),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Reads `<layer>/<file>` relative to the algorithm directory `dir` with plain `openat` +
 /// `read` calls (no `fstat` for a size hint, unlike `fs::read`, and no walk of the absolute
 /// path): restore reads four tiny files per layer and is bound by system calls.
 /// `Ok(None)` when the file does not exist.
+///
+/// A file is read with as few `read(2)` calls as possible: a read that returns fewer bytes
+/// than asked ends the file. On Linux a read of a regular file on a local filesystem (ext4,
+/// xfs, btrfs, tmpfs, overlayfs over those) only comes up short at end of file, so the usual
+/// extra read that returns 0 is skipped; only a read that fills the buffer is followed by
+/// another. (Layerdb files are written once, by rename, and never grow in place.)
 fn read_file(
     dir: BorrowedFd<'_>,
     layer: &str,
     file: &'static str,
-) -> Result<Option<Vec<u8>>, SkipReason> {
+) -> Result<Option<FileBytes>, SkipReason> {
     let unreadable = |e: std::io::Error| SkipReason::Unreadable {
         file,
         message: e.to_string(),
     };
     let rel = format!("{layer}/{file}");
-    let mut f = match rustix::fs::openat(
+    let fd = match rustix::fs::openat(
         dir,
         rel.as_str(),
         OFlags::RDONLY | OFlags::CLOEXEC,
         Mode::empty(),
     ) {
-        Ok(fd) => fs::File::from(fd),
+        Ok(fd) => fd,
         Err(rustix::io::Errno::NOENT) => return Ok(None),
         Err(e) => return Err(unreadable(e.into())),
     };
-    let mut buf = [0u8; 256];
-    let mut out = Vec::new();
+    let mut buf = [0u8; INLINE_LEN];
+    let len = read_some(fd.as_fd(), &mut buf).map_err(unreadable)?;
+    if len < INLINE_LEN {
+        return Ok(Some(FileBytes::Inline { buf, len }));
+    }
+    let mut out = buf.to_vec();
     loop {
-        match f.read(&mut buf) {
-            Ok(0) => return Ok(Some(out)),
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(unreadable(e)),
+        let start = out.len();
+        let want = start.max(INLINE_LEN);
+        out.resize(start + want, 0);
+        let n = read_some(fd.as_fd(), &mut out[start..]).map_err(unreadable)?;
+        out.truncate(start + n);
+        if n < want {
+            return Ok(Some(FileBytes::Heap(out)));
         }
     }
 }
@@ -601,4 +649,46 @@ fn load_mounts(root: &Path, restored: &mut Restored) -> Result<(), OpenError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Files shorter than, equal to and longer than the inline buffer (and than several
+    /// heap rounds) read back whole; a missing file is `None`.
+    #[test]
+    fn read_file_reads_every_length() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::create_dir(dir.path().join("layer")).expect("mkdir");
+        let fd = rustix::fs::open(
+            dir.path(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .expect("open dir");
+        for len in [
+            0,
+            1,
+            INLINE_LEN - 1,
+            INLINE_LEN,
+            INLINE_LEN + 1,
+            2 * INLINE_LEN,
+            4 * INLINE_LEN,
+            4 * INLINE_LEN + 3,
+            70_000,
+        ] {
+            let content: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            fs::write(dir.path().join("layer/descriptor.json"), &content).expect("write");
+            let read = read_file(fd.as_fd(), "layer", "descriptor.json")
+                .expect("read")
+                .expect("exists");
+            assert_eq!(&*read, &content[..], "length {len}");
+        }
+        assert!(
+            read_file(fd.as_fd(), "layer", "parent")
+                .expect("read")
+                .is_none()
+        );
+    }
 }
