@@ -1,8 +1,8 @@
-//! Lookup and bulk-load throughput of `DigestSet`, next to one-at-a-time insertion
-//! (the digestset way) as the baseline.
+//! Hex parsing, and lookup and bulk-load throughput of `DigestSet`, next to one-at-a-time
+//! insertion (the digestset way) as the baseline.
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use digest_set::{Digest, DigestSet};
+use digest_set::{Algorithm, Digest, DigestSet};
 use std::hint::black_box;
 
 fn digests(n: u64) -> Vec<Digest> {
@@ -37,6 +37,14 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    let hexes: Vec<String> = digests(1000).iter().map(Digest::hex).collect();
+    group.bench_function("from_hex_1000", |b| {
+        b.iter(|| {
+            for h in &hexes {
+                black_box(Digest::from_hex(Algorithm::Sha256, black_box(h)).is_ok());
+            }
+        })
+    });
     group.finish();
 }
 

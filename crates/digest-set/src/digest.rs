@@ -171,21 +171,31 @@ impl Digest {
         }
         let mut bytes = [0u8; 64];
         let raw = hex.as_bytes();
-        for (i, byte) in bytes[..algorithm.byte_len()].iter_mut().enumerate() {
-            let hi = nibble(raw[2 * i]);
-            let lo = nibble(raw[2 * i + 1]);
-            match (hi, lo) {
-                (Some(hi), Some(lo)) => *byte = (hi << 4) | lo,
-                (None, _) | (_, None) => {
-                    let offset = if hi.is_none() { 2 * i } else { 2 * i + 1 };
-                    let character = hex[offset..].chars().next().unwrap_or('?');
-                    return Err(ParseError::InvalidHex {
-                        input: input(),
-                        character,
-                        offset,
-                    });
-                }
-            }
+        // Branch-free over the whole string: every invalid character has the high bit set
+        // in the table, so one test at the end tells whether any was found.
+        let mut invalid = 0u8;
+        for (byte, pair) in bytes.iter_mut().zip(raw.chunks_exact(2)) {
+            let hi = HEX_VALUE[usize::from(pair[0])];
+            let lo = HEX_VALUE[usize::from(pair[1])];
+            invalid |= hi | lo;
+            *byte = (hi << 4) | (lo & 0xf);
+        }
+        if invalid & INVALID != 0 {
+            // Rare: find the first offending character for the error.
+            let offset = raw
+                .iter()
+                .position(|&c| HEX_VALUE[usize::from(c)] & INVALID != 0)
+                .unwrap_or(0);
+            // All bytes before `offset` are ASCII, so it is a character boundary.
+            let character = hex
+                .get(offset..)
+                .and_then(|s| s.chars().next())
+                .unwrap_or('?');
+            return Err(ParseError::InvalidHex {
+                input: input(),
+                character,
+                offset,
+            });
         }
         Ok(Digest { algorithm, bytes })
     }
@@ -229,6 +239,20 @@ impl Digest {
 }
 
 pub(crate) const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Marks a byte that is not a lowercase hex digit in [`HEX_VALUE`].
+const INVALID: u8 = 0x80;
+
+/// The value of each byte as a lowercase hex digit, or [`INVALID`].
+static HEX_VALUE: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let mut i = 0;
+    while i < 16 {
+        table[HEX[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
 
 /// The value of a lowercase hex digit.
 pub(crate) fn nibble(c: u8) -> Option<u8> {
@@ -382,6 +406,115 @@ mod tests {
         ));
         let multibyte = format!("sha256:{}é", "a".repeat(62));
         assert!(multibyte.parse::<Digest>().is_err());
+    }
+
+    /// The decoder before the lookup table, kept as the model of `from_hex`'s results.
+    fn from_hex_model(algorithm: Algorithm, hex: &str) -> Result<Digest, ParseError> {
+        let input = || format!("{algorithm}:{hex}");
+        if hex.len() != algorithm.hex_len() {
+            return Err(ParseError::InvalidLength {
+                input: input(),
+                algorithm,
+                expected: algorithm.hex_len(),
+                actual: hex.len(),
+            });
+        }
+        let mut bytes = [0u8; 64];
+        let raw = hex.as_bytes();
+        for (i, byte) in bytes[..algorithm.byte_len()].iter_mut().enumerate() {
+            match (nibble(raw[2 * i]), nibble(raw[2 * i + 1])) {
+                (Some(hi), Some(lo)) => *byte = (hi << 4) | lo,
+                (hi, _) => {
+                    let offset = if hi.is_none() { 2 * i } else { 2 * i + 1 };
+                    let character = hex[offset..].chars().next().unwrap_or('?');
+                    return Err(ParseError::InvalidHex {
+                        input: input(),
+                        character,
+                        offset,
+                    });
+                }
+            }
+        }
+        Ok(Digest { algorithm, bytes })
+    }
+
+    #[test]
+    fn from_hex_errors() {
+        let alg = Algorithm::Sha256;
+        assert_eq!(
+            Digest::from_hex(alg, "abc"),
+            Err(ParseError::InvalidLength {
+                input: "sha256:abc".to_owned(),
+                algorithm: alg,
+                expected: 64,
+                actual: 3,
+            })
+        );
+        // The length is counted in bytes, as before.
+        let e_acute = format!("{}é", "a".repeat(63));
+        assert!(matches!(
+            Digest::from_hex(alg, &e_acute),
+            Err(ParseError::InvalidLength { actual: 65, .. })
+        ));
+        for (hex, character, offset) in [
+            (format!("{}é", "a".repeat(62)), 'é', 62),
+            (format!("G{}", "a".repeat(63)), 'G', 0),
+            (format!("a{}", "A".repeat(63)), 'A', 1),
+            (format!("{}g", "0".repeat(63)), 'g', 63),
+            (format!("{}:{}", "0".repeat(10), "z".repeat(53)), ':', 10),
+            (format!("{}\0{}", "f".repeat(31), "f".repeat(32)), '\0', 31),
+            (format!("{}\u{ff}", "f".repeat(62)), '\u{ff}', 62),
+        ] {
+            assert_eq!(
+                Digest::from_hex(alg, &hex),
+                Err(ParseError::InvalidHex {
+                    input: format!("sha256:{hex}"),
+                    character,
+                    offset,
+                }),
+                "{hex:?}"
+            );
+        }
+        let hex512 = format!("{}x", "9".repeat(127));
+        assert!(matches!(
+            Digest::from_hex(Algorithm::Sha512, &hex512),
+            Err(ParseError::InvalidHex {
+                offset: 127,
+                character: 'x',
+                ..
+            })
+        ));
+        let all: String = "0123456789abcdef".repeat(4);
+        let d = Digest::from_hex(alg, &all).expect("valid");
+        assert_eq!(d.hex(), all);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// `from_hex` gives exactly the model's digest or error, for near-valid strings.
+        #[test]
+        fn from_hex_matches_model(
+            chars in proptest::collection::vec(
+                proptest::prop_oneof![
+                    8 => proptest::char::ranges(vec!['0'..='9', 'a'..='f'].into()),
+                    1 => proptest::char::any(),
+                ],
+                60..=130,
+            ),
+            sha512 in proptest::bool::ANY,
+        ) {
+            let alg = if sha512 { Algorithm::Sha512 } else { Algorithm::Sha256 };
+            let hex: String = chars.into_iter().collect();
+            proptest::prop_assert_eq!(Digest::from_hex(alg, &hex), from_hex_model(alg, &hex));
+            let len = alg.hex_len();
+            if let Some(prefix) = hex.get(..len.min(hex.len())) {
+                proptest::prop_assert_eq!(
+                    Digest::from_hex(alg, prefix),
+                    from_hex_model(alg, prefix)
+                );
+            }
+        }
     }
 
     #[test]

@@ -144,6 +144,19 @@ impl DigestSet {
         }
     }
 
+    /// An empty set with room for `capacity` digests, so that adding that many (with
+    /// [`insert`](Self::insert) or [`Extend`]) does not reallocate.
+    pub fn with_capacity(capacity: usize) -> Self {
+        DigestSet {
+            entries: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Reserves room for at least `additional` more digests.
+    pub fn reserve(&mut self, additional: usize) {
+        self.entries.reserve(additional);
+    }
+
     /// Adds `d`; returns `false` if it was already present.
     pub fn insert(&mut self, d: Digest) -> bool {
         match self.entries.binary_search(&d) {
@@ -266,10 +279,23 @@ fn common_nibbles(a: &Digest, b: &Digest) -> usize {
 }
 
 impl FromIterator<Digest> for DigestSet {
+    /// Collects, sorts once and removes duplicates. The digests are gathered with one
+    /// allocation when the iterator knows its length (its `size_hint` is exact), and in place,
+    /// with no allocation at all, from a `Vec<Digest>`'s `into_iter()`. If duplicates were
+    /// dropped or the length was not known in advance, the storage is shrunk to fit.
     fn from_iter<I: IntoIterator<Item = Digest>>(iter: I) -> Self {
-        let mut set = DigestSet::new();
-        set.extend(iter);
-        set
+        DigestSet::from(iter.into_iter().collect::<Vec<Digest>>())
+    }
+}
+
+impl From<Vec<Digest>> for DigestSet {
+    /// Sorts `digests` in place and removes duplicates, keeping its allocation (shrunk if
+    /// larger than needed).
+    fn from(mut digests: Vec<Digest>) -> Self {
+        digests.sort_unstable();
+        digests.dedup();
+        digests.shrink_to_fit();
+        DigestSet { entries: digests }
     }
 }
 
@@ -291,5 +317,42 @@ impl<'a> IntoIterator for &'a DigestSet {
 
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digests(n: u64) -> Vec<Digest> {
+        (0..n).map(|i| Digest::sha256(&i.to_le_bytes())).collect()
+    }
+
+    #[test]
+    fn collect_allocates_exactly() {
+        let ds = digests(1000);
+        // Exact size hint: one allocation of the right size.
+        let set: DigestSet = ds.iter().copied().collect();
+        assert_eq!(set.entries.capacity(), 1000);
+        // From a Vec: sorted in place, the buffer is reused.
+        let v = ds.clone();
+        let ptr = v.as_ptr();
+        let set2: DigestSet = v.into_iter().collect();
+        assert_eq!(set2.entries.as_ptr(), ptr);
+        assert_eq!(set2.entries.capacity(), 1000);
+        assert_eq!(set, set2);
+        // Unknown length (filter) and duplicates: shrunk to fit.
+        let set3: DigestSet = ds
+            .iter()
+            .chain(ds.iter())
+            .copied()
+            .filter(|d| d.as_bytes()[0] != 0)
+            .collect();
+        assert_eq!(set3.entries.capacity(), set3.len());
+        assert!(set3.entries.windows(2).all(|w| w[0] < w[1]));
+        let mut set4 = DigestSet::with_capacity(1000);
+        set4.extend(ds.iter().copied());
+        assert_eq!(set4.entries.capacity(), 1000);
+        assert_eq!(set4, set);
     }
 }
