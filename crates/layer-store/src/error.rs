@@ -34,6 +34,12 @@ pub enum RegisterError {
         /// The layerdb root.
         root: PathBuf,
     },
+    /// The store holds as many layers as it can index (`u32::MAX - 1`).
+    #[error("layer store {root} is full")]
+    Full {
+        /// The layerdb root.
+        root: PathBuf,
+    },
     /// The parent layer is not in the store (dockerd's `ErrLayerDoesNotExist`).
     #[error("layer does not exist: parent {0}")]
     ParentNotFound(ChainId),

@@ -50,6 +50,7 @@ mod driver;
 mod error;
 mod handle;
 mod ids;
+mod map;
 mod random;
 mod restore;
 mod store;

@@ -5,21 +5,25 @@
 //! corrupt chains cannot overflow the stack). A layer whose metadata is missing or unreadable
 //! is skipped with a [`SkipReason`]; its children are skipped too. Nothing is deleted.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::fs;
+use std::hash::RandomState;
 use std::io::ErrorKind;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use digest_set::{Algorithm, Digest};
+use hashbrown::HashTable;
 use rayon::prelude::*;
 use rustix::fs::{Mode, OFlags};
 
 use crate::driver::Driver;
 use crate::error::OpenError;
 use crate::ids::{ChainId, DiffId};
-use crate::store::{CacheId, Entry};
+use crate::map::{Entry, Handles, LayerMap, NO_PARENT, hash_id};
+use crate::store::CacheId;
 use crate::transaction::STAGING_PREFIX;
 
 /// Suffix of a layer directory being deleted (`<hex>-<random>-removing`).
@@ -212,7 +216,7 @@ pub struct Leftover {
 pub(crate) const LAYER_ALGORITHMS: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Sha512];
 
 pub(crate) struct Restored {
-    pub(crate) entries: HashMap<ChainId, Entry>,
+    pub(crate) layers: LayerMap,
     pub(crate) outcome: RestoreOutcome,
 }
 
@@ -302,12 +306,11 @@ pub(crate) fn restore(
         }
     }
 
-    let read = read_all(&alg_dirs, candidates);
+    let (layers, skipped) = load_layers(root, &alg_dirs, candidates);
     drop(alg_dirs);
-    let (entries, skipped) = resolve(root, read);
-    outcome.loaded = entries.len();
+    outcome.loaded = layers.len();
     outcome.skipped = skipped;
-    let mut restored = Restored { entries, outcome };
+    let mut restored = Restored { layers, outcome };
     load_mounts(root, &mut restored)?;
     Ok(restored)
 }
@@ -343,24 +346,70 @@ pub(crate) fn valid_cache_id(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b',' | b'-' | b'.'))
 }
 
-/// Reads every candidate directory, in parallel.
-fn read_all(alg_dirs: &[(Algorithm, OwnedFd)], candidates: Vec<ChainId>) -> Vec<ReadResult> {
-    candidates
-        .into_par_iter()
+/// Reads every candidate directory (in parallel) straight into the slab of a [`LayerMap`],
+/// one slot per candidate, then resolves the parent chains. Nothing but the slab, its index
+/// and the candidate list is allocated per layer, so the peak is close to the final size.
+fn load_layers(
+    root: &Path,
+    alg_dirs: &[(Algorithm, OwnedFd)],
+    candidates: Vec<ChainId>,
+) -> (LayerMap, Vec<SkippedLayer>) {
+    let hasher = RandomState::new();
+    // Slot `i` is candidate `i`; the index is built first so that readers can turn `parent`
+    // files into slot indices.
+    let mut index: HashTable<u32> = HashTable::with_capacity(candidates.len());
+    for (i, id) in candidates.iter().enumerate() {
+        let Ok(i) = u32::try_from(i) else { break };
+        if i == NO_PARENT {
+            break;
+        }
+        index.insert_unique(hash_id(&hasher, id), i, |&j| {
+            candidates
+                .get(j as usize)
+                .map_or(0, |c| hash_id(&hasher, c))
+        });
+    }
+    let ids = &candidates[..index.len()];
+    let find = |id: &ChainId| {
+        index
+            .find(hash_id(&hasher, id), |&j| ids.get(j as usize) == Some(id))
+            .copied()
+    };
+    let failed: Mutex<Vec<(u32, SkipReason)>> = Mutex::new(Vec::new());
+    let slots: Vec<Option<Entry>> = ids
+        .par_iter()
         .with_min_len(256)
-        .map(|id| {
+        .enumerate()
+        .map(|(i, id)| {
             let dir = alg_dirs
                 .iter()
                 .find(|(alg, _)| *alg == id.0.algorithm())
                 .map(|(_, fd)| fd.as_fd());
             let read = match dir {
-                Some(dir) => read_layer(dir, &id.0.hex()),
+                Some(dir) => read_layer(dir, *id, &find),
                 // Unreachable: candidates come from the listed directories.
                 None => Err(SkipReason::MissingFile { file: "diff" }),
             };
-            (id, read)
+            match read {
+                Ok(entry) => Some(entry),
+                Err(reason) => {
+                    let i = u32::try_from(i).unwrap_or(NO_PARENT);
+                    failed
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((i, reason));
+                    None
+                }
+            }
         })
-        .collect()
+        .collect();
+    let failed = failed.into_inner().unwrap_or_else(|e| e.into_inner());
+    let failed: Vec<(u32, ChainId, SkipReason)> = failed
+        .into_iter()
+        .filter_map(|(i, reason)| Some((i, *ids.get(i as usize)?, reason)))
+        .collect();
+    drop(candidates);
+    resolve(root, slots, index, hasher, failed)
 }
 
 /// How many bytes of a layerdb file are read on the stack. `diff`, `size`, `cache-id` and
@@ -459,11 +508,16 @@ fn parse_digest(file: &'static str, bytes: &[u8]) -> Result<Digest, SkipReason> 
         })
 }
 
-/// A candidate directory as read: the layer (not yet resolved: depth 0), or why it failed.
-type ReadResult = (ChainId, Result<Entry, SkipReason>);
-
-/// Reads layer directory `layer` of `dir` in dockerd's order: diff, size, cache-id, parent.
-fn read_layer(dir: BorrowedFd<'_>, layer: &str) -> Result<Entry, SkipReason> {
+/// Reads the directory of layer `chain_id` in the algorithm directory `dir`, in dockerd's
+/// order: diff, size, cache-id, parent, descriptor.json. The entry is not resolved yet
+/// (depth 0); `find` gives the slot index of the parent, which must be a candidate.
+fn read_layer(
+    dir: BorrowedFd<'_>,
+    chain_id: ChainId,
+    find: &(dyn Fn(&ChainId) -> Option<u32> + Sync),
+) -> Result<Entry, SkipReason> {
+    let hex = chain_id.0.hex();
+    let layer = hex.as_str();
     let diff = read_file(dir, layer, "diff")?.ok_or(SkipReason::MissingFile { file: "diff" })?;
     let diff_id = DiffId(parse_digest("diff", &diff)?);
 
@@ -513,7 +567,12 @@ fn read_layer(dir: BorrowedFd<'_>, layer: &str) -> Result<Entry, SkipReason> {
             }
         }
     }
+    let parent = match parent {
+        None => NO_PARENT,
+        Some(p) => find(&p).ok_or(SkipReason::MissingParent { parent: p })?,
+    };
     Ok(Entry {
+        chain_id,
         diff_id,
         parent,
         diff_size,
@@ -522,7 +581,7 @@ fn read_layer(dir: BorrowedFd<'_>, layer: &str) -> Result<Entry, SkipReason> {
         depth: 0,
         children: 0,
         mounts: 0,
-        handles: Vec::new(),
+        handles: Handles::None,
     })
 }
 
@@ -532,87 +591,129 @@ fn layer_path(root: &Path, id: &ChainId) -> PathBuf {
 }
 
 /// Resolves every layer with its parent chain (size and depth), memoised and iterative;
-/// drops the layers that cannot be loaded and counts children.
-fn resolve(root: &Path, read: Vec<ReadResult>) -> (HashMap<ChainId, Entry>, Vec<SkippedLayer>) {
-    let mut entries: HashMap<ChainId, Entry> = HashMap::with_capacity(read.len());
+/// drops the layers that cannot be loaded (`failed` to read, or with a broken chain) and
+/// counts children.
+fn resolve(
+    root: &Path,
+    mut slots: Vec<Option<Entry>>,
+    mut index: HashTable<u32>,
+    hasher: RandomState,
+    failed: Vec<(u32, ChainId, SkipReason)>,
+) -> (LayerMap, Vec<SkippedLayer>) {
+    const UNRESOLVED: u8 = 0;
+    const ON_STACK: u8 = 1;
+    const DONE: u8 = 2;
+    const BROKEN: u8 = 3;
+    let mut state = vec![UNRESOLVED; slots.len()];
     let mut skipped: Vec<SkippedLayer> = Vec::new();
-    // Layers that exist but cannot be loaded (read failures, then broken chains).
-    let mut broken: HashSet<ChainId> = HashSet::new();
-    let mut skip = |id: ChainId, reason: SkipReason, broken: &mut HashSet<ChainId>| {
+    let mut skip = |id: ChainId, reason: SkipReason| {
         let path = layer_path(root, &id);
         tracing::debug!(path = %path.display(), %reason, "failed to load layer");
-        broken.insert(id);
         skipped.push(SkippedLayer {
             chain_id: id,
             path,
             reason,
         });
     };
-    for (id, r) in read {
-        match r {
-            Ok(entry) => {
-                entries.insert(id, entry);
-            }
-            Err(reason) => skip(id, reason, &mut broken),
+    // Chain IDs of the slots that hold no entry (read failures), for parent names.
+    let mut failed_ids: HashMap<u32, ChainId> = HashMap::with_capacity(failed.len());
+    for (i, id, reason) in failed {
+        if let Some(s) = state.get_mut(i as usize) {
+            *s = BROKEN;
         }
+        failed_ids.insert(i, id);
+        skip(id, reason);
     }
+    let id_of = |slots: &[Option<Entry>], i: u32| {
+        slots
+            .get(i as usize)
+            .and_then(Option::as_ref)
+            .map(|e| e.chain_id)
+            .or_else(|| failed_ids.get(&i).copied())
+    };
 
-    let ids: Vec<ChainId> = entries.keys().copied().collect();
-    let mut stack: Vec<ChainId> = Vec::new();
-    let mut on_stack: HashSet<ChainId> = HashSet::new();
-    for start in ids {
-        if broken.contains(&start) || entries.get(&start).is_none_or(|e| e.depth > 0) {
+    let mut stack: Vec<u32> = Vec::new();
+    for start in 0..slots.len() {
+        if state[start] != UNRESOLVED {
             continue;
         }
+        let Ok(start) = u32::try_from(start) else {
+            break;
+        };
         stack.push(start);
-        on_stack.insert(start);
+        state[start as usize] = ON_STACK;
         while let Some(&top) = stack.last() {
-            let Some(entry) = entries.get(&top) else {
+            let Some(entry) = slots.get(top as usize).and_then(Option::as_ref) else {
                 break; // unreachable: only loaded layers are pushed
             };
-            let outcome = match entry.parent {
+            let outcome = match entry.parent_index() {
                 None => Ok((entry.diff_size, 1)),
-                Some(p) if broken.contains(&p) => Err(SkipReason::BrokenParent { parent: p }),
-                Some(p) => match entries.get(&p) {
-                    None => Err(SkipReason::MissingParent { parent: p }),
-                    Some(pe) if pe.depth > 0 => Ok((
-                        pe.size.saturating_add(entry.diff_size),
-                        pe.depth.saturating_add(1),
-                    )),
-                    Some(_) if on_stack.contains(&p) => Err(SkipReason::ParentCycle { parent: p }),
-                    Some(_) => {
-                        stack.push(p);
-                        on_stack.insert(p);
-                        continue;
+                Some(p) => {
+                    let parent = || id_of(&slots, p).unwrap_or(entry.chain_id);
+                    match state.get(p as usize).copied().unwrap_or(BROKEN) {
+                        BROKEN => Err(SkipReason::BrokenParent { parent: parent() }),
+                        ON_STACK => Err(SkipReason::ParentCycle { parent: parent() }),
+                        DONE => match slots.get(p as usize).and_then(Option::as_ref) {
+                            Some(pe) => Ok((
+                                pe.size.saturating_add(entry.diff_size),
+                                pe.depth.saturating_add(1),
+                            )),
+                            None => Err(SkipReason::BrokenParent { parent: parent() }),
+                        },
+                        _ => {
+                            stack.push(p);
+                            state[p as usize] = ON_STACK;
+                            continue;
+                        }
                     }
-                },
+                }
             };
             stack.pop();
-            on_stack.remove(&top);
             match outcome {
                 Ok((size, depth)) => {
-                    if let Some(e) = entries.get_mut(&top) {
+                    if let Some(e) = slots.get_mut(top as usize).and_then(Option::as_mut) {
                         e.size = size;
                         e.depth = depth;
                     }
+                    state[top as usize] = DONE;
                 }
-                Err(reason) => skip(top, reason, &mut broken),
+                Err(reason) => {
+                    state[top as usize] = BROKEN;
+                    if let Some(id) = id_of(&slots, top) {
+                        skip(id, reason);
+                    }
+                }
             }
         }
         stack.clear();
-        on_stack.clear();
     }
 
-    entries.retain(|id, _| !broken.contains(id));
-    let parents: Vec<ChainId> = entries.values().filter_map(|e| e.parent).collect();
-    for p in parents {
-        if let Some(e) = entries.get_mut(&p) {
-            e.children = e.children.saturating_add(1);
+    // Drop the broken layers from the slab and the index, and count children.
+    for (i, st) in state.iter().enumerate() {
+        if *st == DONE {
+            continue;
+        }
+        let id = slots
+            .get_mut(i)
+            .and_then(Option::take)
+            .map(|e| e.chain_id)
+            .or_else(|| failed_ids.get(&(i as u32)).copied());
+        if let Some(id) = id
+            && let Ok(found) = index.find_entry(hash_id(&hasher, &id), |&j| j as usize == i)
+        {
+            found.remove();
         }
     }
-    entries.shrink_to_fit();
+    for i in 0..slots.len() {
+        let Some(p) = slots[i].as_ref().and_then(Entry::parent_index) else {
+            continue;
+        };
+        if let Some(pe) = slots.get_mut(p as usize).and_then(Option::as_mut) {
+            pe.children = pe.children.saturating_add(1);
+        }
+    }
     skipped.sort_by_key(|a| a.chain_id);
-    (entries, skipped)
+    (LayerMap::from_parts(slots, index, hasher), skipped)
 }
 
 /// Counts the references RW mounts (`mounts/<id>/parent`) hold on loaded layers.
@@ -632,7 +733,7 @@ fn load_mounts(root: &Path, restored: &mut Restored) -> Result<(), OpenError> {
             }
         };
         match parse_digest("parent", &parent) {
-            Ok(d) => match restored.entries.get_mut(&ChainId(d)) {
+            Ok(d) => match restored.layers.get_mut(&ChainId(d)) {
                 Some(e) => {
                     e.mounts = e.mounts.saturating_add(1);
                     restored.outcome.mounts += 1;

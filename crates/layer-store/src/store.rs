@@ -1,6 +1,5 @@
 //! [`LayerStore`]: the layerdb, reference counting and registration.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
@@ -12,6 +11,7 @@ use crate::driver::Driver;
 use crate::error::{OpenError, RegisterError};
 use crate::handle::{GetError, LayerGetReleaser, LayerHandle, LayerMetadata, ReleaseError};
 use crate::ids::{ChainId, DiffId};
+use crate::map::{Entry, Handles, LayerMap, NO_PARENT};
 use crate::random::random_hex;
 use crate::restore::{REMOVING_SUFFIX, RestoreOutcome, restore};
 use crate::transaction::{Transaction, TransactionError, sync_dir};
@@ -115,81 +115,9 @@ impl fmt::Display for CacheId {
     }
 }
 
-/// One layer in memory with its references; [`LayerInfo`] without the chain ID (the map key),
-/// kept compact because restore holds one per layer.
-#[derive(Debug)]
-pub(crate) struct Entry {
-    pub(crate) diff_id: DiffId,
-    pub(crate) parent: Option<ChainId>,
-    pub(crate) diff_size: u64,
-    /// The size of the whole chain.
-    pub(crate) size: u64,
-    pub(crate) cache_id: CacheId,
-    /// The number of layers in the chain; 0 while restore has not resolved it.
-    pub(crate) depth: u32,
-    /// Loaded child layers.
-    pub(crate) children: u32,
-    /// RW mounts (containers) on this layer.
-    pub(crate) mounts: u32,
-    /// Tokens of the handles given out, sorted (tokens only grow, so a new one is pushed).
-    pub(crate) handles: Vec<u64>,
-}
-
-impl Entry {
-    pub(crate) fn new(info: &LayerInfo) -> Self {
-        Entry {
-            diff_id: info.diff_id,
-            parent: info.parent,
-            diff_size: info.diff_size,
-            size: info.size,
-            cache_id: CacheId::new(&info.cache_id),
-            depth: u32::try_from(info.depth).unwrap_or(u32::MAX),
-            children: 0,
-            mounts: 0,
-            handles: Vec::new(),
-        }
-    }
-
-    /// The [`LayerInfo`] of this entry, stored under `chain_id`.
-    pub(crate) fn info(&self, chain_id: ChainId) -> LayerInfo {
-        LayerInfo {
-            chain_id,
-            diff_id: self.diff_id,
-            parent: self.parent,
-            diff_size: self.diff_size,
-            size: self.size,
-            cache_id: self.cache_id.to_string(),
-            depth: self.depth as usize,
-        }
-    }
-
-    fn ref_count(&self) -> usize {
-        self.children as usize + self.mounts as usize + self.handles.len()
-    }
-
-    fn add_handle(&mut self, token: u64) {
-        let at = self.handles.partition_point(|&t| t < token);
-        self.handles.insert(at, token);
-    }
-
-    /// Removes handle `token`; false if it was not there.
-    fn remove_handle(&mut self, token: u64) -> bool {
-        match self.handles.binary_search(&token) {
-            Ok(at) => {
-                self.handles.remove(at);
-                if self.handles.is_empty() {
-                    self.handles = Vec::new();
-                }
-                true
-            }
-            Err(_) => false,
-        }
-    }
-}
-
 #[derive(Debug)]
 struct State {
-    layers: HashMap<ChainId, Entry>,
+    layers: LayerMap,
 }
 
 /// Handle tokens are unique in the process, so a handle from another (or an earlier) store
@@ -200,7 +128,7 @@ impl State {
     fn new_handle(&mut self, chain_id: ChainId) -> Option<LayerHandle> {
         let entry = self.layers.get_mut(&chain_id)?;
         let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
-        entry.add_handle(token);
+        entry.handles.add(token);
         Some(LayerHandle::new(chain_id, token))
     }
 }
@@ -277,7 +205,7 @@ impl LayerStore {
             driver,
             mode,
             state: Mutex::new(State {
-                layers: restored.entries,
+                layers: restored.layers,
             }),
         };
         Ok((store, restored.outcome))
@@ -313,30 +241,29 @@ impl LayerStore {
 
     /// The layer `chain_id`, if loaded.
     pub fn layer(&self, chain_id: &ChainId) -> Option<LayerInfo> {
-        self.state().layers.get(chain_id).map(|e| e.info(*chain_id))
+        let state = self.state();
+        state.layers.get(chain_id).map(|e| state.layers.info(e))
     }
 
     /// The [`LayerMetadata`] of layer `chain_id`, if loaded.
     pub fn metadata(&self, chain_id: &ChainId) -> Option<LayerMetadata> {
-        self.state()
+        let state = self.state();
+        state
             .layers
             .get(chain_id)
-            .map(|e| e.info(*chain_id).metadata())
+            .map(|e| state.layers.info(e).metadata())
     }
 
     /// Whether layer `chain_id` is loaded.
     pub fn contains(&self, chain_id: &ChainId) -> bool {
-        self.state().layers.contains_key(chain_id)
+        self.state().layers.contains(chain_id)
     }
 
     /// Every layer, sorted by chain ID.
     pub fn layers(&self) -> Vec<LayerInfo> {
-        let mut v: Vec<LayerInfo> = self
-            .state()
-            .layers
-            .iter()
-            .map(|(id, e)| e.info(*id))
-            .collect();
+        let state = self.state();
+        let mut v: Vec<LayerInfo> = state.layers.iter().map(|e| state.layers.info(e)).collect();
+        drop(state);
         v.sort_by_key(|a| a.chain_id);
         v
     }
@@ -380,11 +307,15 @@ impl LayerStore {
     pub fn release(&self, handle: &LayerHandle) -> Result<Vec<LayerMetadata>, ReleaseError> {
         let mut state = self.state();
         let chain_id = *handle.chain_id();
-        let entry = state
+        let index = state
             .layers
-            .get_mut(&chain_id)
+            .find(&chain_id)
             .ok_or(ReleaseError::NotRetained(chain_id))?;
-        if !entry.remove_handle(handle.token()) {
+        let removed = state
+            .layers
+            .at_mut(index)
+            .is_some_and(|e| e.handles.remove(handle.token()));
+        if !removed {
             return Err(ReleaseError::NotRetained(chain_id));
         }
         if self.mode == OpenMode::ReadOnly {
@@ -399,25 +330,29 @@ impl LayerStore {
                 first_error = Some(ReleaseError::Delete { chain_id, message });
             }
         };
-        let mut current = Some(chain_id);
-        while let Some(id) = current {
-            if state.layers.get(&id).is_none_or(|e| e.ref_count() > 0) {
+        let mut current = Some(index);
+        while let Some(i) = current {
+            let Some(entry) = state.layers.at(i) else {
+                break;
+            };
+            if entry.ref_count() > 0 {
                 break;
             }
-            let Some(entry) = state.layers.remove(&id) else {
+            let info = state.layers.info(entry);
+            let Some(entry) = state.layers.remove(i) else {
                 break;
             };
             // Under the lock, so that a concurrent registration of the same chain ID finds
             // the name free.
-            let info = entry.info(id);
+            let id = info.chain_id;
             deleted.push(info.metadata());
             match self.rename_for_removal(&info) {
                 Ok(path) => to_remove.push((info, path)),
                 Err(message) => note_error(id, message),
             }
-            current = entry.parent;
+            current = entry.parent_index();
             if let Some(p) = current
-                && let Some(pe) = state.layers.get_mut(&p)
+                && let Some(pe) = state.layers.at_mut(p)
             {
                 pe.children = pe.children.saturating_sub(1);
             }
@@ -495,7 +430,7 @@ impl LayerStore {
             let info = state
                 .layers
                 .get(p)
-                .map(|e| e.info(*p))
+                .map(|e| state.layers.info(e))
                 .ok_or(RegisterError::ParentNotFound(*p))?;
             drop(state);
             let depth = info.depth;
@@ -601,31 +536,62 @@ impl PendingLayer<'_> {
         let mut tx = tx;
         tx.sync()?;
         let mut state = store.state();
-        if state.layers.contains_key(&chain_id) {
+        if state.layers.contains(&chain_id) {
             let handle = state.new_handle(chain_id);
             drop(state);
             drop(tx);
             // `self` is dropped on return: driver content and parent reference go.
             return handle.ok_or(RegisterError::ParentNotFound(chain_id));
         }
+        // The parent is held by the handle taken at begin, so it is loaded. (Errors drop
+        // the lock first: dropping `self` releases the parent, which takes the lock.)
+        let parent = match &parent_info {
+            Some(p) => state.layers.find(&p.chain_id),
+            None => Some(NO_PARENT),
+        };
+        let parent = match parent {
+            Some(i) if state.layers.has_room() => i,
+            Some(_) => {
+                drop(state);
+                return Err(RegisterError::Full {
+                    root: store.root.clone(),
+                });
+            }
+            None => {
+                drop(state);
+                let missing = parent_info.map_or(chain_id, |p| p.chain_id);
+                return Err(RegisterError::ParentNotFound(missing));
+            }
+        };
         tx.commit(&store.layer_dir(&chain_id))?;
-        let info = LayerInfo {
+        let entry = Entry {
             chain_id,
             diff_id,
-            parent: parent_info.as_ref().map(|p| p.chain_id),
+            parent,
             diff_size,
             size: parent_info
                 .as_ref()
                 .map_or(diff_size, |p| p.size.saturating_add(diff_size)),
-            cache_id: std::mem::take(&mut self.cache_id),
-            depth: parent_info.as_ref().map_or(1, |p| p.depth + 1),
+            cache_id: CacheId::new(&self.cache_id),
+            depth: parent_info
+                .as_ref()
+                .map_or(1, |p| u32::try_from(p.depth + 1).unwrap_or(u32::MAX)),
+            children: 0,
+            mounts: 0,
+            handles: Handles::None,
         };
-        state.layers.insert(chain_id, Entry::new(&info));
+        if state.layers.insert(entry).is_none() {
+            // Unreachable: room was checked under the same lock.
+            drop(state);
+            return Err(RegisterError::Full {
+                root: store.root.clone(),
+            });
+        }
         // The parent reference taken at begin becomes the child link.
         if let Some((handle, _)) = self.parent.take()
             && let Some(pe) = state.layers.get_mut(handle.chain_id())
         {
-            pe.remove_handle(handle.token());
+            pe.handles.remove(handle.token());
             pe.children = pe.children.saturating_add(1);
         }
         self.driver_created = false;
