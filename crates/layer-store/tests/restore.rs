@@ -395,3 +395,115 @@ fn registering_over_a_broken_layer_fails_cleanly() {
     assert!(!store.contains(&c1));
     assert!(!dir(&root, &c1).exists());
 }
+
+/// A store large enough to be read in parallel on private descriptor tables (5000 layers in
+/// chains of up to 10), written file by file, with broken layers among them: every healthy
+/// layer loads with its chain size, depth and child count, and every broken one (and its
+/// descendants) is skipped with the right reason.
+#[test]
+fn large_store_loads_in_parallel() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().join("layerdb");
+    let sha = root.join("sha256");
+    fs::create_dir_all(&sha).expect("mkdir");
+    let write = |chain: &ChainId, diff_id: &DiffId, size: u64, parent: Option<&ChainId>| {
+        let dir = sha.join(chain.digest().hex());
+        fs::create_dir(&dir).expect("layer dir");
+        fs::write(dir.join("diff"), diff_id.to_string()).expect("diff");
+        fs::write(dir.join("size"), size.to_string()).expect("size");
+        fs::write(dir.join("cache-id"), format!("cache-{}", size)).expect("cache-id");
+        if let Some(p) = parent {
+            fs::write(dir.join("parent"), p.to_string()).expect("parent");
+        }
+        dir
+    };
+    // 500 chains of 10 layers; layer j of chain i has diff size 10 * i + j.
+    let mut chains: Vec<Vec<ChainId>> = Vec::new();
+    for i in 0..500u64 {
+        let mut chain: Vec<ChainId> = Vec::new();
+        for j in 0..10u64 {
+            let d: DiffId = layer_store::DiffId(digest_set::Digest::sha256(
+                format!("layer {i} {j}").as_bytes(),
+            ));
+            let id = match chain.last() {
+                Some(p) => p.then(&d),
+                None => ChainId(d.0),
+            };
+            write(&id, &d, 10 * i + j, chain.last());
+            chain.push(id);
+        }
+        chains.push(chain);
+    }
+    // Chain 7: layer 4 has no size (skipped), so layers 5..10 have a broken parent.
+    fs::remove_file(sha.join(chains[7][4].digest().hex()).join("size")).expect("rm size");
+    // Chain 9: layer 0 names a parent that does not exist.
+    let ghost = ChainId(digest_set::Digest::sha256(b"ghost"));
+    fs::write(
+        sha.join(chains[9][0].digest().hex()).join("parent"),
+        ghost.to_string(),
+    )
+    .expect("parent");
+
+    let (store, outcome) = LayerStore::open_read_only(&root, Box::new(NullDriver)).expect("open");
+    assert_eq!(outcome.loaded, 5000 - 6 - 10);
+    assert_eq!(store.len(), outcome.loaded);
+    assert_eq!(outcome.skipped.len(), 16);
+    let reason = |id: &ChainId| {
+        outcome
+            .skipped
+            .iter()
+            .find(|s| s.chain_id == *id)
+            .map(|s| s.reason.clone())
+    };
+    assert_eq!(
+        reason(&chains[7][4]),
+        Some(SkipReason::MissingFile { file: "size" })
+    );
+    for j in 5..10 {
+        assert_eq!(
+            reason(&chains[7][j]),
+            Some(SkipReason::BrokenParent {
+                parent: chains[7][j - 1]
+            })
+        );
+    }
+    assert_eq!(
+        reason(&chains[9][0]),
+        Some(SkipReason::MissingParent { parent: ghost })
+    );
+    for j in 1..10 {
+        assert_eq!(
+            reason(&chains[9][j]),
+            Some(SkipReason::BrokenParent {
+                parent: chains[9][j - 1]
+            })
+        );
+    }
+    assert!(
+        outcome
+            .skipped
+            .windows(2)
+            .all(|w| w[0].chain_id < w[1].chain_id)
+    );
+    for (i, chain) in chains.iter().enumerate() {
+        if i == 9 {
+            continue;
+        }
+        let mut size = 0;
+        for (j, id) in chain.iter().enumerate() {
+            if i == 7 && j >= 4 {
+                assert!(!store.contains(id));
+                continue;
+            }
+            size += 10 * i as u64 + j as u64;
+            let info = store.layer(id).expect("loaded");
+            assert_eq!(info.depth, j + 1);
+            assert_eq!(info.size, size);
+            assert_eq!(info.parent, j.checked_sub(1).map(|p| chain[p]));
+            assert_eq!(info.cache_id, format!("cache-{}", 10 * i + j));
+            let children = usize::from(j < 9 && !(i == 7 && j == 3));
+            assert_eq!(store.ref_count(id), Some(children), "chain {i} layer {j}");
+        }
+    }
+    assert_eq!(store.layers().len(), outcome.loaded);
+}
