@@ -10,6 +10,7 @@ use std::fmt;
 use std::fs;
 use std::hash::RandomState;
 use std::io::ErrorKind;
+use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -17,7 +18,7 @@ use std::sync::Mutex;
 use digest_set::{Algorithm, Digest};
 use hashbrown::HashTable;
 use rayon::prelude::*;
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir};
 
 use crate::driver::Driver;
 use crate::error::OpenError;
@@ -238,8 +239,19 @@ fn list_dir(path: &Path) -> Result<Vec<fs::DirEntry>, OpenError> {
     }
 }
 
-fn is_dir(entry: &fs::DirEntry) -> bool {
+fn is_dir_entry(entry: &fs::DirEntry) -> bool {
     entry.file_type().map(|t| t.is_dir()).unwrap_or(false)
+}
+
+/// Whether entry `name` of directory `dir`, of type `file_type` as `getdents` gave it, is a
+/// directory (not following symlinks); asks `fstatat` when the file system does not say.
+fn is_dir(dir: BorrowedFd<'_>, name: &str, file_type: FileType) -> bool {
+    match file_type {
+        FileType::Directory => true,
+        FileType::Unknown => rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode).is_dir()),
+        _ => false,
+    }
 }
 
 /// Loads the layerdb at `root`; with `cleanup`, removes the leftovers found.
@@ -251,32 +263,37 @@ pub(crate) fn restore(
     let mut outcome = RestoreOutcome::default();
     let mut candidates: Vec<ChainId> = Vec::new();
     let mut alg_dirs: Vec<(Algorithm, OwnedFd)> = Vec::new();
+    // One getdents buffer for both algorithm directories; entries are not collected (a
+    // `fs::DirEntry` per layer would cost an allocation and ~120 bytes each).
+    let mut buf: Vec<MaybeUninit<u8>> = vec![MaybeUninit::uninit(); 64 * 1024];
     for alg in LAYER_ALGORITHMS {
         let dir = root.join(alg.name());
-        let entries = list_dir(&dir)?;
-        if entries.is_empty() {
-            continue;
-        }
-        let fd = rustix::fs::open(
+        let list_error = |e: rustix::io::Errno| OpenError::Io {
+            action: "list",
+            path: dir.clone(),
+            source: e.into(),
+        };
+        let fd = match rustix::fs::open(
             &dir,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
-        )
-        .map_err(|e| OpenError::Io {
-            action: "open",
-            path: dir.clone(),
-            source: e.into(),
-        })?;
-        alg_dirs.push((alg, fd));
-        for entry in entries {
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if !is_dir(&entry) {
+        ) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => continue,
+            Err(e) => return Err(list_error(e)),
+        };
+        let mut entries = RawDir::new(fd.as_fd(), &mut buf);
+        while let Some(entry) = entries.next() {
+            let entry = entry.map_err(list_error)?;
+            let Ok(name) = entry.file_name().to_str() else {
+                continue;
+            };
+            if name == "." || name == ".." || !is_dir(fd.as_fd(), name, entry.file_type()) {
                 continue;
             }
             if name.ends_with(REMOVING_SUFFIX) {
                 outcome.leftovers.push(Leftover {
-                    path: entry.path(),
+                    path: dir.join(name),
                     kind: LeftoverKind::Removing,
                     cleaned: false,
                     error: None,
@@ -284,10 +301,13 @@ pub(crate) fn restore(
             } else if let Ok(d) = Digest::from_hex(alg, name) {
                 candidates.push(ChainId(d));
             } else {
-                tracing::debug!(path = %entry.path().display(), "ignoring non-layer directory in layerdb");
+                tracing::debug!(path = %dir.join(name).display(), "ignoring non-layer directory in layerdb");
             }
         }
+        alg_dirs.push((alg, fd));
     }
+    drop(buf);
+    candidates.shrink_to_fit();
     for entry in list_dir(&root.join("tmp"))? {
         let name = entry.file_name();
         if name.to_str().is_some_and(|n| n.starts_with(STAGING_PREFIX)) {
@@ -781,7 +801,7 @@ fn resolve(
 fn load_mounts(root: &Path, restored: &mut Restored) -> Result<(), OpenError> {
     let dir = root.join("mounts");
     for entry in list_dir(&dir)? {
-        if !is_dir(&entry) {
+        if !is_dir_entry(&entry) {
             continue;
         }
         let path = entry.path();

@@ -507,3 +507,24 @@ fn large_store_loads_in_parallel() {
     }
     assert_eq!(store.layers().len(), outcome.loaded);
 }
+
+/// Only directories named by a digest are layers: files, symlinks (even to a layer
+/// directory) and other names in `sha256/` are ignored, and a missing `sha512/` is fine.
+#[test]
+fn non_layer_entries_are_ignored() {
+    let (_tmp, root, [c1, c2, c3, c4]) = three_chain();
+    let sha = root.join("sha256");
+    let fake = ChainId(digest_set::Digest::sha256(b"file"));
+    fs::write(sha.join(fake.0.hex()), "not a layer").expect("file");
+    let link = ChainId(digest_set::Digest::sha256(b"link"));
+    std::os::unix::fs::symlink(dir(&root, &c1), sha.join(link.0.hex())).expect("symlink");
+    fs::create_dir(sha.join("not-a-digest")).expect("dir");
+    let (store, outcome) = LayerStore::open_read_only(&root, Box::new(NullDriver)).expect("open");
+    assert_eq!(outcome.loaded, 4);
+    assert!(outcome.is_clean(), "{outcome}");
+    for c in [c1, c2, c3, c4] {
+        assert!(store.contains(&c));
+    }
+    assert!(!store.contains(&fake));
+    assert!(!store.contains(&link));
+}
