@@ -6,16 +6,22 @@
 //! hashes the chain ID stored in the slab, so the key is not stored twice. Freed slots are
 //! reused. Every operation is O(1) (amortised), as with a `HashMap`.
 //!
-//! For 155k layers this is about 220 bytes a layer in the slab plus 5 bytes a bucket in the
-//! table, against about 290 bytes a bucket (with 1.7 buckets a layer) and a heap `Vec` per
-//! referenced layer for a `HashMap<ChainId, Entry>`.
+//! An entry keeps chain ID, diff ID and cache ID as 32 raw bytes each; the rare values that
+//! do not fit (sha512 IDs, cache IDs that are not 64 lowercase hex digits) live in a side
+//! table. For 155k layers this is 152 bytes a layer in the slab plus 5 bytes a bucket in the
+//! table (about 25 MB), against about 290 bytes a bucket (with 1.7 buckets a layer) and a
+//! heap `Vec` per referenced layer for a `HashMap<ChainId, Entry>` (about 76 MB).
 
+use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 
+use digest_set::{Algorithm, Digest};
 use hashbrown::HashTable;
 
 use crate::ids::{ChainId, DiffId};
-use crate::store::{CacheId, LayerInfo};
+use crate::store::LayerInfo;
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// [`Entry::parent`] of a base layer.
 pub(crate) const NO_PARENT: u32 = u32::MAX;
@@ -83,17 +89,65 @@ impl Handles {
     }
 }
 
-/// One layer in memory with its references.
+/// [`Entry::flags`]: the chain ID is a sha512 digest (its last 32 bytes are in the extras).
+const WIDE_CHAIN: u8 = 1;
+/// [`Entry::flags`]: the diff ID is a sha512 digest (its last 32 bytes are in the extras).
+const WIDE_DIFF: u8 = 2;
+/// [`Entry::flags`]: the cache ID is not 64 lowercase hex digits (it is in the extras).
+const TEXT_CACHE: u8 = 4;
+
+/// What does not fit in an [`Entry`]: the second half of sha512 chain and diff IDs, and
+/// cache IDs that are not 64 lowercase hex digits. Layers written by dockerd or by this
+/// store never have any.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Extra {
+    chain_tail: Option<[u8; 32]>,
+    diff_tail: Option<[u8; 32]>,
+    cache_id: Option<Box<str>>,
+}
+
+/// Splits a digest into its first 32 bytes and, for sha512, the last 32.
+fn split(d: &Digest) -> ([u8; 32], Option<[u8; 32]>) {
+    let raw = d.as_bytes();
+    let mut head = [0u8; 32];
+    head.copy_from_slice(&raw[..32]);
+    let tail = (raw.len() == 64).then(|| {
+        let mut tail = [0u8; 32];
+        tail.copy_from_slice(&raw[32..]);
+        tail
+    });
+    (head, tail)
+}
+
+/// The digest of `head` and, if given, `tail` (sha512).
+fn join(head: &[u8; 32], tail: Option<&[u8; 32]>) -> Digest {
+    match tail {
+        None => Digest::from_sha256_bytes(*head),
+        Some(tail) => {
+            let mut raw = [0u8; 64];
+            raw[..32].copy_from_slice(head);
+            raw[32..].copy_from_slice(tail);
+            // Cannot fail: 64 bytes is a sha512 digest.
+            Digest::from_raw(Algorithm::Sha512, &raw)
+                .unwrap_or_else(|| Digest::from_sha256_bytes(*head))
+        }
+    }
+}
+
+/// One layer in memory with its references, kept to 152 bytes: chain ID, diff ID and cache
+/// ID as 32 raw bytes each (what does not fit is in an [`Extra`]).
 #[derive(Debug)]
 pub(crate) struct Entry {
-    pub(crate) chain_id: ChainId,
-    pub(crate) diff_id: DiffId,
+    chain: [u8; 32],
+    diff: [u8; 32],
+    /// The cache ID decoded from 64 lowercase hex digits (unless [`TEXT_CACHE`]).
+    cache: [u8; 32],
+    flags: u8,
     /// The slab index of the parent, or [`NO_PARENT`].
     pub(crate) parent: u32,
     pub(crate) diff_size: u64,
     /// The size of the whole chain.
     pub(crate) size: u64,
-    pub(crate) cache_id: CacheId,
     /// The number of layers in the chain; 0 while restore has not resolved it.
     pub(crate) depth: u32,
     /// Loaded child layers.
@@ -105,6 +159,51 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    /// A new entry (size = diff size, depth 0, no references) and what does not fit in it
+    /// (`None` for sha256 IDs and a hex cache ID).
+    pub(crate) fn new(
+        chain_id: &ChainId,
+        diff_id: &DiffId,
+        cache_id: &str,
+        parent: u32,
+        diff_size: u64,
+    ) -> (Entry, Option<Extra>) {
+        let (chain, chain_tail) = split(&chain_id.0);
+        let (diff, diff_tail) = split(&diff_id.0);
+        let mut flags = 0;
+        let mut extra = Extra::default();
+        if chain_tail.is_some() {
+            flags |= WIDE_CHAIN;
+            extra.chain_tail = chain_tail;
+        }
+        if diff_tail.is_some() {
+            flags |= WIDE_DIFF;
+            extra.diff_tail = diff_tail;
+        }
+        let cache = match decode_hex_cache_id(cache_id) {
+            Some(bytes) => bytes,
+            None => {
+                flags |= TEXT_CACHE;
+                extra.cache_id = Some(cache_id.into());
+                [0u8; 32]
+            }
+        };
+        let entry = Entry {
+            chain,
+            diff,
+            cache,
+            flags,
+            parent,
+            diff_size,
+            size: diff_size,
+            depth: 0,
+            children: 0,
+            mounts: 0,
+            handles: Handles::None,
+        };
+        (entry, (flags != 0).then_some(extra))
+    }
+
     /// The references on this layer: child layers + RW mounts + handles.
     pub(crate) fn ref_count(&self) -> usize {
         self.children as usize + self.mounts as usize + self.handles.len()
@@ -114,6 +213,50 @@ impl Entry {
     pub(crate) fn parent_index(&self) -> Option<u32> {
         (self.parent != NO_PARENT).then_some(self.parent)
     }
+
+    /// The chain ID, given this entry's extras.
+    fn chain_id(&self, extra: Option<&Extra>) -> ChainId {
+        let tail = if self.flags & WIDE_CHAIN != 0 {
+            extra.and_then(|x| x.chain_tail.as_ref())
+        } else {
+            None
+        };
+        ChainId(join(&self.chain, tail))
+    }
+
+    /// Whether this entry's chain ID is `id` (without building it).
+    fn is(&self, id: &ChainId, extra: Option<&Extra>) -> bool {
+        let raw = id.0.as_bytes();
+        let wide = self.flags & WIDE_CHAIN != 0;
+        raw[..32] == self.chain
+            && match (wide, raw.len()) {
+                (false, 32) => true,
+                (true, 64) => extra
+                    .and_then(|x| x.chain_tail.as_ref())
+                    .is_some_and(|t| raw[32..] == t[..]),
+                _ => false,
+            }
+    }
+}
+
+/// 64 lowercase hex digits as their 32 bytes.
+fn decode_hex_cache_id(s: &str) -> Option<[u8; 32]> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    let raw = s.as_bytes();
+    if raw.len() != 64 {
+        return None;
+    }
+    let mut bytes = [0u8; 32];
+    for (b, pair) in bytes.iter_mut().zip(raw.chunks_exact(2)) {
+        *b = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
+    Some(bytes)
 }
 
 /// The hash of a chain ID in a [`LayerMap`].
@@ -125,6 +268,8 @@ pub(crate) fn hash_id(hasher: &RandomState, id: &ChainId) -> u64 {
 #[derive(Debug)]
 pub(crate) struct LayerMap {
     slots: Vec<Option<Entry>>,
+    /// What does not fit in the entries, by slab index.
+    extras: HashMap<u32, Extra>,
     /// Indices of the `None` slots.
     free: Vec<u32>,
     /// Slab indices of the loaded layers, hashed by their chain IDs.
@@ -133,13 +278,18 @@ pub(crate) struct LayerMap {
 }
 
 impl LayerMap {
-    /// A map of the given slab and index. `index` must hold exactly the indices of the
-    /// `Some` slots, hashed with `hasher` by their chain IDs.
+    /// A map of the given slab, extras and index. `index` must hold the indices of the
+    /// `Some` slots, hashed with `hasher` by their chain IDs; the indices of `None` slots
+    /// are dropped from it.
     pub(crate) fn from_parts(
         slots: Vec<Option<Entry>>,
-        index: HashTable<u32>,
+        mut extras: HashMap<u32, Extra>,
+        mut index: HashTable<u32>,
         hasher: RandomState,
     ) -> Self {
+        let live = |i: u32| slots.get(i as usize).is_some_and(Option::is_some);
+        index.retain(|i| live(*i));
+        extras.retain(|i, _| live(*i));
         let free = slots
             .iter()
             .enumerate()
@@ -148,21 +298,27 @@ impl LayerMap {
             .collect();
         LayerMap {
             slots,
+            extras,
             free,
             index,
             hasher,
         }
     }
 
+    /// The chain ID of the entry at slab index `i`.
+    fn chain_of(&self, i: u32, e: &Entry) -> ChainId {
+        e.chain_id(self.extras.get(&i))
+    }
+
     /// The slab index of layer `id`.
     pub(crate) fn find(&self, id: &ChainId) -> Option<u32> {
-        let slots = &self.slots;
+        let (slots, extras) = (&self.slots, &self.extras);
         self.index
             .find(hash_id(&self.hasher, id), |&i| {
                 slots
                     .get(i as usize)
                     .and_then(Option::as_ref)
-                    .is_some_and(|e| e.chain_id == *id)
+                    .is_some_and(|e| e.is(id, extras.get(&i)))
             })
             .copied()
     }
@@ -202,30 +358,54 @@ impl LayerMap {
         self.index.is_empty()
     }
 
-    /// Every layer, in slab order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Entry> {
-        self.slots.iter().flatten()
+    /// The number of slots in the slab (loaded layers and free slots).
+    pub(crate) fn slot_count(&self) -> usize {
+        self.slots.len()
     }
 
-    /// The chain ID of `entry`'s parent.
-    pub(crate) fn parent_id(&self, entry: &Entry) -> Option<ChainId> {
-        entry
-            .parent_index()
-            .and_then(|p| self.at(p))
-            .map(|p| p.chain_id)
+    /// The slab indices of every layer, in slab order.
+    pub(crate) fn indices(&self) -> impl Iterator<Item = u32> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_some())
+            .filter_map(|(i, _)| u32::try_from(i).ok())
     }
 
-    /// The [`LayerInfo`] of `entry`.
-    pub(crate) fn info(&self, entry: &Entry) -> LayerInfo {
-        LayerInfo {
-            chain_id: entry.chain_id,
-            diff_id: entry.diff_id,
-            parent: self.parent_id(entry),
-            diff_size: entry.diff_size,
-            size: entry.size,
-            cache_id: entry.cache_id.to_string(),
-            depth: entry.depth as usize,
-        }
+    /// The chain ID of the layer at slab index `i`.
+    pub(crate) fn chain_id(&self, i: u32) -> Option<ChainId> {
+        self.at(i).map(|e| self.chain_of(i, e))
+    }
+
+    /// The [`LayerInfo`] of the layer at slab index `i`.
+    pub(crate) fn info(&self, i: u32) -> Option<LayerInfo> {
+        let e = self.at(i)?;
+        let extra = self.extras.get(&i);
+        let diff_tail = if e.flags & WIDE_DIFF != 0 {
+            extra.and_then(|x| x.diff_tail.as_ref())
+        } else {
+            None
+        };
+        let cache_id = match extra.and_then(|x| x.cache_id.as_deref()) {
+            Some(text) if e.flags & TEXT_CACHE != 0 => text.to_owned(),
+            _ => {
+                let mut out = String::with_capacity(64);
+                for b in e.cache {
+                    out.push(char::from(HEX[usize::from(b >> 4)]));
+                    out.push(char::from(HEX[usize::from(b & 0xf)]));
+                }
+                out
+            }
+        };
+        Some(LayerInfo {
+            chain_id: e.chain_id(extra),
+            diff_id: DiffId(join(&e.diff, diff_tail)),
+            parent: e.parent_index().and_then(|p| self.chain_id(p)),
+            diff_size: e.diff_size,
+            size: e.size,
+            cache_id,
+            depth: e.depth as usize,
+        })
     }
 
     /// Whether [`insert`](Self::insert) has a slab index left for one more layer.
@@ -233,10 +413,11 @@ impl LayerMap {
         !self.free.is_empty() || self.slots.len() < NO_PARENT as usize
     }
 
-    /// Adds `entry`, whose chain ID must not be loaded yet; returns its slab index, or `None`
-    /// (and drops the entry) if the slab is full (see [`has_room`](Self::has_room)).
-    pub(crate) fn insert(&mut self, entry: Entry) -> Option<u32> {
-        let hash = hash_id(&self.hasher, &entry.chain_id);
+    /// Adds `entry` (with its `extra`), whose chain ID must not be loaded yet; returns its
+    /// slab index, or `None` (and drops the entry) if the slab is full (see
+    /// [`has_room`](Self::has_room)).
+    pub(crate) fn insert(&mut self, entry: Entry, extra: Option<Extra>) -> Option<u32> {
+        let hash = hash_id(&self.hasher, &entry.chain_id(extra.as_ref()));
         let i = match self.free.pop() {
             Some(i) => {
                 if let Some(slot) = self.slots.get_mut(i as usize) {
@@ -253,27 +434,33 @@ impl LayerMap {
                 i
             }
         };
-        let (slots, hasher) = (&self.slots, &self.hasher);
+        if let Some(extra) = extra {
+            self.extras.insert(i, extra);
+        }
+        let (slots, extras, hasher) = (&self.slots, &self.extras, &self.hasher);
         self.index.insert_unique(hash, i, |&j| {
             slots
                 .get(j as usize)
                 .and_then(Option::as_ref)
-                .map_or(0, |e| hash_id(hasher, &e.chain_id))
+                .map_or(0, |e| hash_id(hasher, &e.chain_id(extras.get(&j))))
         });
         Some(i)
     }
 
-    /// Removes the layer at slab index `i` and returns it.
-    pub(crate) fn remove(&mut self, i: u32) -> Option<Entry> {
+    /// Removes the layer at slab index `i`; returns its [`LayerInfo`] and its parent's
+    /// slab index.
+    pub(crate) fn remove(&mut self, i: u32) -> Option<(LayerInfo, Option<u32>)> {
+        let info = self.info(i)?;
         let entry = self.slots.get_mut(i as usize)?.take()?;
         if let Ok(found) = self
             .index
-            .find_entry(hash_id(&self.hasher, &entry.chain_id), |&j| j == i)
+            .find_entry(hash_id(&self.hasher, &info.chain_id), |&j| j == i)
         {
             found.remove();
         }
+        self.extras.remove(&i);
         self.free.push(i);
-        Some(entry)
+        Some((info, entry.parent_index()))
     }
 }
 
@@ -301,8 +488,79 @@ mod tests {
 
     #[test]
     fn entry_is_compact() {
-        // Two 65-byte digests and the rest; a regression to `Option<ChainId>` parents or
-        // `Vec` handles would show here.
-        assert!(std::mem::size_of::<Option<Entry>>() <= 224);
+        // Three 32-byte IDs and the rest; a regression to full `Digest`s, `Option<ChainId>`
+        // parents or `Vec` handles would show here.
+        assert!(std::mem::size_of::<Option<Entry>>() <= 152);
+    }
+
+    #[test]
+    fn cache_ids_round_trip() {
+        let hex = "0123456789abcdef".repeat(4);
+        let id = ChainId(Digest::sha256(b"x"));
+        for s in [
+            hex.as_str(),
+            &hex.to_uppercase(),
+            &hex[..63],
+            &format!("{hex}0"),
+            "my-layer_1.2",
+            "g123",
+        ] {
+            let (e, x) = Entry::new(&id, &DiffId(id.0), s, NO_PARENT, 0);
+            assert_eq!(x.is_none(), s == hex, "{s}");
+            let mut map = LayerMap::from_parts(
+                Vec::new(),
+                HashMap::new(),
+                HashTable::new(),
+                RandomState::new(),
+            );
+            let i = map.insert(e, x).expect("insert");
+            assert_eq!(map.info(i).expect("info").cache_id, s);
+        }
+    }
+
+    /// sha512 IDs and text cache IDs go through the extras and come back whole; lookups
+    /// tell a sha256 ID from a sha512 one with the same first half.
+    #[test]
+    fn wide_ids_and_text_cache_ids_round_trip() {
+        let mut map = LayerMap::from_parts(
+            Vec::new(),
+            HashMap::new(),
+            HashTable::new(),
+            RandomState::new(),
+        );
+        let wide = ChainId(Digest::sha512(b"wide"));
+        let (head, _) = split(&wide.0);
+        let narrow = ChainId(Digest::from_sha256_bytes(head));
+        let diff512 = DiffId(Digest::sha512(b"diff"));
+        let hex_cache = "ab".repeat(32);
+        let (e, x) = Entry::new(&wide, &diff512, "my-cache.1", NO_PARENT, 5);
+        assert!(x.is_some());
+        let wi = map.insert(e, x).expect("insert");
+        let (e, x) = Entry::new(&narrow, &DiffId(narrow.0), &hex_cache, wi, 7);
+        assert!(x.is_none());
+        let ni = map.insert(e, x).expect("insert");
+        assert_eq!(map.find(&wide), Some(wi));
+        assert_eq!(map.find(&narrow), Some(ni));
+        let info = map.info(wi).expect("info");
+        assert_eq!(
+            (info.chain_id, info.diff_id, info.cache_id.as_str()),
+            (wide, diff512, "my-cache.1")
+        );
+        let info = map.info(ni).expect("info");
+        assert_eq!(info.parent, Some(wide));
+        assert_eq!(info.cache_id, hex_cache);
+        // Upper-case hex is not decoded: it must come back as written.
+        let upper = ChainId(Digest::sha256(b"upper"));
+        let (e, x) = Entry::new(&upper, &DiffId(upper.0), &"AB".repeat(32), NO_PARENT, 1);
+        let ui = map.insert(e, x).expect("insert");
+        assert_eq!(map.info(ui).expect("info").cache_id, "AB".repeat(32));
+        assert_eq!(map.remove(wi).map(|(i, _)| i.chain_id), Some(wide));
+        assert_eq!(map.find(&wide), None);
+        assert_eq!(map.find(&narrow), Some(ni));
+        assert_eq!(map.len(), 2);
+        // The freed slot is reused, without the old extras.
+        let (e, x) = Entry::new(&wide, &DiffId(narrow.0), &hex_cache, NO_PARENT, 1);
+        assert_eq!(map.insert(e, x), Some(wi));
+        assert_eq!(map.info(wi).expect("info").cache_id, hex_cache);
     }
 }

@@ -23,8 +23,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir};
 use crate::driver::Driver;
 use crate::error::OpenError;
 use crate::ids::{ChainId, DiffId};
-use crate::map::{Entry, Handles, LayerMap, NO_PARENT, hash_id};
-use crate::store::CacheId;
+use crate::map::{Entry, Extra, LayerMap, NO_PARENT, hash_id};
 use crate::transaction::STAGING_PREFIX;
 
 /// Suffix of a layer directory being deleted (`<hex>-<random>-removing`).
@@ -427,6 +426,7 @@ fn load_layers(
             .copied()
     };
     let failed: Mutex<Vec<(u32, SkipReason)>> = Mutex::new(Vec::new());
+    let extras: Mutex<Vec<(u32, Extra)>> = Mutex::new(Vec::new());
     let read_all = || -> Vec<Option<Entry>> {
         ids.par_iter()
             .with_min_len(256)
@@ -462,7 +462,16 @@ fn load_layers(
                         None => Err(SkipReason::MissingFile { file: "diff" }),
                     };
                     match read {
-                        Ok(entry) => Some(entry),
+                        Ok((entry, extra)) => {
+                            if let Some(extra) = extra {
+                                let i = u32::try_from(i).unwrap_or(NO_PARENT);
+                                extras
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .push((i, extra));
+                            }
+                            Some(entry)
+                        }
                         Err(reason) => {
                             let i = u32::try_from(i).unwrap_or(NO_PARENT);
                             failed
@@ -490,7 +499,9 @@ fn load_layers(
         .filter_map(|(i, reason)| Some((i, *ids.get(i as usize)?, reason)))
         .collect();
     drop(candidates);
-    resolve(root, slots, index, hasher, failed)
+    let extras = extras.into_inner().unwrap_or_else(|e| e.into_inner());
+    let layers = LayerMap::from_parts(slots, extras.into_iter().collect(), index, hasher);
+    resolve(root, layers, failed)
 }
 
 /// How many bytes of a layerdb file are read on the stack. `diff`, `size`, `cache-id` and
@@ -596,7 +607,7 @@ fn read_layer(
     dir: BorrowedFd<'_>,
     chain_id: ChainId,
     find: &(dyn Fn(&ChainId) -> Option<u32> + Sync),
-) -> Result<Entry, SkipReason> {
+) -> Result<(Entry, Option<Extra>), SkipReason> {
     let hex = chain_id.0.hex();
     let layer = hex.as_str();
     let diff = read_file(dir, layer, "diff")?.ok_or(SkipReason::MissingFile { file: "diff" })?;
@@ -652,18 +663,7 @@ fn read_layer(
         None => NO_PARENT,
         Some(p) => find(&p).ok_or(SkipReason::MissingParent { parent: p })?,
     };
-    Ok(Entry {
-        chain_id,
-        diff_id,
-        parent,
-        diff_size,
-        size: diff_size,
-        cache_id: CacheId::new(cache_id),
-        depth: 0,
-        children: 0,
-        mounts: 0,
-        handles: Handles::None,
-    })
+    Ok(Entry::new(&chain_id, &diff_id, cache_id, parent, diff_size))
 }
 
 /// The directory of layer `id` under `root`.
@@ -672,20 +672,24 @@ fn layer_path(root: &Path, id: &ChainId) -> PathBuf {
 }
 
 /// Resolves every layer with its parent chain (size and depth), memoised and iterative;
-/// drops the layers that cannot be loaded (`failed` to read, or with a broken chain) and
-/// counts children.
+/// drops the layers that cannot be loaded (with a broken chain; those `failed` to read are
+/// not in `layers`) and counts children.
 fn resolve(
     root: &Path,
-    mut slots: Vec<Option<Entry>>,
-    mut index: HashTable<u32>,
-    hasher: RandomState,
+    mut layers: LayerMap,
     failed: Vec<(u32, ChainId, SkipReason)>,
 ) -> (LayerMap, Vec<SkippedLayer>) {
     const UNRESOLVED: u8 = 0;
     const ON_STACK: u8 = 1;
     const DONE: u8 = 2;
     const BROKEN: u8 = 3;
-    let mut state = vec![UNRESOLVED; slots.len()];
+    let slots = layers.slot_count();
+    let mut state: Vec<u8> = (0..slots)
+        .map(|i| {
+            let live = u32::try_from(i).is_ok_and(|i| layers.at(i).is_some());
+            if live { UNRESOLVED } else { BROKEN }
+        })
+        .collect();
     let mut skipped: Vec<SkippedLayer> = Vec::new();
     let mut skip = |id: ChainId, reason: SkipReason| {
         let path = layer_path(root, &id);
@@ -699,22 +703,14 @@ fn resolve(
     // Chain IDs of the slots that hold no entry (read failures), for parent names.
     let mut failed_ids: HashMap<u32, ChainId> = HashMap::with_capacity(failed.len());
     for (i, id, reason) in failed {
-        if let Some(s) = state.get_mut(i as usize) {
-            *s = BROKEN;
-        }
         failed_ids.insert(i, id);
         skip(id, reason);
     }
-    let id_of = |slots: &[Option<Entry>], i: u32| {
-        slots
-            .get(i as usize)
-            .and_then(Option::as_ref)
-            .map(|e| e.chain_id)
-            .or_else(|| failed_ids.get(&i).copied())
-    };
+    let id_of =
+        |layers: &LayerMap, i: u32| layers.chain_id(i).or_else(|| failed_ids.get(&i).copied());
 
     let mut stack: Vec<u32> = Vec::new();
-    for start in 0..slots.len() {
+    for start in 0..slots {
         if state[start] != UNRESOLVED {
             continue;
         }
@@ -724,17 +720,20 @@ fn resolve(
         stack.push(start);
         state[start as usize] = ON_STACK;
         while let Some(&top) = stack.last() {
-            let Some(entry) = slots.get(top as usize).and_then(Option::as_ref) else {
+            let Some(entry) = layers.at(top) else {
                 break; // unreachable: only loaded layers are pushed
             };
             let outcome = match entry.parent_index() {
                 None => Ok((entry.diff_size, 1)),
                 Some(p) => {
-                    let parent = || id_of(&slots, p).unwrap_or(entry.chain_id);
+                    let parent = || {
+                        id_of(&layers, p)
+                            .unwrap_or_else(|| ChainId(Digest::from_sha256_bytes([0; 32])))
+                    };
                     match state.get(p as usize).copied().unwrap_or(BROKEN) {
                         BROKEN => Err(SkipReason::BrokenParent { parent: parent() }),
                         ON_STACK => Err(SkipReason::ParentCycle { parent: parent() }),
-                        DONE => match slots.get(p as usize).and_then(Option::as_ref) {
+                        DONE => match layers.at(p) {
                             Some(pe) => Ok((
                                 pe.size.saturating_add(entry.diff_size),
                                 pe.depth.saturating_add(1),
@@ -752,7 +751,7 @@ fn resolve(
             stack.pop();
             match outcome {
                 Ok((size, depth)) => {
-                    if let Some(e) = slots.get_mut(top as usize).and_then(Option::as_mut) {
+                    if let Some(e) = layers.at_mut(top) {
                         e.size = size;
                         e.depth = depth;
                     }
@@ -760,7 +759,7 @@ fn resolve(
                 }
                 Err(reason) => {
                     state[top as usize] = BROKEN;
-                    if let Some(id) = id_of(&slots, top) {
+                    if let Some(id) = id_of(&layers, top) {
                         skip(id, reason);
                     }
                 }
@@ -769,32 +768,26 @@ fn resolve(
         stack.clear();
     }
 
-    // Drop the broken layers from the slab and the index, and count children.
+    // Drop the broken layers, then count children.
     for (i, st) in state.iter().enumerate() {
-        if *st == DONE {
-            continue;
-        }
-        let id = slots
-            .get_mut(i)
-            .and_then(Option::take)
-            .map(|e| e.chain_id)
-            .or_else(|| failed_ids.get(&(i as u32)).copied());
-        if let Some(id) = id
-            && let Ok(found) = index.find_entry(hash_id(&hasher, &id), |&j| j as usize == i)
+        if *st != DONE
+            && let Ok(i) = u32::try_from(i)
         {
-            found.remove();
+            layers.remove(i);
         }
     }
-    for i in 0..slots.len() {
-        let Some(p) = slots[i].as_ref().and_then(Entry::parent_index) else {
-            continue;
-        };
-        if let Some(pe) = slots.get_mut(p as usize).and_then(Option::as_mut) {
+    drop(state);
+    let parents: Vec<u32> = layers
+        .indices()
+        .filter_map(|i| layers.at(i).and_then(Entry::parent_index))
+        .collect();
+    for p in parents {
+        if let Some(pe) = layers.at_mut(p) {
             pe.children = pe.children.saturating_add(1);
         }
     }
     skipped.sort_by_key(|a| a.chain_id);
-    (LayerMap::from_parts(slots, index, hasher), skipped)
+    (layers, skipped)
 }
 
 /// Counts the references RW mounts (`mounts/<id>/parent`) hold on loaded layers.

@@ -1,6 +1,5 @@
 //! [`LayerStore`]: the layerdb, reference counting and registration.
 
-use std::fmt;
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -11,7 +10,7 @@ use crate::driver::Driver;
 use crate::error::{OpenError, RegisterError};
 use crate::handle::{GetError, LayerGetReleaser, LayerHandle, LayerMetadata, ReleaseError};
 use crate::ids::{ChainId, DiffId};
-use crate::map::{Entry, Handles, LayerMap, NO_PARENT};
+use crate::map::{Entry, LayerMap, NO_PARENT};
 use crate::random::random_hex;
 use crate::restore::{REMOVING_SUFFIX, RestoreOutcome, restore};
 use crate::transaction::{Transaction, TransactionError, sync_dir};
@@ -65,54 +64,6 @@ pub enum OpenMode {
     /// the layer (it is not deleted). For inspection (`fsck`, `ls`). A missing layerdb opens
     /// as an empty store.
     ReadOnly,
-}
-
-/// A cache ID as kept in memory: 64 lowercase hex digits (what this store and dockerd's
-/// drivers write) as their 32 bytes, anything else as text. Restore keeps one per layer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum CacheId {
-    /// 64 lowercase hex digits, decoded.
-    Hex([u8; 32]),
-    /// Any other valid cache ID, verbatim.
-    Other(Box<str>),
-}
-
-impl CacheId {
-    pub(crate) fn new(s: &str) -> Self {
-        fn nibble(c: u8) -> Option<u8> {
-            match c {
-                b'0'..=b'9' => Some(c - b'0'),
-                b'a'..=b'f' => Some(c - b'a' + 10),
-                _ => None,
-            }
-        }
-        let raw = s.as_bytes();
-        if raw.len() == 64 {
-            let mut bytes = [0u8; 32];
-            let decoded = bytes.iter_mut().enumerate().all(|(i, b)| {
-                match (nibble(raw[2 * i]), nibble(raw[2 * i + 1])) {
-                    (Some(hi), Some(lo)) => {
-                        *b = (hi << 4) | lo;
-                        true
-                    }
-                    _ => false,
-                }
-            });
-            if decoded {
-                return CacheId::Hex(bytes);
-            }
-        }
-        CacheId::Other(s.into())
-    }
-}
-
-impl fmt::Display for CacheId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CacheId::Hex(bytes) => bytes.iter().try_for_each(|b| write!(f, "{b:02x}")),
-            CacheId::Other(s) => f.write_str(s),
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -242,7 +193,10 @@ impl LayerStore {
     /// The layer `chain_id`, if loaded.
     pub fn layer(&self, chain_id: &ChainId) -> Option<LayerInfo> {
         let state = self.state();
-        state.layers.get(chain_id).map(|e| state.layers.info(e))
+        state
+            .layers
+            .find(chain_id)
+            .and_then(|i| state.layers.info(i))
     }
 
     /// The [`LayerMetadata`] of layer `chain_id`, if loaded.
@@ -250,8 +204,9 @@ impl LayerStore {
         let state = self.state();
         state
             .layers
-            .get(chain_id)
-            .map(|e| state.layers.info(e).metadata())
+            .find(chain_id)
+            .and_then(|i| state.layers.info(i))
+            .map(|info| info.metadata())
     }
 
     /// Whether layer `chain_id` is loaded.
@@ -262,7 +217,11 @@ impl LayerStore {
     /// Every layer, sorted by chain ID.
     pub fn layers(&self) -> Vec<LayerInfo> {
         let state = self.state();
-        let mut v: Vec<LayerInfo> = state.layers.iter().map(|e| state.layers.info(e)).collect();
+        let mut v: Vec<LayerInfo> = state
+            .layers
+            .indices()
+            .filter_map(|i| state.layers.info(i))
+            .collect();
         drop(state);
         v.sort_by_key(|a| a.chain_id);
         v
@@ -332,14 +291,10 @@ impl LayerStore {
         };
         let mut current = Some(index);
         while let Some(i) = current {
-            let Some(entry) = state.layers.at(i) else {
-                break;
-            };
-            if entry.ref_count() > 0 {
+            if state.layers.at(i).is_none_or(|e| e.ref_count() > 0) {
                 break;
             }
-            let info = state.layers.info(entry);
-            let Some(entry) = state.layers.remove(i) else {
+            let Some((info, parent)) = state.layers.remove(i) else {
                 break;
             };
             // Under the lock, so that a concurrent registration of the same chain ID finds
@@ -350,7 +305,7 @@ impl LayerStore {
                 Ok(path) => to_remove.push((info, path)),
                 Err(message) => note_error(id, message),
             }
-            current = entry.parent_index();
+            current = parent;
             if let Some(p) = current
                 && let Some(pe) = state.layers.at_mut(p)
             {
@@ -429,8 +384,8 @@ impl LayerStore {
                 .ok_or(RegisterError::ParentNotFound(*p))?;
             let info = state
                 .layers
-                .get(p)
-                .map(|e| state.layers.info(e))
+                .find(p)
+                .and_then(|i| state.layers.info(i))
                 .ok_or(RegisterError::ParentNotFound(*p))?;
             drop(state);
             let depth = info.depth;
@@ -564,23 +519,14 @@ impl PendingLayer<'_> {
             }
         };
         tx.commit(&store.layer_dir(&chain_id))?;
-        let entry = Entry {
-            chain_id,
-            diff_id,
-            parent,
-            diff_size,
-            size: parent_info
-                .as_ref()
-                .map_or(diff_size, |p| p.size.saturating_add(diff_size)),
-            cache_id: CacheId::new(&self.cache_id),
-            depth: parent_info
-                .as_ref()
-                .map_or(1, |p| u32::try_from(p.depth + 1).unwrap_or(u32::MAX)),
-            children: 0,
-            mounts: 0,
-            handles: Handles::None,
-        };
-        if state.layers.insert(entry).is_none() {
+        let (mut entry, extra) = Entry::new(&chain_id, &diff_id, &self.cache_id, parent, diff_size);
+        entry.size = parent_info
+            .as_ref()
+            .map_or(diff_size, |p| p.size.saturating_add(diff_size));
+        entry.depth = parent_info
+            .as_ref()
+            .map_or(1, |p| u32::try_from(p.depth + 1).unwrap_or(u32::MAX));
+        if state.layers.insert(entry, extra).is_none() {
             // Unreachable: room was checked under the same lock.
             drop(state);
             return Err(RegisterError::Full {
@@ -613,27 +559,6 @@ impl Drop for PendingLayer<'_> {
             && let Err(e) = self.store.release(&handle)
         {
             tracing::warn!(error = %e, "cannot release parent of abandoned layer");
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::CacheId;
-
-    #[test]
-    fn cache_id_round_trips() {
-        let hex = "0123456789abcdef".repeat(4);
-        assert!(matches!(CacheId::new(&hex), CacheId::Hex(_)));
-        for s in [
-            hex.as_str(),
-            &hex.to_uppercase(),
-            &hex[..63],
-            &format!("{hex}0"),
-            "my-layer_1.2",
-            "g123",
-        ] {
-            assert_eq!(CacheId::new(s).to_string(), s);
         }
     }
 }

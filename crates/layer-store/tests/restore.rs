@@ -528,3 +528,46 @@ fn non_layer_entries_are_ignored() {
     assert!(!store.contains(&fake));
     assert!(!store.contains(&link));
 }
+
+/// Layers under `sha512/`, sha512 diff IDs and cache IDs that are not 64 lowercase hex
+/// digits load and read back exactly as written, also as parents of sha256 layers.
+#[test]
+fn sha512_layers_and_text_cache_ids_load() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().join("layerdb");
+    let base = ChainId(digest_set::Digest::sha512(b"base"));
+    let base_diff = DiffId(base.0);
+    let top_diff = DiffId(digest_set::Digest::sha512(b"top"));
+    let top = base.then(&top_diff);
+    let upper = "AB".repeat(32);
+    let layers = [
+        (base, base_diff, "my-layer_1.2", None),
+        (top, top_diff, upper.as_str(), Some(base)),
+    ];
+    for (id, diff_id, cache, parent) in &layers {
+        let dir = root.join(id.0.algorithm().name()).join(id.0.hex());
+        fs::create_dir_all(&dir).expect("mkdir");
+        fs::write(dir.join("diff"), diff_id.to_string()).expect("diff");
+        fs::write(dir.join("size"), "10").expect("size");
+        fs::write(dir.join("cache-id"), cache).expect("cache-id");
+        if let Some(p) = parent {
+            fs::write(dir.join("parent"), p.to_string()).expect("parent");
+        }
+    }
+    let (store, outcome) = LayerStore::open_read_only(&root, Box::new(NullDriver)).expect("open");
+    assert!(outcome.is_clean(), "{outcome}");
+    assert_eq!(outcome.loaded, 2);
+    for (id, diff_id, cache, parent) in &layers {
+        let info = store.layer(id).expect("loaded");
+        assert_eq!(info.chain_id, *id);
+        assert_eq!(info.diff_id, *diff_id);
+        assert_eq!(info.cache_id, *cache);
+        assert_eq!(info.parent, *parent);
+    }
+    assert_eq!(store.layer(&top).map(|l| (l.size, l.depth)), Some((20, 2)));
+    assert_eq!(store.ref_count(&base), Some(1));
+    // A sha256 ID with the same first 32 bytes is another layer.
+    let mut head = [0u8; 32];
+    head.copy_from_slice(&base.0.as_bytes()[..32]);
+    assert!(!store.contains(&ChainId(digest_set::Digest::from_sha256_bytes(head))));
+}
