@@ -26,6 +26,8 @@ use crate::ids::{ChainId, DiffId};
 use crate::map::{Entry, Extra, LayerMap, NO_PARENT, hash_id};
 use crate::transaction::STAGING_PREFIX;
 
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
 /// Suffix of a layer directory being deleted (`<hex>-<random>-removing`).
 pub const REMOVING_SUFFIX: &str = "-removing";
 
@@ -559,13 +561,17 @@ fn read_file(
         file,
         message: e.to_string(),
     };
-    let rel = format!("{layer}/{file}");
-    let fd = match rustix::fs::openat(
-        dir,
-        rel.as_str(),
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) {
+    // `<layer>/<file>` on the stack (rustix adds the NUL on the stack too): at most
+    // 128 + 1 + 15 bytes.
+    let mut rel = [0u8; 160];
+    let len = layer.len() + 1 + file.len();
+    let Some(rel) = rel.get_mut(..len) else {
+        return Err(unreadable(std::io::Error::from(ErrorKind::InvalidInput)));
+    };
+    rel[..layer.len()].copy_from_slice(layer.as_bytes());
+    rel[layer.len()] = b'/';
+    rel[layer.len() + 1..].copy_from_slice(file.as_bytes());
+    let fd = match rustix::fs::openat(dir, &*rel, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
         Ok(fd) => fd,
         Err(rustix::io::Errno::NOENT) => return Ok(None),
         Err(e) => return Err(unreadable(e.into())),
@@ -608,8 +614,15 @@ fn read_layer(
     chain_id: ChainId,
     find: &(dyn Fn(&ChainId) -> Option<u32> + Sync),
 ) -> Result<(Entry, Option<Extra>), SkipReason> {
-    let hex = chain_id.0.hex();
-    let layer = hex.as_str();
+    let mut hex = [0u8; 128];
+    let raw = chain_id.0.as_bytes();
+    for (pair, b) in hex.chunks_exact_mut(2).zip(raw) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 0xf)];
+    }
+    let Ok(layer) = std::str::from_utf8(&hex[..2 * raw.len()]) else {
+        return Err(SkipReason::MissingFile { file: "diff" }); // unreachable: ASCII hex
+    };
     let diff = read_file(dir, layer, "diff")?.ok_or(SkipReason::MissingFile { file: "diff" })?;
     let diff_id = DiffId(parse_digest("diff", &diff)?);
 
