@@ -300,8 +300,12 @@ impl From<Vec<Digest>> for DigestSet {
 }
 
 impl Extend<Digest> for DigestSet {
+    /// Appends, then sorts once and removes duplicates. When the iterator knows its length
+    /// the set grows by exactly that much (one allocation at most).
     fn extend<I: IntoIterator<Item = Digest>>(&mut self, iter: I) {
+        let iter = iter.into_iter();
         let before = self.entries.len();
+        self.entries.reserve_exact(iter.size_hint().0);
         self.entries.extend(iter);
         if self.entries.len() != before {
             // Sorting a mostly sorted vector is close to linear.
@@ -354,5 +358,10 @@ mod tests {
         set4.extend(ds.iter().copied());
         assert_eq!(set4.entries.capacity(), 1000);
         assert_eq!(set4, set);
+        // Extending a non-empty set by a known length grows it exactly.
+        let mut set5: DigestSet = ds[..600].iter().copied().collect();
+        set5.extend(ds[600..].iter().copied());
+        assert_eq!(set5.entries.capacity(), 1000);
+        assert_eq!(set5, set);
     }
 }
