@@ -377,8 +377,10 @@ const PRIVATE_FD_TABLE_MIN: usize = 4096;
 /// serialise on its lock in every `openat` and `close` (measured: ~10% of restore CPU on 2
 /// cores at 155k layers, ~12% of its wall time). The descriptors these threads open are
 /// private to them, which is fine because each is closed by the job that opened it; the
-/// threads end when the pool is dropped after the read. `None` if the pool cannot be
-/// built; a thread whose `unshare` fails simply keeps sharing the table.
+/// threads end when the pool is dropped after the read. (Until then their copies of the
+/// process's other descriptors stay open: a pipe closed elsewhere meanwhile sees its end
+/// of file only when they exit.) `None` if the pool cannot be built; a thread whose
+/// `unshare` fails simply keeps sharing the table.
 fn private_fd_pool() -> Option<rayon::ThreadPool> {
     rayon::ThreadPoolBuilder::new()
         .num_threads(rayon::current_num_threads())
