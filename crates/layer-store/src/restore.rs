@@ -262,7 +262,7 @@ pub(crate) fn restore(
     driver: &dyn Driver,
 ) -> Result<Restored, OpenError> {
     let mut outcome = RestoreOutcome::default();
-    let mut candidates: Vec<ChainId> = Vec::new();
+    let mut candidates = Candidates::default();
     let mut alg_dirs: Vec<(Algorithm, OwnedFd)> = Vec::new();
     // One getdents buffer for both algorithm directories; entries are not collected (a
     // `fs::DirEntry` per layer would cost an allocation and ~120 bytes each).
@@ -300,7 +300,7 @@ pub(crate) fn restore(
                     error: None,
                 });
             } else if let Ok(d) = Digest::from_hex(alg, name) {
-                candidates.push(ChainId(d));
+                candidates.push(&d);
             } else {
                 tracing::debug!(path = %dir.join(name).display(), "ignoring non-layer directory in layerdb");
             }
@@ -308,7 +308,8 @@ pub(crate) fn restore(
         alg_dirs.push((alg, fd));
     }
     drop(buf);
-    candidates.shrink_to_fit();
+    candidates.sha256.shrink_to_fit();
+    candidates.sha512.shrink_to_fit();
     for entry in list_dir(&root.join("tmp"))? {
         let name = entry.file_name();
         if name.to_str().is_some_and(|n| n.starts_with(STAGING_PREFIX)) {
@@ -367,6 +368,57 @@ pub(crate) fn valid_cache_id(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b',' | b'-' | b'.'))
 }
 
+/// The layer directories listed, sha256 ones first: slot `i` of the layer map is
+/// candidate `i`. Raw bytes (32 for a sha256 layer) rather than 65-byte `ChainId`s, since
+/// the list lives next to the slab while the layers are read.
+#[derive(Default)]
+struct Candidates {
+    sha256: Vec<[u8; 32]>,
+    sha512: Vec<[u8; 64]>,
+}
+
+impl Candidates {
+    fn push(&mut self, d: &Digest) {
+        let raw = d.as_bytes();
+        if let Ok(b) = <[u8; 32]>::try_from(raw) {
+            self.sha256.push(b);
+        } else if let Ok(b) = <[u8; 64]>::try_from(raw) {
+            self.sha512.push(b);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.sha256.len() + self.sha512.len()
+    }
+
+    /// The raw bytes of candidate `i`.
+    fn raw(&self, i: usize) -> Option<&[u8]> {
+        match self.sha256.get(i) {
+            Some(b) => Some(b),
+            None => self
+                .sha512
+                .get(i.checked_sub(self.sha256.len())?)
+                .map(|b| &b[..]),
+        }
+    }
+
+    /// The chain ID of candidate `i`.
+    fn id(&self, i: usize) -> Option<ChainId> {
+        let raw = self.raw(i)?;
+        let alg = if raw.len() == 32 {
+            Algorithm::Sha256
+        } else {
+            Algorithm::Sha512
+        };
+        Digest::from_raw(alg, raw).map(ChainId)
+    }
+
+    /// Whether candidate `i` is `id`.
+    fn is(&self, i: usize, id: &ChainId) -> bool {
+        self.raw(i) == Some(id.0.as_bytes())
+    }
+}
+
 /// From how many layers restore reads on threads with their own file descriptor tables.
 const PRIVATE_FD_TABLE_MIN: usize = 4096;
 
@@ -406,35 +458,32 @@ fn private_fd_pool() -> Option<rayon::ThreadPool> {
 fn load_layers(
     root: &Path,
     alg_dirs: &[(Algorithm, OwnedFd)],
-    candidates: Vec<ChainId>,
+    candidates: Candidates,
 ) -> (LayerMap, Vec<SkippedLayer>) {
     let hasher = RandomState::new();
     // Slot `i` is candidate `i`; the index is built first so that readers can turn `parent`
     // files into slot indices.
-    let mut index: HashTable<u32> = HashTable::with_capacity(candidates.len());
-    for (i, id) in candidates.iter().enumerate() {
-        let Ok(i) = u32::try_from(i) else { break };
-        if i == NO_PARENT {
-            break;
-        }
-        index.insert_unique(hash_id(&hasher, id), i, |&j| {
+    let count = candidates.len().min(NO_PARENT as usize);
+    let mut index: HashTable<u32> = HashTable::with_capacity(count);
+    for i in 0..count {
+        let Some(id) = candidates.id(i) else { break };
+        index.insert_unique(hash_id(&hasher, &id), i as u32, |&j| {
             candidates
-                .get(j as usize)
-                .map_or(0, |c| hash_id(&hasher, c))
+                .id(j as usize)
+                .map_or(0, |c| hash_id(&hasher, &c))
         });
     }
-    let ids = &candidates[..index.len()];
     let find = |id: &ChainId| {
         index
-            .find(hash_id(&hasher, id), |&j| ids.get(j as usize) == Some(id))
+            .find(hash_id(&hasher, id), |&j| candidates.is(j as usize, id))
             .copied()
     };
     let failed: Mutex<Vec<(u32, SkipReason)>> = Mutex::new(Vec::new());
     let extras: Mutex<Vec<(u32, Extra)>> = Mutex::new(Vec::new());
     let read_all = || -> Vec<Option<Entry>> {
-        ids.par_iter()
+        (0..count)
+            .into_par_iter()
             .with_min_len(256)
-            .enumerate()
             .map_init(
                 // Each job opens the algorithm directories again: every `openat` takes a
                 // reference on its directory's open file, and threads sharing one file contend
@@ -453,7 +502,10 @@ fn load_layers(
                         })
                         .collect::<Vec<(Algorithm, OwnedFd)>>()
                 },
-                |own_dirs, (i, id)| {
+                |own_dirs, i| {
+                    let Some(id) = candidates.id(i) else {
+                        return None; // unreachable: i < count
+                    };
                     let alg = id.0.algorithm();
                     let dir = own_dirs
                         .iter()
@@ -461,7 +513,7 @@ fn load_layers(
                         .find(|(a, _)| *a == alg)
                         .map(|(_, fd)| fd.as_fd());
                     let read = match dir {
-                        Some(dir) => read_layer(dir, *id, &find),
+                        Some(dir) => read_layer(dir, id, &find),
                         // Unreachable: candidates come from the listed directories.
                         None => Err(SkipReason::MissingFile { file: "diff" }),
                     };
@@ -489,7 +541,7 @@ fn load_layers(
             )
             .collect()
     };
-    let slots = if ids.len() >= PRIVATE_FD_TABLE_MIN {
+    let slots = if count >= PRIVATE_FD_TABLE_MIN {
         match private_fd_pool() {
             Some(pool) => pool.install(read_all),
             None => read_all(),
@@ -500,7 +552,7 @@ fn load_layers(
     let failed = failed.into_inner().unwrap_or_else(|e| e.into_inner());
     let failed: Vec<(u32, ChainId, SkipReason)> = failed
         .into_iter()
-        .filter_map(|(i, reason)| Some((i, *ids.get(i as usize)?, reason)))
+        .filter_map(|(i, reason)| Some((i, candidates.id(i as usize)?, reason)))
         .collect();
     drop(candidates);
     let extras = extras.into_inner().unwrap_or_else(|e| e.into_inner());
