@@ -571,3 +571,27 @@ fn sha512_layers_and_text_cache_ids_load() {
     head.copy_from_slice(&base.0.as_bytes()[..32]);
     assert!(!store.contains(&ChainId(digest_set::Digest::from_sha256_bytes(head))));
 }
+
+/// Restore does not touch the access times of the layer files (`O_NOATIME`): a read-only
+/// open changes nothing on disk, not even atimes that relatime would update.
+#[test]
+fn restore_keeps_access_times() {
+    use std::time::{Duration, SystemTime};
+    let (_tmp, root, [c1, ..]) = three_chain();
+    let old = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+    let files: Vec<_> = ["diff", "size", "cache-id"]
+        .iter()
+        .map(|f| dir(&root, &c1).join(f))
+        .collect();
+    for f in &files {
+        let file = fs::File::options().write(true).open(f).expect("open");
+        file.set_times(fs::FileTimes::new().set_accessed(old))
+            .expect("set atime");
+    }
+    let (store, _) = LayerStore::open_read_only(&root, Box::new(NullDriver)).expect("open");
+    assert!(store.contains(&c1));
+    for f in &files {
+        let atime = fs::metadata(f).and_then(|m| m.accessed()).expect("atime");
+        assert_eq!(atime, old, "{}", f.display());
+    }
+}
