@@ -1,7 +1,7 @@
 //! Opens a layerdb read-only and prints what restore found and how long it took.
 //!
 //! ```text
-//! cargo run --release -p layer-store --example restore -- LAYERDB [RUNS]
+//! cargo run --release -p layer-store --example restore_layers -- LAYERDB [RUNS]
 //! ```
 //!
 //! `LAYERDB` is `<data-root>/image/<driver>/layerdb`. The store is opened read-only with a
