@@ -21,6 +21,9 @@
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// Unix seconds of Go's zero `time.Time` (`0001-01-01T00:00:00Z`, [`Timestamp::go_zero`]).
+pub const GO_ZERO_UNIX: i64 = -62_135_596_800;
+
 /// A point in time with the UTC offset it was written with, to the nanosecond.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Timestamp {
@@ -121,12 +124,12 @@ impl Timestamp {
 
     /// Go's zero `time.Time`, `0001-01-01T00:00:00Z`, which dockerd prints for "never".
     pub fn go_zero() -> Self {
-        Timestamp::from_unix(days_from_civil(1, 1, 1) * 86_400, 0)
+        Timestamp::from_unix(GO_ZERO_UNIX, 0)
     }
 
     /// Whether this is Go's zero time ([`Timestamp::go_zero`]).
     pub fn is_go_zero(&self) -> bool {
-        self.unix_secs == days_from_civil(1, 1, 1) * 86_400 && self.nanos == 0
+        self.unix_secs == GO_ZERO_UNIX && self.nanos == 0
     }
 
     /// The civil date and time in this timestamp's own offset:
@@ -337,6 +340,13 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_zero_is_year_one() {
+        assert_eq!(GO_ZERO_UNIX, days_from_civil(1, 1, 1) * 86_400);
+        assert_eq!(Timestamp::go_zero().to_string(), "0001-01-01T00:00:00Z");
+        assert!(Timestamp::go_zero().is_go_zero());
+    }
 
     #[test]
     fn round_trips_fixture_values() {

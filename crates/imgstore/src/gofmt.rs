@@ -232,7 +232,7 @@ mod tests {
         );
         assert_eq!(rfc3339_utc(1_796_005_018), "2026-11-30T02:16:58Z");
         assert_eq!(
-            go_time_string(-62_135_596_800),
+            go_time_string(image_store::time::GO_ZERO_UNIX),
             "0001-01-01 00:00:00 +0000 UTC"
         );
     }

@@ -231,7 +231,7 @@ impl ImageEntry {
 }
 
 /// Unix seconds of Go's zero time.
-pub const GO_ZERO_UNIX: i64 = -62_135_596_800;
+pub use image_store::time::GO_ZERO_UNIX;
 
 /// A data root opened and restored.
 pub struct Store {
