@@ -1,87 +1,14 @@
 //! dockerd 20.10 reads back an imagedb written by FsBackend. Skips (with a reason) when
-//! `/usr/sbin/dockerd` is missing or the test does not run as root.
+//! dockerd or the docker client is missing or the test does not run as root.
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
 use digest_set::Digest;
 use imagedb_fs::{FsBackend, StoreBackend};
-
-const DOCKERD: &str = "/usr/sbin/dockerd";
-const DOCKER: &str = "/usr/bin/docker";
-
-/// Stops dockerd (SIGTERM, then wait) even when the test panics.
-struct Daemon {
-    child: Child,
-    socket: PathBuf,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(data_root: &Path, state: &Path) -> Daemon {
-        let socket = state.join("d.sock");
-        let log = state.join("dockerd.log");
-        let child = Command::new(DOCKERD)
-            .args([
-                "--storage-driver=vfs",
-                "--iptables=false",
-                "--ip6tables=false",
-            ])
-            .args(["--bridge=none"])
-            .arg("--data-root")
-            .arg(data_root)
-            .arg("--exec-root")
-            .arg(state.join("exec"))
-            .arg("--pidfile")
-            .arg(state.join("dockerd.pid"))
-            .arg("--host")
-            .arg(format!("unix://{}", socket.display()))
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("spawn dockerd");
-        let daemon = Daemon { child, socket, log };
-        // Wait until the API answers (bounded: 120 tries of 0.5 s).
-        for _ in 0..120 {
-            if daemon.docker(&["version"]).is_some() {
-                return daemon;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(500));
-        }
-        panic!(
-            "dockerd did not come up; log:\n{}",
-            fs::read_to_string(&daemon.log).unwrap_or_default()
-        );
-    }
-
-    fn docker(&self, args: &[&str]) -> Option<String> {
-        let out = Command::new(DOCKER)
-            .arg("-H")
-            .arg(format!("unix://{}", self.socket.display()))
-            .args(args)
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            // SAFETY: sending a signal to our own child process.
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            }
-        }
-        let _ = self.child.wait();
-    }
-}
+use test_dockerd::Dockerd;
 
 /// `docker image ls -a` rows without the clock-dependent field, sorted.
 fn ls_rows(text: &str) -> Vec<String> {
@@ -101,12 +28,8 @@ fn ls_rows(text: &str) -> Vec<String> {
 
 #[test]
 fn dockerd_reads_what_fs_backend_writes() {
-    if !Path::new(DOCKERD).exists() || !Path::new(DOCKER).exists() {
-        eprintln!("skipping: {DOCKERD} or {DOCKER} is not installed");
-        return;
-    }
-    if !common::is_root() {
-        eprintln!("skipping: dockerd needs root");
+    if let Some(why) = test_dockerd::skip_reason() {
+        eprintln!("skipping: {why}");
         return;
     }
     let name = "dockerroot-02-after-build";
@@ -141,16 +64,15 @@ fn dockerd_reads_what_fs_backend_writes() {
     }
 
     let data_root = tmp.path().join(name);
-    let state = tempfile::tempdir().expect("state dir");
-    let daemon = Daemon::start(&data_root, state.path());
+    let daemon = Dockerd::start(&data_root).expect("start dockerd");
     let ls = daemon
-        .docker(&["image", "ls", "-a", "--no-trunc", "--format", "{{json .}}"])
+        .docker_ok(&["image", "ls", "-a", "--no-trunc", "--format", "{{json .}}"])
         .expect("docker image ls");
     let expected_dir = common::fixtures_dir().join(format!("{name}.expected"));
     let expected = fs::read_to_string(expected_dir.join("ls-a.json")).expect("expected ls");
     assert_eq!(ls_rows(&ls), ls_rows(&expected));
     let parent = daemon
-        .docker(&[
+        .docker_ok(&[
             "image",
             "inspect",
             "--format",
@@ -159,7 +81,7 @@ fn dockerd_reads_what_fs_backend_writes() {
         ])
         .expect("inspect");
     assert!(parent.trim().starts_with("sha256:"), "{parent}");
-    let log = fs::read_to_string(&daemon.log).unwrap_or_default();
+    let log = daemon.log();
     let restore_errors: Vec<&str> = log.lines().filter(|l| l.contains("level=error")).collect();
     assert!(restore_errors.is_empty(), "{restore_errors:#?}");
     drop(daemon);
