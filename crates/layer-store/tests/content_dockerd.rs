@@ -2,9 +2,6 @@
 //! by dockerd byte for byte, and layers dockerd registered are streamed back by us byte for
 //! byte. Skipped (with a printed reason) where dockerd cannot run.
 
-#[path = "common/dockerd.rs"]
-mod dockerd;
-
 use std::collections::HashMap;
 use std::fs;
 use std::io::Read;
@@ -12,8 +9,8 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use digest_set::Digest;
-use dockerd::Dockerd;
 use layer_store::{ChainId, DiffId, LayerStore, VfsDriver};
+use test_dockerd::Dockerd;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
@@ -87,7 +84,7 @@ fn mkdir_700(p: &Path) {
 
 #[test]
 fn dockerd_saves_layers_we_registered_byte_for_byte() {
-    if let Some(why) = Dockerd::skip_reason() {
+    if let Some(why) = test_dockerd::skip_reason() {
         eprintln!("skipping: {why}");
         return;
     }
@@ -136,7 +133,9 @@ fn dockerd_saves_layers_we_registered_byte_for_byte() {
     .expect("repositories.json");
 
     let d = Dockerd::start(&root).expect("start dockerd");
-    let ls = d.docker_ok(&["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]);
+    let ls = d
+        .docker_ok(&["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"])
+        .expect("docker");
     for img in &imgs {
         assert!(ls.contains(&img.tag), "dockerd lists {}: {ls}", img.tag);
     }
@@ -144,7 +143,7 @@ fn dockerd_saves_layers_we_registered_byte_for_byte() {
     let out_s = out.to_string_lossy().into_owned();
     let mut args = vec!["save", "-o", out_s.as_str()];
     args.extend(imgs.iter().map(|i| i.tag.as_str()));
-    d.docker_ok(&args);
+    d.docker_ok(&args).expect("docker");
     drop(d);
 
     let saved = archive_files(&out);
@@ -164,7 +163,7 @@ fn dockerd_saves_layers_we_registered_byte_for_byte() {
 
 #[test]
 fn we_stream_back_layers_dockerd_registered() {
-    if let Some(why) = Dockerd::skip_reason() {
+    if let Some(why) = test_dockerd::skip_reason() {
         eprintln!("skipping: {why}");
         return;
     }
@@ -174,7 +173,8 @@ fn we_stream_back_layers_dockerd_registered() {
     let root = tmp.path().join("root");
     {
         let d = Dockerd::start(&root).expect("start dockerd");
-        d.docker_ok(&["load", "-i", &fixtures().join(SAVE).to_string_lossy()]);
+        d.docker_ok(&["load", "-i", &fixtures().join(SAVE).to_string_lossy()])
+            .expect("docker");
     }
     let driver = VfsDriver::new(root.join("vfs")).expect("driver");
     let (store, outcome) =
@@ -324,7 +324,7 @@ fn docker_archive(layers: &[Vec<u8>], tag: &str) -> (Vec<u8>, Vec<u8>) {
 
 #[test]
 fn rich_layers_round_trip_through_dockerd_both_ways() {
-    if let Some(why) = Dockerd::skip_reason() {
+    if let Some(why) = test_dockerd::skip_reason() {
         eprintln!("skipping: {why}");
         return;
     }
@@ -342,7 +342,8 @@ fn rich_layers_round_trip_through_dockerd_both_ways() {
     let root_a = tmp.path().join("a");
     {
         let d = Dockerd::start(&root_a).expect("start dockerd");
-        d.docker_ok(&["load", "-i", &archive_path.to_string_lossy()]);
+        d.docker_ok(&["load", "-i", &archive_path.to_string_lossy()])
+            .expect("docker");
     }
     {
         let driver = VfsDriver::new(root_a.join("vfs")).expect("driver");
@@ -407,13 +408,15 @@ fn rich_layers_round_trip_through_dockerd_both_ways() {
     .expect("repositories.json");
     let d = Dockerd::start(&root_b).expect("start dockerd");
     let out = tmp.path().join("saved.tar");
-    d.docker_ok(&["save", "-o", &out.to_string_lossy(), "rich:latest"]);
+    d.docker_ok(&["save", "-o", &out.to_string_lossy(), "rich:latest"])
+        .expect("docker");
     // A container's root file system is a copy of our top layer directory.
-    let cid = d.docker_ok(&["create", "rich:latest"]);
+    let cid = d.docker_ok(&["create", "rich:latest"]).expect("docker");
     let cid = cid.trim();
     let export = tmp.path().join("export.tar");
-    d.docker_ok(&["export", "-o", &export.to_string_lossy(), cid]);
-    d.docker_ok(&["rm", cid]);
+    d.docker_ok(&["export", "-o", &export.to_string_lossy(), cid])
+        .expect("docker");
+    d.docker_ok(&["rm", cid]).expect("docker");
     drop(d);
 
     let saved = archive_files(&out);
