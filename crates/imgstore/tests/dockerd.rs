@@ -2,117 +2,16 @@
 //! of a fixture root and by imgstore to another: the outputs must match, and dockerd started on
 //! imgstore's copy must list and inspect what it lists and inspects on its own copy.
 //!
-//! Needs root and `/usr/sbin/dockerd` + `/usr/bin/docker`; skips with a message otherwise.
+//! Needs root and `/usr/sbin/dockerd` + `/usr/bin/docker` (see `test_dockerd::skip_reason`);
+//! skips with a message otherwise.
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
 use common::{extract, run};
 use serde_json::Value;
-
-const DOCKERD: &str = "/usr/sbin/dockerd";
-const DOCKER: &str = "/usr/bin/docker";
-
-fn skip_reason() -> Option<String> {
-    if !Path::new(DOCKERD).exists() {
-        return Some(format!("{DOCKERD} is missing"));
-    }
-    if !Path::new(DOCKER).exists() {
-        return Some(format!("{DOCKER} is missing"));
-    }
-    let uid = Command::new("id").arg("-u").output().ok()?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        return Some("dockerd needs root".to_owned());
-    }
-    None
-}
-
-/// A dockerd on a data root, stopped (SIGTERM, then wait) when dropped.
-struct Dockerd {
-    child: Child,
-    sock: PathBuf,
-    _short: tempfile::TempDir,
-}
-
-impl Dockerd {
-    fn start(root: &Path) -> Dockerd {
-        let short = tempfile::Builder::new()
-            .prefix("d")
-            .tempdir_in("/tmp")
-            .expect("short temp dir");
-        let sock = short.path().join("s");
-        let exec_root = short.path().join("x");
-        let child = Command::new(DOCKERD)
-            .args([
-                "--storage-driver=vfs",
-                "--iptables=false",
-                "--ip6tables=false",
-                "--bridge=none",
-            ])
-            .arg("--data-root")
-            .arg(root)
-            .arg("--exec-root")
-            .arg(&exec_root)
-            .arg("--pidfile")
-            .arg(short.path().join("pid"))
-            .arg("--host")
-            .arg(format!("unix://{}", sock.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start dockerd");
-        let d = Dockerd {
-            child,
-            sock,
-            _short: short,
-        };
-        let start = Instant::now();
-        loop {
-            if d.sock.exists() && d.docker(&["version"]).status.success() {
-                break;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "dockerd did not answer within 60s"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        d
-    }
-
-    fn docker(&self, args: &[&str]) -> Output {
-        Command::new(DOCKER)
-            .arg("-H")
-            .arg(format!("unix://{}", self.sock.display()))
-            .args(args)
-            .output()
-            .expect("run docker")
-    }
-}
-
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let start = Instant::now();
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(_)) => return,
-                Ok(None) if start.elapsed() < Duration::from_secs(30) => {
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                _ => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    return;
-                }
-            }
-        }
-    }
-}
+use test_dockerd::{Dockerd, skip_reason};
 
 /// JSON lines as sorted values without `CreatedSince`.
 fn json_set(text: &[u8]) -> Vec<Value> {
@@ -151,9 +50,9 @@ fn same_as_dockerd(name: &str, steps: &[Vec<&str>], history_of: &str) -> String 
     let (_gb, root_b) = extract(name);
     let mut printed = String::new();
     {
-        let d = Dockerd::start(&root_a);
+        let d = Dockerd::start(&root_a).expect("start dockerd");
         for step in steps {
-            let want = d.docker(step);
+            let want = d.docker(step).expect("run docker");
             let mut args: Vec<&str> = step.clone();
             if args[0] == "rmi" {
                 args[0] = "rm";
@@ -194,7 +93,7 @@ fn same_as_dockerd(name: &str, steps: &[Vec<&str>], history_of: &str) -> String 
                 history_of,
             ],
         ] {
-            let want = d.docker(&args);
+            let want = d.docker(&args).expect("run docker");
             let mut ours = args.clone();
             if ours[0] == "images" {
                 ours[0] = "ls";
@@ -232,7 +131,7 @@ fn same_as_dockerd(name: &str, steps: &[Vec<&str>], history_of: &str) -> String 
                 history_of,
             ],
         ] {
-            let want = d.docker(&args);
+            let want = d.docker(&args).expect("run docker");
             let mut ours = args.clone();
             if ours[0] == "images" {
                 ours[0] = "ls";
@@ -251,7 +150,9 @@ fn same_as_dockerd(name: &str, steps: &[Vec<&str>], history_of: &str) -> String 
         let f = "{{.Id}} {{.RepoTags}} {{.RepoDigests}} {{.Size}} {{.Parent}} {{json .Config}} \
                  {{.Config.Env}} {{.Config.Labels}} {{.ContainerConfig.Cmd}} {{.GraphDriver.Data}} \
                  {{json .RootFS}} {{.Os}} {{json .Metadata}}";
-        let want = d.docker(&["image", "inspect", "-f", f, history_of]);
+        let want = d
+            .docker(&["image", "inspect", "-f", f, history_of])
+            .expect("run docker");
         let got = run(&root_b, &["inspect", "-f", f, history_of]);
         let strip = |b: &[u8]| {
             let s = String::from_utf8_lossy(b).into_owned();
@@ -271,16 +172,20 @@ fn same_as_dockerd(name: &str, steps: &[Vec<&str>], history_of: &str) -> String 
     );
     // What each dockerd shows of each copy.
     let show = |root: &Path| {
-        let d = Dockerd::start(root);
-        let list = d.docker(&[
-            "images",
-            "-a",
-            "--digests",
-            "--no-trunc",
-            "--format",
-            "{{json .}}",
-        ]);
-        let ids = d.docker(&["images", "-a", "-q", "--no-trunc"]);
+        let d = Dockerd::start(root).expect("start dockerd");
+        let list = d
+            .docker(&[
+                "images",
+                "-a",
+                "--digests",
+                "--no-trunc",
+                "--format",
+                "{{json .}}",
+            ])
+            .expect("run docker");
+        let ids = d
+            .docker(&["images", "-a", "-q", "--no-trunc"])
+            .expect("run docker");
         let mut ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
             .lines()
             .map(str::to_owned)
@@ -293,7 +198,8 @@ fn same_as_dockerd(name: &str, steps: &[Vec<&str>], history_of: &str) -> String 
             let mut args = vec!["image".to_owned(), "inspect".to_owned()];
             args.extend(ids);
             let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-            serde_json::from_slice(&d.docker(&refs).stdout).unwrap_or(Value::Null)
+            serde_json::from_slice(&d.docker(&refs).expect("run docker").stdout)
+                .unwrap_or(Value::Null)
         };
         (json_set(&list.stdout), strip_tag_times(inspect))
     };
@@ -412,9 +318,13 @@ fn damaged_root_lists_like_dockerd() {
     let ours = run(&root, &["ls", "--no-trunc", "--format", "json"]);
     let fsck = run(&root, &["fsck"]);
     assert_eq!(fsck.status.code(), Some(1));
-    let d = Dockerd::start(&root);
-    let theirs_all = d.docker(&["images", "-a", "--no-trunc", "--format", "{{json .}}"]);
-    let theirs = d.docker(&["images", "--no-trunc", "--format", "{{json .}}"]);
+    let d = Dockerd::start(&root).expect("start dockerd");
+    let theirs_all = d
+        .docker(&["images", "-a", "--no-trunc", "--format", "{{json .}}"])
+        .expect("run docker");
+    let theirs = d
+        .docker(&["images", "--no-trunc", "--format", "{{json .}}"])
+        .expect("run docker");
     assert_eq!(json_set(&ours_all.stdout), json_set(&theirs_all.stdout));
     assert_eq!(json_set(&ours.stdout), json_set(&theirs.stdout));
     assert_eq!(json_set(&ours.stdout).len(), 3);
