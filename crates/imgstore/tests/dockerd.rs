@@ -13,6 +13,16 @@ use common::{extract, run};
 use serde_json::Value;
 use test_dockerd::{Dockerd, skip_reason};
 
+/// `docker images` listing everything as JSON lines.
+const LIST_ALL: &[&str] = &[
+    "images",
+    "-a",
+    "--digests",
+    "--no-trunc",
+    "--format",
+    "{{json .}}",
+];
+
 /// JSON lines as sorted values without `CreatedSince`.
 fn json_set(text: &[u8]) -> Vec<Value> {
     let mut v: Vec<Value> = String::from_utf8_lossy(text)
@@ -76,14 +86,7 @@ fn same_as_dockerd(name: &str, steps: &[Vec<&str>], history_of: &str) -> String 
         }
         // Listings and history agree.
         for args in [
-            vec![
-                "images",
-                "-a",
-                "--digests",
-                "--no-trunc",
-                "--format",
-                "{{json .}}",
-            ],
+            LIST_ALL.to_vec(),
             vec!["images", "--format", "{{json .}}"],
             vec![
                 "history",
@@ -173,16 +176,7 @@ fn same_as_dockerd(name: &str, steps: &[Vec<&str>], history_of: &str) -> String 
     // What each dockerd shows of each copy.
     let show = |root: &Path| {
         let d = Dockerd::start(root).expect("start dockerd");
-        let list = d
-            .docker(&[
-                "images",
-                "-a",
-                "--digests",
-                "--no-trunc",
-                "--format",
-                "{{json .}}",
-            ])
-            .expect("run docker");
+        let list = d.docker(LIST_ALL).expect("run docker");
         let ids = d
             .docker(&["images", "-a", "-q", "--no-trunc"])
             .expect("run docker");
