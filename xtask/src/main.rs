@@ -77,28 +77,76 @@ fn ci() -> Result<(), String> {
     // they are packaged together: cargo resolves their path dependencies among themselves
     // through a temporary local registry, and extracts them under $CARGO_HOME/registry/src.
     // It never re-extracts a name-version it has seen, so drop earlier extractions first.
+    // The same goes for the verify builds: cargo treats a registry crate as never changing, so
+    // a build of an earlier `image-store 0.1.0` would pass for the new one. They get a target
+    // directory of their own, where our crates' artifacts are dropped first (third-party ones
+    // stay cached).
     clear_stale_package_sources()?;
+    let verify_target = target_dir().join("package-verify");
+    clear_own_artifacts(&verify_target)?;
     let mut package = cargo();
-    package.args([
-        "package",
-        "--workspace",
-        "--exclude",
-        "xtask",
-        "--allow-dirty",
-    ]);
+    package
+        .args([
+            "package",
+            "--workspace",
+            "--exclude",
+            "xtask",
+            "--allow-dirty",
+        ])
+        .env("CARGO_TARGET_DIR", &verify_target);
     run("cargo package --workspace --exclude xtask", package)?;
     println!("==> ci: all steps passed");
     Ok(())
 }
 
-/// The workspace's library crates, as `cargo package` names its extractions.
-const LIBRARY_CRATES: [&str; 5] = [
+/// The workspace's packaged crates, as `cargo package` names its extractions.
+const LIBRARY_CRATES: [&str; 6] = [
     "digest-set",
     "imagedb-fs",
     "layer-store",
     "image-store",
     "imgstore",
+    "test-dockerd",
 ];
+
+/// The build's target directory: `$CARGO_TARGET_DIR`, or `target/` in the workspace.
+fn target_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+/// Removes what earlier builds in `target` made of our own crates (fingerprints, libraries,
+/// build-script output, incremental state), so that they are built again from the sources
+/// about to be packaged.
+fn clear_own_artifacts(target: &std::path::Path) -> Result<(), String> {
+    let profile = target.join("debug");
+    for dir in [".fingerprint", "deps", "build", "incremental"] {
+        let Ok(entries) = std::fs::read_dir(profile.join(dir)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let ours = LIBRARY_CRATES.iter().any(|c| {
+                let lib = c.replace('-', "_");
+                [format!("{c}-"), format!("{lib}-"), format!("lib{lib}-")]
+                    .iter()
+                    .any(|prefix| name.starts_with(prefix.as_str()))
+            });
+            if !ours {
+                continue;
+            }
+            let path = entry.path();
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed.map_err(|e| format!("remove stale {}: {e}", path.display()))?;
+        }
+    }
+    Ok(())
+}
 
 /// Removes the extractions of our own crates that earlier `cargo package` runs left in
 /// `$CARGO_HOME/registry/src/<local registry>/<crate>-<version>`. Those local registries have
