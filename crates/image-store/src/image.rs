@@ -108,7 +108,7 @@ impl Image {
             id,
             raw: raw.into_boxed_slice(),
             chain_id: checked.chain_id,
-            os_supported: checked.os_supported,
+            os_supported: checked.other_os.is_none(),
             created: checked.created,
             config: OnceLock::new(),
         })
@@ -172,24 +172,20 @@ impl Image {
 
 /// What the store keeps of a config it has checked: a lean pass that type-checks every field
 /// as the typed model would, keeping only this (the typed model is decoded on demand).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Checked {
     /// The top layer's chain ID.
     pub(crate) chain_id: Option<ChainId>,
     /// `created`.
     pub(crate) created: Option<Timestamp>,
-    /// Whether the image's OS can run here (see [`Image::is_os_supported`]).
-    pub(crate) os_supported: bool,
+    /// The `os` value when it names another OS than this host's (see
+    /// [`Image::is_os_supported`]); `None` when the image can run here.
+    pub(crate) other_os: Option<String>,
 }
 
 impl Checked {
     /// Checks config bytes as [`Image::from_verified_bytes`] does.
     pub(crate) fn of(raw: &[u8]) -> Result<Checked, InvalidImage> {
-        Self::with_os(raw).map(|(checked, _)| checked)
-    }
-
-    /// [`Checked::of`], with the `os` value when it is not this host's.
-    pub(crate) fn with_os(raw: &[u8]) -> Result<(Checked, Option<String>), InvalidImage> {
         let e = validate::check(raw).map_err(|e| InvalidImage::Json(e.to_string()))?;
         if !e.has_rootfs {
             return Err(InvalidImage::NoRootFs);
@@ -202,15 +198,11 @@ impl Checked {
         }
         let diff_ids = parse_diff_ids(&e.diff_ids)?;
         let os = e.os.as_deref().unwrap_or("");
-        let other_os = (!os_supported(os)).then(|| os.to_owned());
-        Ok((
-            Checked {
-                chain_id: chain_of(&diff_ids),
-                created: e.created,
-                os_supported: other_os.is_none(),
-            },
-            other_os,
-        ))
+        Ok(Checked {
+            chain_id: chain_of(&diff_ids),
+            created: e.created,
+            other_os: (!os_supported(os)).then(|| os.to_owned()),
+        })
     }
 }
 

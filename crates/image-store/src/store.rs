@@ -46,10 +46,15 @@ struct Node {
 }
 
 impl Node {
-    fn new(checked: Checked, handle: Option<&LayerHandle>, parent: Option<ImageId>) -> Node {
+    fn new(
+        chain_id: Option<ChainId>,
+        created: Option<Timestamp>,
+        handle: Option<&LayerHandle>,
+        parent: Option<ImageId>,
+    ) -> Node {
         Node {
-            chain_id: checked.chain_id,
-            created: checked.created,
+            chain_id,
+            created,
             layer_token: handle.map_or(0, LayerHandle::token),
             image: Weak::new(),
             parent,
@@ -175,16 +180,14 @@ fn load_one(
     };
     // The backend verified the bytes against their name: no second hash. The bytes are
     // dropped after the check (`get` reads them again when asked).
-    let checked = match Checked::with_os(&raw) {
-        Ok((checked, None)) => checked,
-        Ok((checked, Some(os))) => {
-            if checked.chain_id.is_some() {
-                return skip(SkipReason::UnsupportedOs(os));
-            }
-            checked
-        }
+    let checked = match Checked::of(&raw) {
+        Ok(checked) => checked,
         Err(e) => return skip(SkipReason::Invalid(e)),
     };
+    // As moby: the OS matters only for an image with layers.
+    if let (Some(_), Some(os)) = (checked.chain_id, checked.other_os) {
+        return skip(SkipReason::UnsupportedOs(os));
+    }
     drop(raw);
     // Only images with a metadata directory can have a parent link: skip the read for the
     // others (pulled and loaded images have none).
@@ -214,7 +217,10 @@ fn load_one(
             })),
         ),
     };
-    images.insert(id, Node::new(checked, None, parent));
+    images.insert(
+        id,
+        Node::new(checked.chain_id, checked.created, None, parent),
+    );
     outcome
 }
 
@@ -331,16 +337,7 @@ fn unlink_missing(
     report.dangling_parents.retain(|d| !gone.contains(&d.child));
     for (id, node) in removed {
         if let Some(p) = node.parent {
-            if let Some(mut parent) = images.get_mut(&p) {
-                if let Ok(at) = parent.children.binary_search(&id) {
-                    parent.children.remove(at);
-                }
-            } else if let Some(set) = graph.waiting.get_mut(&p) {
-                set.remove(&id);
-                if set.is_empty() {
-                    graph.waiting.remove(&p);
-                }
-            }
+            forget_child(images, graph, id, p);
         }
         for child in node.children {
             if gone.contains(&child) {
@@ -352,6 +349,31 @@ fn unlink_missing(
                 value: id.to_string(),
                 parent: Some(id),
             });
+        }
+    }
+}
+
+/// Removes `child` from what `parent` is known to have: its children list when `parent` is in
+/// the store, the links waiting for it otherwise.
+fn forget_child(
+    images: &DashMap<ImageId, Node>,
+    graph: &mut Graph,
+    child: ImageId,
+    parent: ImageId,
+) {
+    match images.get_mut(&parent) {
+        Some(mut p) => {
+            if let Ok(at) = p.children.binary_search(&child) {
+                p.children.remove(at);
+            }
+        }
+        None => {
+            if let Some(set) = graph.waiting.get_mut(&parent) {
+                set.remove(&child);
+                if set.is_empty() {
+                    graph.waiting.remove(&parent);
+                }
+            }
         }
     }
 }
@@ -499,11 +521,6 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
     /// Puts a newly written image in memory.
     fn insert_new(&self, graph: &mut Graph, image: Image, layer: Option<LayerHandle>) {
         let id = image.id();
-        let checked = Checked {
-            chain_id: image.chain_id(),
-            created: image.created(),
-            os_supported: image.is_os_supported(),
-        };
         // The config may have been on disk already (an image restore skipped), with a parent
         // link: keep memory as a restore would see it.
         let parent = match self.backend.get_metadata(&id.0, KEY_PARENT) {
@@ -519,7 +536,7 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
             .remove(&id)
             .map(|set| set.into_iter().collect())
             .unwrap_or_default();
-        let mut node = Node::new(checked, layer.as_ref(), parent);
+        let mut node = Node::new(image.chain_id(), image.created(), layer.as_ref(), parent);
         node.children = children;
         self.images.insert(id, node);
         // After the insert, so that a link to itself (a corrupt disk) is treated as restore
@@ -826,21 +843,7 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
             .get_mut(&child)
             .and_then(|mut n| n.parent.take());
         if let Some(old) = old {
-            match self.images.get_mut(&old) {
-                Some(mut p) => {
-                    if let Ok(at) = p.children.binary_search(&child) {
-                        p.children.remove(at);
-                    }
-                }
-                None => {
-                    if let Some(set) = graph.waiting.get_mut(&old) {
-                        set.remove(&child);
-                        if set.is_empty() {
-                            graph.waiting.remove(&old);
-                        }
-                    }
-                }
-            }
+            forget_child(&self.images, graph, child, old);
         }
     }
 
