@@ -8,8 +8,9 @@
 mod common;
 
 use std::path::Path;
+use std::process::Output;
 
-use common::{extract, run};
+use common::{extract, json_lines_without_since, run, sorted_lines};
 use serde_json::Value;
 use test_dockerd::{Dockerd, skip_reason};
 
@@ -25,19 +26,18 @@ const LIST_ALL: &[&str] = &[
 
 /// JSON lines as sorted values without `CreatedSince`.
 fn json_set(text: &[u8]) -> Vec<Value> {
-    let mut v: Vec<Value> = String::from_utf8_lossy(text)
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            let mut v: Value = serde_json::from_str(l).expect("json line");
-            if let Some(o) = v.as_object_mut() {
-                o.remove("CreatedSince");
-            }
-            v
-        })
-        .collect();
-    v.sort_by_key(|x| x.to_string());
-    v
+    json_lines_without_since(&String::from_utf8_lossy(text))
+}
+
+/// The same command through the docker CLI against `d`, and through imgstore on `root`
+/// (where `images` is `ls`): (docker's output, imgstore's).
+fn docker_and_ours(d: &Dockerd, root: &Path, args: &[&str]) -> (Output, Output) {
+    let want = d.docker(args).expect("run docker");
+    let mut ours = args.to_vec();
+    if ours[0] == "images" {
+        ours[0] = "ls";
+    }
+    (want, run(root, &ours))
 }
 
 /// `inspect` output without the tag times (they differ between the two runs).
@@ -96,12 +96,7 @@ fn same_as_dockerd(name: &str, steps: &[Vec<&str>], history_of: &str) -> String 
                 history_of,
             ],
         ] {
-            let want = d.docker(&args).expect("run docker");
-            let mut ours = args.clone();
-            if ours[0] == "images" {
-                ours[0] = "ls";
-            }
-            let got = run(&root_b, &ours);
+            let (want, got) = docker_and_ours(&d, &root_b, &args);
             assert_eq!(json_set(&got.stdout), json_set(&want.stdout), "{args:?}");
         }
         // Tables from templates (no clock-dependent columns): the same text. Rows of one
@@ -134,18 +129,8 @@ fn same_as_dockerd(name: &str, steps: &[Vec<&str>], history_of: &str) -> String 
                 history_of,
             ],
         ] {
-            let want = d.docker(&args).expect("run docker");
-            let mut ours = args.clone();
-            if ours[0] == "images" {
-                ours[0] = "ls";
-            }
-            let got = run(&root_b, &ours);
-            let lines = |b: &[u8]| {
-                let text = String::from_utf8_lossy(b).into_owned();
-                let mut l: Vec<String> = text.lines().map(str::to_owned).collect();
-                l.sort();
-                l
-            };
+            let (want, got) = docker_and_ours(&d, &root_b, &args);
+            let lines = |b: &[u8]| sorted_lines(&String::from_utf8_lossy(b));
             assert_eq!(lines(&got.stdout), lines(&want.stdout), "{args:?}");
             assert_eq!(got.stdout.len(), want.stdout.len(), "{args:?}");
         }

@@ -3,31 +3,10 @@
 
 mod common;
 
-use common::{FIXTURES, expected, extract, run, run_at, stdout_ok};
+use common::{
+    FIXTURES, expected, extract, json_lines_without_since, run, run_at, sorted_lines, stdout_ok,
+};
 use serde_json::Value;
-
-/// JSON lines as sorted values, with `CreatedSince` removed (it depends on "now").
-fn json_lines_without_since(text: &str) -> Vec<Value> {
-    let mut v: Vec<Value> = text
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            let mut v: Value = serde_json::from_str(l).expect("json line");
-            if let Some(o) = v.as_object_mut() {
-                o.remove("CreatedSince");
-            }
-            v
-        })
-        .collect();
-    v.sort_by_key(|x| x.to_string());
-    v
-}
-
-fn sorted_lines(text: &str) -> Vec<String> {
-    let mut v: Vec<String> = text.lines().map(str::to_owned).collect();
-    v.sort();
-    v
-}
 
 #[test]
 fn ls_json_matches_dockerd_for_every_fixture() {

@@ -73,3 +73,27 @@ pub fn stdout_ok(out: &Output) -> String {
     );
     String::from_utf8(out.stdout.clone()).expect("utf-8 stdout")
 }
+
+/// JSON lines as sorted values, with `CreatedSince` removed (it depends on "now").
+pub fn json_lines_without_since(text: &str) -> Vec<serde_json::Value> {
+    let mut v: Vec<serde_json::Value> = text
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).expect("json line");
+            if let Some(o) = v.as_object_mut() {
+                o.remove("CreatedSince");
+            }
+            v
+        })
+        .collect();
+    v.sort_by_key(|x| x.to_string());
+    v
+}
+
+/// The lines of `text`, sorted.
+pub fn sorted_lines(text: &str) -> Vec<String> {
+    let mut v: Vec<String> = text.lines().map(str::to_owned).collect();
+    v.sort();
+    v
+}
