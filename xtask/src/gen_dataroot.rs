@@ -19,6 +19,7 @@ use std::fs;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use image_store::time::Timestamp;
 use sha2::{Digest as _, Sha256};
 
 /// Parses the arguments and writes the data root.
@@ -115,33 +116,12 @@ const WORDS: [&str; 16] = [
     "kernel", "locale", "make", "nginx", "openssl", "python",
 ];
 
-/// One timestamp as dockerd writes it, `base + offset` seconds with some nanoseconds.
+/// One timestamp as dockerd writes it (Go's RFC 3339 with nanoseconds, UTC), `secs` after the
+/// epoch plus `nanos % 10⁹` nanoseconds.
 fn timestamp(secs: u64, nanos: u64) -> String {
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let mut s = format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    );
-    if !nanos.is_multiple_of(1_000_000_000) {
-        let frac = format!("{:09}", nanos % 1_000_000_000);
-        s.push('.');
-        s.push_str(frac.trim_end_matches('0'));
-    }
-    s.push('Z');
-    s
+    let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+    // Below 10⁹: the cast cannot truncate.
+    Timestamp::from_unix(secs, (nanos % 1_000_000_000) as u32).to_string()
 }
 
 fn json_str(s: &str) -> String {
