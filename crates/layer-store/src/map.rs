@@ -239,24 +239,10 @@ impl Entry {
     }
 }
 
-/// 64 lowercase hex digits as their 32 bytes.
+/// 64 lowercase hex digits as their 32 bytes (decoded as a sha256 digest's hex is).
 fn decode_hex_cache_id(s: &str) -> Option<[u8; 32]> {
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
-        }
-    }
-    let raw = s.as_bytes();
-    if raw.len() != 64 {
-        return None;
-    }
-    let mut bytes = [0u8; 32];
-    for (b, pair) in bytes.iter_mut().zip(raw.chunks_exact(2)) {
-        *b = (nibble(pair[0])? << 4) | nibble(pair[1])?;
-    }
-    Some(bytes)
+    let digest = Digest::from_hex(Algorithm::Sha256, s).ok()?;
+    digest.as_bytes().try_into().ok()
 }
 
 /// The hash of a chain ID in a [`LayerMap`].
