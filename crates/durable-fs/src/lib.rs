@@ -296,8 +296,10 @@ fn components<'a>(base: &Path, rel: &'a Path) -> Result<Vec<&'a OsStr>, Error> {
     Ok(out)
 }
 
-/// Opens `rel` beneath `dir` without following any symlink. `rel` is checked already.
-fn open_beneath(
+/// Opens `rel` beneath the directory `dir` with `flags`, following no symlink (on the way
+/// or at the end: `ELOOP`) and never leaving `dir` (`EXDEV`). For callers that make many
+/// opens of their own in a hot loop; [`Dir`]'s methods are the checked way.
+pub fn open_beneath(
     dir: BorrowedFd<'_>,
     rel: &Path,
     flags: OFlags,
@@ -344,7 +346,13 @@ fn open_beneath(
             OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .map_err(|e| if e == Errno::NOTDIR { symlink_or_notdir(at, name) } else { e })?;
+        .map_err(|e| {
+            if e == Errno::NOTDIR {
+                symlink_or_notdir(at, name)
+            } else {
+                e
+            }
+        })?;
         cur = Some(next);
     }
     let at = cur.as_ref().map_or(dir, |f| f.as_fd());
@@ -472,6 +480,11 @@ impl Dir {
         self.path.join(rel)
     }
 
+    /// The descriptor, for callers that keep it (the path is dropped).
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
+
     /// The directory's descriptor, for `*at` calls of the caller's own.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
@@ -568,7 +581,8 @@ impl Dir {
                 let parent_path = self.join(rel);
                 let parent_path = parent_path.parent().unwrap_or(&self.path);
                 self.hit(FaultPoint::SyncDir, "fsync directory", parent_path)?;
-                rustix::fs::fsync(at).map_err(|e| io_err("fsync directory", parent_path.to_owned(), e))?;
+                rustix::fs::fsync(at)
+                    .map_err(|e| io_err("fsync directory", parent_path.to_owned(), e))?;
                 Ok(dir)
             }
             Err(Errno::EXIST) => self.require_dir(rel),
@@ -724,7 +738,12 @@ impl Dir {
 
     /// Renames `from` (beneath this directory) to `to` beneath `to_dir`, replacing a file
     /// there (as `rename(2)`).
-    pub fn rename(&self, from: impl AsRef<Path>, to_dir: &Dir, to: impl AsRef<Path>) -> Result<(), Error> {
+    pub fn rename(
+        &self,
+        from: impl AsRef<Path>,
+        to_dir: &Dir,
+        to: impl AsRef<Path>,
+    ) -> Result<(), Error> {
         let (from, to) = (from.as_ref(), to.as_ref());
         let (fp, fname) = self.parent_of(from)?;
         let (tp, tname) = to_dir.parent_of(to)?;
@@ -771,7 +790,10 @@ impl Dir {
                     return Err(Error::Symlink { path: target });
                 }
                 if kind != FileKind::File {
-                    return Err(Error::NotAFile { path: target, what: kind });
+                    return Err(Error::NotAFile {
+                        path: target,
+                        what: kind,
+                    });
                 }
             }
             Err(Errno::NOENT) => {}
@@ -789,7 +811,8 @@ impl Dir {
             file.write_all(data)
                 .map_err(|e| io_err("write", tmp_path.clone(), e))?;
             self.hit(FaultPoint::Sync, "fsync", &tmp_path)?;
-            file.sync_all().map_err(|e| io_err("fsync", tmp_path.clone(), e))?;
+            file.sync_all()
+                .map_err(|e| io_err("fsync", tmp_path.clone(), e))?;
             self.hit(FaultPoint::Rename, "rename", &tmp_path)?;
             rustix::fs::renameat(self.fd(), tmp.as_str(), self.fd(), name)
                 .map_err(|e| io_err("rename", tmp_path.clone(), e))
@@ -805,15 +828,14 @@ impl Dir {
     /// does not apply). Returns its name and the open file.
     pub fn create_temp(&self, name: &str, mode: u32) -> Result<(String, File), Error> {
         for _ in 0..16 {
-            let tmp = format!("{TEMP_PREFIX}{name}-{}", random_hex(8).map_err(|e| io_err("getrandom", self.path.clone(), e))?);
+            let tmp = format!(
+                "{TEMP_PREFIX}{name}-{}",
+                random_hex(8).map_err(|e| io_err("getrandom", self.path.clone(), e))?
+            );
             match rustix::fs::openat(
                 self.fd(),
                 tmp.as_str(),
-                OFlags::WRONLY
-                    | OFlags::CREATE
-                    | OFlags::EXCL
-                    | OFlags::NOFOLLOW
-                    | OFlags::CLOEXEC,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                 Mode::from_raw_mode(mode),
             ) {
                 Ok(fd) => {
@@ -841,7 +863,9 @@ impl Dir {
         Ok(self
             .entries()?
             .into_iter()
-            .filter(|e| e.kind == FileKind::File && e.name.as_bytes().starts_with(TEMP_PREFIX.as_bytes()))
+            .filter(|e| {
+                e.kind == FileKind::File && e.name.as_bytes().starts_with(TEMP_PREFIX.as_bytes())
+            })
             .map(|e| e.name)
             .collect())
     }
@@ -856,7 +880,11 @@ impl Dir {
             Err(Errno::NOENT) => Ok(None),
             Err(Errno::INVAL) => Err(Error::NotAFile {
                 path: self.join(rel),
-                what: self.meta(rel).ok().flatten().map_or(FileKind::Unknown, |m| m.kind),
+                what: self
+                    .meta(rel)
+                    .ok()
+                    .flatten()
+                    .map_or(FileKind::Unknown, |m| m.kind),
             }),
             Err(e) => Err(io_err("read link", self.join(rel), e)),
         }
@@ -979,15 +1007,13 @@ fn remove_tree_at(parent: BorrowedFd<'_>, name: &OsStr, path: &Path) -> Result<b
         dev_ino: (top.st_dev, top.st_ino),
         pending: empty(cur.as_fd(), &cur_path)?,
     }];
-    loop {
-        let Some(frame) = stack.last_mut() else {
-            break;
-        };
+    while let Some(frame) = stack.last_mut() {
         if let Some(sub) = frame.pending.pop() {
             let sub_path = cur_path.join(&sub);
             match open_dir(cur.as_fd(), &sub) {
                 Ok(fd) => {
-                    let st = rustix::fs::fstat(&fd).map_err(|e| io_err("stat", sub_path.clone(), e))?;
+                    let st =
+                        rustix::fs::fstat(&fd).map_err(|e| io_err("stat", sub_path.clone(), e))?;
                     let pending = empty(fd.as_fd(), &sub_path)?;
                     stack.push(Frame {
                         name: sub,
@@ -1010,8 +1036,7 @@ fn remove_tree_at(parent: BorrowedFd<'_>, name: &OsStr, path: &Path) -> Result<b
             continue;
         }
         // `cur` is empty now: remove it from its parent.
-        let done = stack.pop();
-        let Some(done) = done else { break };
+        let Some(done) = stack.pop() else { break };
         match stack.last() {
             None => {
                 drop(cur);

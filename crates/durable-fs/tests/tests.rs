@@ -55,15 +55,24 @@ fn reads_refuse_symlinks_at_every_level() {
         root.read("a/b/filelink", 1024),
         Err(Error::Symlink { .. })
     ));
-    assert!(matches!(root.open_dir("a/link"), Err(Error::Symlink { .. })));
+    assert!(matches!(
+        root.open_dir("a/link"),
+        Err(Error::Symlink { .. })
+    ));
     assert!(matches!(root.read("../x", 10), Err(Error::Escape { .. })));
-    assert!(matches!(root.read("/etc/passwd", 10), Err(Error::Escape { .. })));
+    assert!(matches!(
+        root.read("/etc/passwd", 10),
+        Err(Error::Escape { .. })
+    ));
     // meta does not follow the last component, and refuses links on the way.
     assert_eq!(
         root.meta("a/link").expect("meta").map(|m| m.kind),
         Some(FileKind::Symlink)
     );
-    assert!(matches!(root.meta("a/link/file"), Err(Error::Symlink { .. })));
+    assert!(matches!(
+        root.meta("a/link/file"),
+        Err(Error::Symlink { .. })
+    ));
     // Errors never carry the content.
     let e = root.read("a/b/filelink", 1024).expect_err("symlink");
     assert!(!e.to_string().contains("CANARY"));
@@ -75,8 +84,12 @@ fn special_files_are_refused_at_once() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = Dir::open(tmp.path()).expect("open");
     let fifo = tmp.path().join("fifo");
-    rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o600))
-        .expect("mkfifo");
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .expect("mkfifo");
     match root.read("fifo", 1024) {
         Err(Error::NotAFile { what, .. }) => assert_eq!(what, FileKind::Fifo),
         other => panic!("expected NotAFile, got {other:?}"),
@@ -84,7 +97,10 @@ fn special_files_are_refused_at_once() {
     fs::create_dir(tmp.path().join("d")).expect("mkdir");
     assert!(matches!(root.read("d", 1024), Err(Error::NotAFile { .. })));
     fs::write(tmp.path().join("f"), "x").expect("write");
-    assert!(matches!(root.open_dir("f"), Err(Error::NotADirectory { .. })));
+    assert!(matches!(
+        root.open_dir("f"),
+        Err(Error::NotADirectory { .. })
+    ));
     assert!(root.read("missing", 10).expect("read").is_none());
     assert!(root.open_dir("missing").expect("open").is_none());
 }
@@ -100,10 +116,16 @@ fn reads_are_capped_even_for_sparse_files() {
             assert_eq!(size, 2 << 30);
             assert_eq!(limit, 1 << 20);
         }
-        other => panic!("expected TooLarge, got {:?}", other.map(|v| v.map(|v| v.len()))),
+        other => panic!(
+            "expected TooLarge, got {:?}",
+            other.map(|v| v.map(|v| v.len()))
+        ),
     }
     fs::write(tmp.path().join("small"), "12345").expect("write");
-    assert_eq!(root.read("small", 5).expect("read").as_deref(), Some(&b"12345"[..]));
+    assert_eq!(
+        root.read("small", 5).expect("read").as_deref(),
+        Some(&b"12345"[..])
+    );
     assert!(matches!(root.read("small", 4), Err(Error::TooLarge { .. })));
 }
 
@@ -136,7 +158,10 @@ fn remove_tree_never_follows_links_and_handles_depth() {
     assert_eq!(canary.snapshot(), before);
     // Through a symlinked parent: refused.
     symlink(canary.path(), tmp.path().join("l")).expect("symlink");
-    assert!(matches!(root.remove_tree("l/Documents"), Err(Error::Symlink { .. })));
+    assert!(matches!(
+        root.remove_tree("l/Documents"),
+        Err(Error::Symlink { .. })
+    ));
     assert_eq!(canary.snapshot(), before);
 }
 
@@ -149,19 +174,35 @@ fn atomic_write_creates_with_the_final_mode_and_leaves_no_temp() {
     rustix::process::umask(old);
     let m = fs::metadata(tmp.path().join("a.json")).expect("stat");
     assert_eq!(m.mode() & 0o7777, 0o644);
-    root.atomic_write("a.json", b"{\"x\":1}", 0o600).expect("rewrite");
-    assert_eq!(fs::read(tmp.path().join("a.json")).expect("read"), b"{\"x\":1}");
+    root.atomic_write("a.json", b"{\"x\":1}", 0o600)
+        .expect("rewrite");
+    assert_eq!(
+        fs::read(tmp.path().join("a.json")).expect("read"),
+        b"{\"x\":1}"
+    );
     assert!(root.temp_files().expect("temps").is_empty());
     // A temp file a crash left is found.
     let (name, _f) = root.create_temp("a.json", 0o600).expect("temp");
-    assert_eq!(root.temp_files().expect("temps"), vec![std::ffi::OsString::from(&name)]);
+    assert_eq!(
+        root.temp_files().expect("temps"),
+        vec![std::ffi::OsString::from(&name)]
+    );
     assert!(name.starts_with(durable_fs::TEMP_PREFIX));
     // Never replaces a directory or a symlink.
     fs::create_dir(tmp.path().join("d")).expect("mkdir");
-    assert!(matches!(root.atomic_write("d", b"x", 0o600), Err(Error::NotAFile { .. })));
+    assert!(matches!(
+        root.atomic_write("d", b"x", 0o600),
+        Err(Error::NotAFile { .. })
+    ));
     symlink("/etc/passwd", tmp.path().join("s")).expect("symlink");
-    assert!(matches!(root.atomic_write("s", b"x", 0o600), Err(Error::Symlink { .. })));
-    assert!(matches!(root.atomic_write("../x", b"x", 0o600), Err(Error::Escape { .. })));
+    assert!(matches!(
+        root.atomic_write("s", b"x", 0o600),
+        Err(Error::Symlink { .. })
+    ));
+    assert!(matches!(
+        root.atomic_write("../x", b"x", 0o600),
+        Err(Error::Escape { .. })
+    ));
 }
 
 #[test]
@@ -173,7 +214,10 @@ fn create_dir_sets_the_exact_mode() {
     let m = fs::metadata(tmp.path().join("image/vfs")).expect("stat");
     assert_eq!(m.mode() & 0o7777, 0o700);
     symlink("/tmp", tmp.path().join("image/l")).expect("symlink");
-    assert!(matches!(root.create_dir("image/l", 0o700), Err(Error::Symlink { .. })));
+    assert!(matches!(
+        root.create_dir("image/l", 0o700),
+        Err(Error::Symlink { .. })
+    ));
 }
 
 #[test]
@@ -184,7 +228,10 @@ fn top_dirs_may_be_links_but_nothing_beneath() {
     let root = Dir::open(tmp.path()).expect("open");
     let image = root.open_top_dir("image").expect("open").expect("exists");
     assert!(image.read("file", 100).expect("read").is_some());
-    assert!(matches!(root.open_top_dir("image/Documents"), Err(Error::Escape { .. })));
+    assert!(matches!(
+        root.open_top_dir("image/Documents"),
+        Err(Error::Escape { .. })
+    ));
 }
 
 #[test]

@@ -40,6 +40,10 @@ pub enum DriverError {
         /// The operation.
         operation: &'static str,
     },
+    /// A path in the driver's directory is not what it must be (a symbolic link, a FIFO,
+    /// a path leaving the directory): never followed.
+    #[error(transparent)]
+    Fs(#[from] durable_fs::Error),
     /// Any other failure.
     #[error("driver error: {0}")]
     Other(String),

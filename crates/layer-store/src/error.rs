@@ -22,6 +22,10 @@ pub enum OpenError {
         #[source]
         source: std::io::Error,
     },
+    /// A directory of the layerdb is a symbolic link or not a directory (never followed),
+    /// or cannot be opened.
+    #[error("layer store: {0}")]
+    Fs(#[from] durable_fs::Error),
 }
 
 /// Why registering a layer failed.

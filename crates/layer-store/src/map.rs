@@ -394,6 +394,25 @@ impl LayerMap {
         })
     }
 
+    /// Whether a loaded layer's content is `cache_id` (no allocation).
+    pub(crate) fn uses_cache_id(&self, cache_id: &str) -> bool {
+        match decode_hex_cache_id(cache_id) {
+            Some(bytes) => self
+                .slots
+                .iter()
+                .flatten()
+                .any(|e| e.flags & TEXT_CACHE == 0 && e.cache == bytes),
+            None => self.indices().any(|i| {
+                self.at(i).is_some_and(|e| e.flags & TEXT_CACHE != 0)
+                    && self
+                        .extras
+                        .get(&i)
+                        .and_then(|x| x.cache_id.as_deref())
+                        .is_some_and(|c| c == cache_id)
+            }),
+        }
+    }
+
     /// Whether [`insert`](Self::insert) has a slab index left for one more layer.
     pub(crate) fn has_room(&self) -> bool {
         !self.free.is_empty() || self.slots.len() < NO_PARENT as usize

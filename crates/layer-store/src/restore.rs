@@ -5,18 +5,19 @@
 //! corrupt chains cannot overflow the stack). A layer whose metadata is missing or unreadable
 //! is skipped with a [`SkipReason`]; its children are skipped too. Nothing is deleted.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::fs;
 use std::hash::RandomState;
 use std::io::ErrorKind;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use digest_set::{Algorithm, Digest};
+use durable_fs::Dir;
 use hashbrown::HashTable;
 use rayon::prelude::*;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir};
@@ -223,28 +224,6 @@ pub(crate) struct Restored {
     pub(crate) outcome: RestoreOutcome,
 }
 
-fn list_dir(path: &Path) -> Result<Vec<fs::DirEntry>, OpenError> {
-    match fs::read_dir(path) {
-        Ok(rd) => rd
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|source| OpenError::Io {
-                action: "list",
-                path: path.to_owned(),
-                source,
-            }),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
-        Err(source) => Err(OpenError::Io {
-            action: "list",
-            path: path.to_owned(),
-            source,
-        }),
-    }
-}
-
-fn is_dir_entry(entry: &fs::DirEntry) -> bool {
-    entry.file_type().map(|t| t.is_dir()).unwrap_or(false)
-}
-
 /// Whether entry `name` of directory `dir`, of type `file_type` as `getdents` gave it, is a
 /// directory (not following symlinks); asks `fstatat` when the file system does not say.
 fn is_dir(dir: BorrowedFd<'_>, name: &str, file_type: FileType) -> bool {
@@ -256,33 +235,44 @@ fn is_dir(dir: BorrowedFd<'_>, name: &str, file_type: FileType) -> bool {
     }
 }
 
-/// Loads the layerdb at `root`; with `cleanup`, removes the leftovers found.
+/// The most a layerdb file other than `descriptor.json` may hold (a healthy one holds at
+/// most 135 bytes).
+const SMALL_FILE_LIMIT: usize = 4096;
+/// The most `descriptor.json` may hold.
+const DESCRIPTOR_LIMIT: usize = 1 << 20;
+/// How much of a bad value a finding quotes.
+pub(crate) const QUOTE_LIMIT: usize = 80;
+
+/// Loads the layerdb at `root` (opened as `dir`; `None`: it does not exist); with
+/// `cleanup`, removes the leftovers that are provably ours (see [`clean_leftovers`]).
 pub(crate) fn restore(
     root: &Path,
+    dir: Option<&Dir>,
     cleanup: bool,
     driver: &dyn Driver,
 ) -> Result<Restored, OpenError> {
     let mut outcome = RestoreOutcome::default();
     let mut candidates = Candidates::default();
     let mut alg_dirs: Vec<(Algorithm, OwnedFd)> = Vec::new();
+    let Some(dir) = dir else {
+        let (layers, skipped) = load_layers(root, &alg_dirs, candidates);
+        outcome.skipped = skipped;
+        return Ok(Restored { layers, outcome });
+    };
     // One getdents buffer for both algorithm directories; entries are not collected (a
     // `fs::DirEntry` per layer would cost an allocation and ~120 bytes each).
     let mut buf: Vec<MaybeUninit<u8>> = vec![MaybeUninit::uninit(); 64 * 1024];
     for alg in LAYER_ALGORITHMS {
-        let dir = root.join(alg.name());
+        // Never followed: a symlink here is an error naming it.
+        let Some(alg_dir) = dir.open_dir(alg.name())? else {
+            continue;
+        };
+        let path = alg_dir.path().to_owned();
+        let fd = alg_dir.into_fd();
         let list_error = |e: rustix::io::Errno| OpenError::Io {
             action: "list",
-            path: dir.clone(),
+            path: path.clone(),
             source: e.into(),
-        };
-        let fd = match rustix::fs::open(
-            &dir,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(rustix::io::Errno::NOENT) => continue,
-            Err(e) => return Err(list_error(e)),
         };
         let mut entries = RawDir::new(fd.as_fd(), &mut buf);
         while let Some(entry) = entries.next() {
@@ -295,7 +285,7 @@ pub(crate) fn restore(
             }
             if name.ends_with(REMOVING_SUFFIX) {
                 outcome.leftovers.push(Leftover {
-                    path: dir.join(name),
+                    path: path.join(name),
                     kind: LeftoverKind::Removing,
                     cleaned: false,
                     error: None,
@@ -303,7 +293,7 @@ pub(crate) fn restore(
             } else if let Ok(d) = Digest::from_hex(alg, name) {
                 candidates.push(&d);
             } else {
-                tracing::debug!(path = %dir.join(name).display(), "ignoring non-layer directory in layerdb");
+                tracing::debug!(path = %path.join(name).display(), "ignoring non-layer directory in layerdb");
             }
         }
         alg_dirs.push((alg, fd));
@@ -311,53 +301,159 @@ pub(crate) fn restore(
     drop(buf);
     candidates.sha256.shrink_to_fit();
     candidates.sha512.shrink_to_fit();
-    for entry in list_dir(&root.join("tmp"))? {
-        let name = entry.file_name();
-        if name.to_str().is_some_and(|n| n.starts_with(STAGING_PREFIX)) {
-            outcome.leftovers.push(Leftover {
-                path: entry.path(),
-                kind: LeftoverKind::Staging,
-                cleaned: false,
-                error: None,
-            });
+    if let Some(tmp) = dir.open_dir("tmp")? {
+        for entry in tmp.entries()? {
+            if entry.kind == durable_fs::FileKind::Dir
+                && entry
+                    .name
+                    .to_str()
+                    .is_some_and(|n| n.starts_with(STAGING_PREFIX))
+            {
+                outcome.leftovers.push(Leftover {
+                    path: tmp.join(&entry.name),
+                    kind: LeftoverKind::Staging,
+                    cleaned: false,
+                    error: None,
+                });
+            }
         }
     }
     outcome.leftovers.sort_by(|a, b| a.path.cmp(&b.path));
-    if cleanup {
-        for leftover in &mut outcome.leftovers {
-            clean_leftover(leftover, driver);
-        }
-    }
 
     let (layers, skipped) = load_layers(root, &alg_dirs, candidates);
     drop(alg_dirs);
     outcome.loaded = layers.len();
     outcome.skipped = skipped;
     let mut restored = Restored { layers, outcome };
-    load_mounts(root, &mut restored)?;
+    let mount_cache_ids = load_mounts(dir, &mut restored)?;
+    if cleanup {
+        clean_leftovers(dir, &mut restored, &mount_cache_ids, driver);
+    }
     Ok(restored)
 }
 
-fn clean_leftover(leftover: &mut Leftover, driver: &dyn Driver) {
-    // The content a half-written or half-deleted layer created in the driver.
-    if let Ok(cache_id) = fs::read_to_string(leftover.path.join("cache-id")) {
-        let cache_id = cache_id.trim();
-        if valid_cache_id(cache_id)
-            && let Err(e) = driver.remove(cache_id)
-        {
-            tracing::warn!(path = %leftover.path.display(), error = %e, "cannot remove leftover layer content");
-            leftover.error = Some(e.to_string());
-            return;
+/// Whether `name` is what dockerd and this store name a layer being deleted:
+/// `<chain ID hex>-<64 random hex>-removing`.
+fn is_removing_name(name: &str) -> bool {
+    let Some(stem) = name.strip_suffix(REMOVING_SUFFIX) else {
+        return false;
+    };
+    let Some((chain, random)) = stem.split_once('-') else {
+        return false;
+    };
+    let hex = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    (chain.len() == 64 || chain.len() == 128) && random.len() == 64 && hex(chain) && hex(random)
+}
+
+/// Whether `name` is what a layer transaction names its staging directory.
+fn is_staging_name(name: &str) -> bool {
+    name.strip_prefix(STAGING_PREFIX)
+        .is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// Removes the leftovers that are provably ours, with their driver content: a name of the
+/// form this store and dockerd write, and a `cache-id` that is valid and used by no loaded
+/// layer, no layer that failed to load and no mount. Anything else stays, with the reason
+/// in [`Leftover::error`]. Nothing is followed: the leftover is removed beneath the layerdb
+/// handle, its content through the driver.
+fn clean_leftovers(
+    dir: &Dir,
+    restored: &mut Restored,
+    mount_cache_ids: &HashSet<String>,
+    driver: &dyn Driver,
+) {
+    // Cache IDs of the layers that failed to load: their content is not ours to delete.
+    let mut skipped_cache_ids: HashSet<String> = HashSet::new();
+    for s in &restored.outcome.skipped {
+        let rel = Path::new(s.chain_id.0.algorithm().name())
+            .join(s.chain_id.0.hex())
+            .join("cache-id");
+        if let Ok(Some(b)) = dir.read(&rel, SMALL_FILE_LIMIT as u64) {
+            skipped_cache_ids.insert(String::from_utf8_lossy(&b).trim().to_owned());
         }
     }
-    match fs::remove_dir_all(&leftover.path) {
-        Ok(()) => {
-            tracing::info!(path = %leftover.path.display(), "removed leftover layer directory");
-            leftover.cleaned = true;
+    let layers = &restored.layers;
+    for leftover in &mut restored.outcome.leftovers {
+        let Ok(rel) = leftover.path.strip_prefix(dir.path()) else {
+            continue;
+        };
+        let rel = rel.to_owned();
+        let name = rel
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        let refuse = |leftover: &mut Leftover, why: String| {
+            tracing::warn!(path = %leftover.path.display(), reason = %why, "leftover not removed");
+            leftover.error = Some(why);
+        };
+        let ours = match leftover.kind {
+            LeftoverKind::Removing => is_removing_name(&name),
+            LeftoverKind::Staging => is_staging_name(&name),
+        };
+        if !ours {
+            refuse(
+                leftover,
+                "its name is not one this store or dockerd writes".to_owned(),
+            );
+            continue;
         }
-        Err(e) => {
-            tracing::warn!(path = %leftover.path.display(), error = %e, "cannot remove leftover layer directory");
-            leftover.error = Some(e.to_string());
+        let cache_id = match dir.read(rel.join("cache-id"), SMALL_FILE_LIMIT as u64) {
+            Ok(None) => None,
+            Ok(Some(b)) => {
+                let text = String::from_utf8_lossy(&b);
+                let cache_id = text.trim();
+                if !valid_cache_id(cache_id) {
+                    refuse(
+                        leftover,
+                        format!(
+                            "its cache-id {:?} is not a valid cache ID",
+                            durable_fs::escaped_prefix(&b, QUOTE_LIMIT)
+                        ),
+                    );
+                    continue;
+                }
+                Some(cache_id.to_owned())
+            }
+            Err(e) => {
+                refuse(leftover, format!("cannot read its cache-id: {e}"));
+                continue;
+            }
+        };
+        if let Some(cache_id) = &cache_id {
+            let live = if layers.uses_cache_id(cache_id) {
+                Some("a loaded layer")
+            } else if skipped_cache_ids.contains(cache_id) {
+                Some("a layer that failed to load")
+            } else if mount_cache_ids.contains(cache_id) {
+                Some("a container mount")
+            } else {
+                None
+            };
+            if let Some(user) = live {
+                refuse(
+                    leftover,
+                    format!("its cache-id {cache_id} is the content of {user}"),
+                );
+                continue;
+            }
+            if let Err(e) = driver.remove(cache_id) {
+                refuse(
+                    leftover,
+                    format!("cannot remove its content {cache_id}: {e}"),
+                );
+                continue;
+            }
+        }
+        match dir.remove_tree(&rel) {
+            Ok(_) => {
+                tracing::info!(path = %leftover.path.display(), "removed leftover layer directory");
+                leftover.cleaned = true;
+            }
+            Err(e) => refuse(leftover, e.to_string()),
         }
     }
 }
@@ -617,6 +713,7 @@ fn read_file(
     dir: BorrowedFd<'_>,
     layer: &str,
     file: &'static str,
+    limit: usize,
 ) -> Result<Option<FileBytes>, SkipReason> {
     let unreadable = |e: std::io::Error| SkipReason::Unreadable {
         file,
@@ -632,8 +729,11 @@ fn read_file(
     rel[..layer.len()].copy_from_slice(layer.as_bytes());
     rel[layer.len()] = b'/';
     rel[layer.len() + 1..].copy_from_slice(file.as_bytes());
-    let open = |flags: OFlags| rustix::fs::openat(dir, &*rel, flags, Mode::empty());
-    let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+    let rel = Path::new(std::ffi::OsStr::from_bytes(rel));
+    // Beneath the algorithm directory, following no symlink; `O_NONBLOCK` so that a FIFO
+    // cannot block, then `fstat`: only a regular file is read.
+    let open = |flags: OFlags| durable_fs::open_beneath(dir, rel, flags, Mode::empty());
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY;
     let opened = if NOATIME.load(Ordering::Relaxed) {
         match open(flags | OFlags::NOATIME) {
             Err(rustix::io::Errno::PERM) => {
@@ -649,8 +749,29 @@ fn read_file(
     let fd = match opened {
         Ok(fd) => fd,
         Err(rustix::io::Errno::NOENT) => return Ok(None),
+        Err(rustix::io::Errno::LOOP) => {
+            return Err(SkipReason::Unreadable {
+                file,
+                message: "a symbolic link is in the way (never followed)".to_owned(),
+            });
+        }
         Err(e) => return Err(unreadable(e.into())),
     };
+    let st = rustix::fs::fstat(&fd).map_err(|e| unreadable(e.into()))?;
+    let kind = durable_fs::FileKind::from_mode(st.st_mode);
+    if kind != durable_fs::FileKind::File {
+        return Err(SkipReason::Unreadable {
+            file,
+            message: format!("it is {kind}, not a regular file"),
+        });
+    }
+    let too_large = || SkipReason::Unreadable {
+        file,
+        message: format!("it holds more than {limit} bytes"),
+    };
+    if u64::try_from(st.st_size).unwrap_or(u64::MAX) > limit as u64 {
+        return Err(too_large());
+    }
     let mut buf = [0u8; INLINE_LEN];
     let len = read_some(fd.as_fd(), &mut buf).map_err(unreadable)?;
     if len < INLINE_LEN {
@@ -659,11 +780,17 @@ fn read_file(
     let mut out = buf.to_vec();
     loop {
         let start = out.len();
+        if start > limit {
+            return Err(too_large());
+        }
         let want = start.max(INLINE_LEN);
         out.resize(start + want, 0);
         let n = read_some(fd.as_fd(), &mut out[start..]).map_err(unreadable)?;
         out.truncate(start + n);
         if n < want {
+            if out.len() > limit {
+                return Err(too_large());
+            }
             return Ok(Some(FileBytes::Heap(out)));
         }
     }
@@ -676,8 +803,12 @@ fn parse_digest(file: &'static str, bytes: &[u8]) -> Result<Digest, SkipReason> 
         .parse::<Digest>()
         .map_err(|e| SkipReason::BadDigest {
             file,
-            value: value.into_owned(),
-            message: e.to_string(),
+            value: durable_fs::escaped_prefix(bytes, QUOTE_LIMIT),
+            message: if bytes.len() > QUOTE_LIMIT {
+                "not a digest".to_owned()
+            } else {
+                e.to_string()
+            },
         })
 }
 
@@ -698,10 +829,12 @@ fn read_layer(
     let Ok(layer) = std::str::from_utf8(&hex[..2 * raw.len()]) else {
         return Err(SkipReason::MissingFile { file: "diff" }); // unreachable: ASCII hex
     };
-    let diff = read_file(dir, layer, "diff")?.ok_or(SkipReason::MissingFile { file: "diff" })?;
+    let diff = read_file(dir, layer, "diff", SMALL_FILE_LIMIT)?
+        .ok_or(SkipReason::MissingFile { file: "diff" })?;
     let diff_id = DiffId(parse_digest("diff", &diff)?);
 
-    let size = read_file(dir, layer, "size")?.ok_or(SkipReason::MissingFile { file: "size" })?;
+    let size = read_file(dir, layer, "size", SMALL_FILE_LIMIT)?
+        .ok_or(SkipReason::MissingFile { file: "size" })?;
     // Not trimmed: dockerd parses `size` with strconv.ParseInt(string(content), 10, 64), so
     // "12\n" or an empty file make the layer fail to load there too. Rust's i64 parser
     // accepts the same syntax (optional sign, decimal digits). Negative sizes, which dockerd
@@ -712,32 +845,35 @@ fn read_layer(
         .ok()
         .and_then(|n| u64::try_from(n).ok())
         .ok_or_else(|| SkipReason::BadSize {
-            value: size_str.clone().into_owned(),
+            value: durable_fs::escaped_prefix(&size, QUOTE_LIMIT),
         })?;
 
-    let cache =
-        read_file(dir, layer, "cache-id")?.ok_or(SkipReason::MissingFile { file: "cache-id" })?;
+    let cache = read_file(dir, layer, "cache-id", SMALL_FILE_LIMIT)?
+        .ok_or(SkipReason::MissingFile { file: "cache-id" })?;
     let cache_str = String::from_utf8_lossy(&cache);
     let cache_id = cache_str.trim();
     if !valid_cache_id(cache_id) {
         return Err(SkipReason::BadCacheId {
-            value: cache_str.into_owned(),
+            value: durable_fs::escaped_prefix(&cache, QUOTE_LIMIT),
         });
     }
 
-    let parent = match read_file(dir, layer, "parent")? {
+    let parent = match read_file(dir, layer, "parent", SMALL_FILE_LIMIT)? {
         None => None,
         Some(b) => Some(ChainId(parse_digest("parent", &b)?)),
     };
     // Optional; written only for layers pulled with a foreign descriptor. dockerd loads it
     // with json.Unmarshal into a struct, which fails on bad JSON and on non-objects (null is
     // accepted), and then does not load the layer.
-    if let Some(d) = read_file(dir, layer, "descriptor.json")? {
+    if let Some(d) = read_file(dir, layer, "descriptor.json", DESCRIPTOR_LIMIT)? {
         match serde_json::from_slice::<serde_json::Value>(&d) {
             Ok(serde_json::Value::Object(_) | serde_json::Value::Null) => {}
             Ok(other) => {
                 return Err(SkipReason::BadDescriptor {
-                    message: format!("expected an object, found {other}"),
+                    message: format!(
+                        "expected an object, found {}",
+                        durable_fs::escaped_prefix(other.to_string().as_bytes(), QUOTE_LIMIT)
+                    ),
                 });
             }
             Err(e) => {
@@ -878,17 +1014,27 @@ fn resolve(
     (layers, skipped)
 }
 
-/// Counts the references RW mounts (`mounts/<id>/parent`) hold on loaded layers.
-fn load_mounts(root: &Path, restored: &mut Restored) -> Result<(), OpenError> {
-    let dir = root.join("mounts");
-    for entry in list_dir(&dir)? {
-        if !is_dir_entry(&entry) {
+/// Counts the references RW mounts (`mounts/<id>/parent`) hold on loaded layers; returns
+/// the cache IDs the mounts use (`mount-id`, `init-id`), which are never deleted.
+fn load_mounts(dir: &Dir, restored: &mut Restored) -> Result<HashSet<String>, OpenError> {
+    let mut cache_ids = HashSet::new();
+    let Some(mounts) = dir.open_dir("mounts")? else {
+        return Ok(cache_ids);
+    };
+    for entry in mounts.entries()? {
+        if entry.kind != durable_fs::FileKind::Dir {
             continue;
         }
-        let path = entry.path();
-        let parent = match fs::read(path.join("parent")) {
-            Ok(b) => b,
-            Err(e) if e.kind() == ErrorKind::NotFound => continue, // no parent: no reference
+        let path = mounts.join(&entry.name);
+        let rel = Path::new(&entry.name);
+        for file in ["mount-id", "init-id"] {
+            if let Ok(Some(b)) = mounts.read(rel.join(file), SMALL_FILE_LIMIT as u64) {
+                cache_ids.insert(String::from_utf8_lossy(&b).trim().to_owned());
+            }
+        }
+        let parent = match mounts.read(rel.join("parent"), SMALL_FILE_LIMIT as u64) {
+            Ok(Some(b)) => b,
+            Ok(None) => continue, // no parent: no reference
             Err(e) => {
                 restored.outcome.skipped_mounts.push((path, e.to_string()));
                 continue;
@@ -911,12 +1057,13 @@ fn load_mounts(root: &Path, restored: &mut Restored) -> Result<(), OpenError> {
                 .push((path, reason.to_string())),
         }
     }
-    Ok(())
+    Ok(cache_ids)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     /// Files shorter than, equal to and longer than the inline buffer (and than several
     /// heap rounds) read back whole; a missing file is `None`.
@@ -943,13 +1090,13 @@ mod tests {
         ] {
             let content: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             fs::write(dir.path().join("layer/descriptor.json"), &content).expect("write");
-            let read = read_file(fd.as_fd(), "layer", "descriptor.json")
+            let read = read_file(fd.as_fd(), "layer", "descriptor.json", 1 << 22)
                 .expect("read")
                 .expect("exists");
             assert_eq!(&*read, &content[..], "length {len}");
         }
         assert!(
-            read_file(fd.as_fd(), "layer", "parent")
+            read_file(fd.as_fd(), "layer", "parent", SMALL_FILE_LIMIT)
                 .expect("read")
                 .is_none()
         );

@@ -13,7 +13,8 @@ use crate::ids::{ChainId, DiffId};
 use crate::map::{Entry, LayerMap, NO_PARENT};
 use crate::random::random_hex;
 use crate::restore::{REMOVING_SUFFIX, RestoreOutcome, restore};
-use crate::transaction::{Transaction, TransactionError, sync_dir};
+use crate::transaction::{Transaction, TransactionError};
+use durable_fs::Dir;
 
 /// The deepest chain dockerd allows (`maxLayerDepth`): a layer cannot be registered on a
 /// parent that is already this many layers deep.
@@ -94,6 +95,9 @@ impl State {
 #[derive(Debug)]
 pub struct LayerStore {
     root: PathBuf,
+    /// The layerdb, opened without following a symlink (`None`: a read-only open of a
+    /// layerdb that does not exist). Everything beneath it is reached through it.
+    dir: Option<Dir>,
     driver: Box<dyn Driver>,
     mode: OpenMode,
     state: Mutex<State>,
@@ -128,7 +132,7 @@ impl LayerStore {
         mode: OpenMode,
     ) -> Result<(LayerStore, RestoreOutcome), OpenError> {
         let root = layerdb_root.into();
-        if mode == OpenMode::ReadWrite {
+        let dir = if mode == OpenMode::ReadWrite {
             let mkdir = |path: PathBuf, dir_mode: u32| {
                 fs::DirBuilder::new()
                     .recursive(true)
@@ -141,10 +145,26 @@ impl LayerStore {
                     })
             };
             mkdir(root.clone(), 0o700)?;
-            mkdir(root.join("sha256"), 0o755)?;
-            mkdir(root.join("tmp"), 0o755)?;
-        }
-        let restored = restore(&root, mode == OpenMode::ReadWrite, driver.as_ref())?;
+            let dir = Dir::open_nofollow(&root)?;
+            for sub in ["sha256", "tmp"] {
+                if dir.meta(sub)?.is_none() {
+                    dir.create_dir(sub, 0o755)?;
+                }
+            }
+            Some(dir)
+        } else {
+            match Dir::open_nofollow(&root) {
+                Ok(d) => Some(d),
+                Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => None,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let restored = restore(
+            &root,
+            dir.as_ref(),
+            mode == OpenMode::ReadWrite,
+            driver.as_ref(),
+        )?;
         tracing::debug!(
             root = %root.display(),
             loaded = restored.outcome.loaded,
@@ -153,6 +173,7 @@ impl LayerStore {
         );
         let store = LayerStore {
             root,
+            dir,
             driver,
             mode,
             state: Mutex::new(State {
@@ -281,7 +302,7 @@ impl LayerStore {
             return Ok(Vec::new());
         }
         let mut deleted = Vec::new();
-        let mut to_remove: Vec<(LayerInfo, PathBuf)> = Vec::new();
+        let mut to_remove: Vec<(LayerInfo, PathBuf, bool)> = Vec::new();
         let mut first_error: Option<ReleaseError> = None;
         let mut note_error = |chain_id: ChainId, message: String| {
             tracing::warn!(layer = %chain_id, %message, "failed to delete layer");
@@ -301,8 +322,10 @@ impl LayerStore {
             // the name free.
             let id = info.chain_id;
             deleted.push(info.metadata());
+            // Another layer with the same content (a damaged or crafted root): keep it.
+            let shared = state.layers.uses_cache_id(&info.cache_id);
             match self.rename_for_removal(&info) {
-                Ok(path) => to_remove.push((info, path)),
+                Ok(path) => to_remove.push((info, path, shared)),
                 Err(message) => note_error(id, message),
             }
             current = parent;
@@ -314,19 +337,22 @@ impl LayerStore {
         }
         drop(state);
         // The slow part (driver content, directory tree) runs without the lock.
-        for (info, removing) in to_remove {
-            if let Err(e) = self.driver.remove(&info.cache_id) {
+        for (info, removing, shared) in to_remove {
+            if shared {
+                tracing::warn!(layer = %info.chain_id, cache_id = %info.cache_id, "content shared with another layer: not removed");
+            } else if let Err(e) = self.driver.remove(&info.cache_id) {
                 note_error(
                     info.chain_id,
                     format!("driver cannot remove cache id {}: {e}", info.cache_id),
                 );
                 continue;
             }
-            if let Err(e) = fs::remove_dir_all(&removing) {
-                note_error(
-                    info.chain_id,
-                    format!("cannot remove {}: {e}", removing.display()),
-                );
+            let removed = match (&self.dir, removing.strip_prefix(&self.root)) {
+                (Some(dir), Ok(rel)) => dir.remove_tree(rel).map(|_| ()),
+                _ => Ok(()),
+            };
+            if let Err(e) = removed {
+                note_error(info.chain_id, format!("cannot remove: {e}"));
             }
             tracing::debug!(layer = %info.chain_id, "deleted layer");
         }
@@ -339,22 +365,21 @@ impl LayerStore {
     /// Renames a layer directory to `<hex>-<random>-removing` and fsyncs its parent.
     fn rename_for_removal(&self, info: &LayerInfo) -> Result<PathBuf, String> {
         let dir = self.layer_dir(&info.chain_id);
-        let rand = random_hex().map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
-        let removing =
-            dir.with_file_name(format!("{}-{rand}{REMOVING_SUFFIX}", info.chain_id.0.hex()));
-        fs::rename(&dir, &removing).map_err(|e| {
-            format!(
-                "cannot rename {} to {}: {e}",
-                dir.display(),
-                removing.display()
-            )
-        })?;
-        if let Some(parent) = dir.parent()
-            && let Err(e) = sync_dir(parent)
-        {
+        let Some(root) = &self.dir else {
+            return Err(format!("{} is not open", self.root.display()));
+        };
+        let rand = random_hex().map_err(|e| format!("cannot get random bytes: {e}"))?;
+        let alg = root
+            .require_dir(info.chain_id.0.algorithm().name())
+            .map_err(|e| e.to_string())?;
+        let hex = info.chain_id.0.hex();
+        let removing = format!("{hex}-{rand}{REMOVING_SUFFIX}");
+        alg.rename(&hex, &alg, &removing)
+            .map_err(|e| e.to_string())?;
+        if let Err(e) = alg.sync() {
             tracing::warn!(error = %e, "cannot fsync layerdb directory");
         }
-        Ok(removing)
+        Ok(dir.with_file_name(removing))
     }
 
     /// Starts registering a layer on `parent`: takes a reference on the parent, checks the
@@ -397,7 +422,12 @@ impl LayerStore {
         pending.cache_id = random_hex().map_err(|e| {
             TransactionError::new("read random bytes from", Path::new("/dev/urandom"), e)
         })?;
-        pending.tx = Some(Transaction::start(&self.root)?);
+        let Some(root) = &self.dir else {
+            return Err(RegisterError::ReadOnly {
+                root: self.root.clone(),
+            });
+        };
+        pending.tx = Some(Transaction::start(root)?);
         let parent_cache = pending.parent.as_ref().map(|(_, i)| i.cache_id.as_str());
         self.driver
             .create(&pending.cache_id, parent_cache)
@@ -518,7 +548,13 @@ impl PendingLayer<'_> {
                 return Err(RegisterError::ParentNotFound(missing));
             }
         };
-        tx.commit(&store.layer_dir(&chain_id))?;
+        let Some(root) = &store.dir else {
+            drop(state);
+            return Err(RegisterError::ReadOnly {
+                root: store.root.clone(),
+            });
+        };
+        tx.commit(root, &chain_id)?;
         let (mut entry, extra) = Entry::new(&chain_id, &diff_id, &self.cache_id, parent, diff_size);
         entry.size = parent_info
             .as_ref()

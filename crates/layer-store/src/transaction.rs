@@ -8,10 +8,12 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::random::random_hex;
+use durable_fs::Dir;
+
+use crate::ids::ChainId;
 
 /// Prefix of staging directories under `<layerdb>/tmp`.
 pub const STAGING_PREFIX: &str = "write-set-";
@@ -32,6 +34,23 @@ pub struct TransactionError {
     pub source: std::io::Error,
 }
 
+impl From<durable_fs::Error> for TransactionError {
+    fn from(e: durable_fs::Error) -> Self {
+        match e {
+            durable_fs::Error::Io(io) => TransactionError {
+                action: io.op,
+                path: io.path,
+                source: io.source,
+            },
+            other => TransactionError {
+                action: "use",
+                path: other.path().to_owned(),
+                source: std::io::Error::other(other.to_string()),
+            },
+        }
+    }
+}
+
 impl TransactionError {
     pub(crate) fn new(action: &'static str, path: &Path, source: std::io::Error) -> Self {
         TransactionError {
@@ -45,30 +64,32 @@ impl TransactionError {
 /// A layer directory being written. See the [module docs](self).
 #[derive(Debug)]
 pub struct Transaction {
+    /// `<layerdb>/tmp`.
+    tmp: Dir,
+    /// The staging directory's name in `tmp`.
+    name: String,
+    /// Its path.
     dir: PathBuf,
     done: bool,
     synced: bool,
 }
 
 impl Transaction {
-    /// Creates `<layerdb>/tmp` (0755) if needed and a fresh staging directory in it.
-    pub(crate) fn start(layerdb_root: &Path) -> Result<Transaction, TransactionError> {
-        let tmp = layerdb_root.join("tmp");
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(&tmp)
-            .map_err(|e| TransactionError::new("create", &tmp, e))?;
-        let rand = random_hex().map_err(|e| {
-            TransactionError::new("read random bytes from", Path::new("/dev/urandom"), e)
-        })?;
-        let dir = tmp.join(format!("{STAGING_PREFIX}{}", &rand[..16]));
-        fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| TransactionError::new("create", &dir, e))?;
+    /// Creates `<layerdb>/tmp` (0755) if needed and a fresh staging directory in it. Neither
+    /// may be a symbolic link.
+    pub(crate) fn start(layerdb: &Dir) -> Result<Transaction, TransactionError> {
+        let tmp = match layerdb.open_dir("tmp")? {
+            Some(d) => d,
+            None => layerdb.create_dir("tmp", 0o755)?,
+        };
+        let rand = durable_fs::random_hex(8)
+            .map_err(|e| TransactionError::new("read random bytes for", tmp.path(), e))?;
+        let name = format!("{STAGING_PREFIX}{rand}");
+        let staging = tmp.create_dir(&name, 0o700)?;
         Ok(Transaction {
-            dir,
+            dir: staging.path().to_owned(),
+            tmp,
+            name,
             done: false,
             synced: false,
         })
@@ -92,10 +113,18 @@ impl Transaction {
     /// has to write it fully (and finish any encoder) before committing.
     pub fn create_file(&self, name: &str) -> Result<File, TransactionError> {
         let path = self.dir.join(name);
+        if name.contains('/') || name == "." || name == ".." {
+            return Err(TransactionError::new(
+                "create",
+                &path,
+                std::io::Error::from(std::io::ErrorKind::InvalidInput),
+            ));
+        }
         let f = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(FILE_MODE)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&path)
             .map_err(|e| TransactionError::new("create", &path, e))?;
         // Independent of the umask, as in the fixtures.
@@ -110,61 +139,53 @@ impl Transaction {
     ///
     /// [`commit`]: Self::commit
     pub(crate) fn sync(&mut self) -> Result<(), TransactionError> {
-        let entries =
-            fs::read_dir(&self.dir).map_err(|e| TransactionError::new("list", &self.dir, e))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| TransactionError::new("list", &self.dir, e))?;
-            let path = entry.path();
-            File::open(&path)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| TransactionError::new("fsync", &path, e))?;
+        let staging = self.tmp.require_dir(&self.name)?;
+        for entry in staging.entries()? {
+            if let Some((f, _)) = staging.open_file(&entry.name)? {
+                f.sync_all()
+                    .map_err(|e| TransactionError::new("fsync", &self.dir.join(&entry.name), e))?;
+            }
         }
-        sync_dir(&self.dir)?;
+        staging.sync()?;
         self.synced = true;
         Ok(())
     }
 
     /// Fsyncs every file and the staging directory (unless [`sync`](Self::sync) did), renames
-    /// it to `target` (which must not exist; its parent is created with mode 0755 if needed)
-    /// and fsyncs `target`'s parent.
-    pub(crate) fn commit(mut self, target: &Path) -> Result<(), TransactionError> {
+    /// it to `<alg>/<hex>` of `chain_id` in the layerdb `root` (which must not exist; the
+    /// algorithm directory is created with mode 0755 if needed) and fsyncs that directory.
+    pub(crate) fn commit(mut self, root: &Dir, chain_id: &ChainId) -> Result<(), TransactionError> {
         if !self.synced {
             self.sync()?;
         }
-        let parent = target.parent().unwrap_or(Path::new("."));
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(parent)
-            .map_err(|e| TransactionError::new("create", parent, e))?;
+        let alg_name = chain_id.0.algorithm().name();
+        let alg = match root.open_dir(alg_name)? {
+            Some(d) => d,
+            None => root.create_dir(alg_name, 0o755)?,
+        };
+        let hex = chain_id.0.hex();
         // rename(2) would replace an empty directory: refuse an existing target, as
         // dockerd's rename does ("file exists").
-        if fs::symlink_metadata(target).is_ok() {
+        if alg.meta(&hex)?.is_some() {
             return Err(TransactionError::new(
                 "commit to",
-                target,
+                &alg.join(&hex),
                 std::io::Error::from(std::io::ErrorKind::AlreadyExists),
             ));
         }
-        fs::rename(&self.dir, target).map_err(|e| TransactionError::new("rename", target, e))?;
+        self.tmp.rename(&self.name, &alg, &hex)?;
         self.done = true;
-        sync_dir(parent)
+        alg.sync()?;
+        Ok(())
     }
 }
 
 impl Drop for Transaction {
     fn drop(&mut self) {
         if !self.done
-            && let Err(e) = fs::remove_dir_all(&self.dir)
+            && let Err(e) = self.tmp.remove_tree(&self.name)
         {
             tracing::warn!(path = %self.dir.display(), error = %e, "cannot remove layer staging directory");
         }
     }
-}
-
-/// Fsyncs a directory.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), TransactionError> {
-    File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| TransactionError::new("fsync", dir, e))
 }

@@ -96,12 +96,13 @@ impl Driver for VfsDriver {
     }
 
     fn remove(&self, cache_id: &str) -> Result<(), DriverError> {
-        let dir = self.layer_dir(cache_id)?;
-        match fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_err(&dir, e)),
-        }
+        self.layer_dir(cache_id)?;
+        // The home may be a link to another disk (resolved once); nothing beneath it is
+        // followed: a symlink at `dir` is an error, one at `dir/<cache-id>` is removed as a
+        // link.
+        let home = durable_fs::Dir::open(&self.home)?;
+        home.remove_tree(Path::new("dir").join(cache_id))?;
+        Ok(())
     }
 
     fn apply_diff(&self, cache_id: &str, diff: &mut DiffStream<'_>) -> Result<u64, DriverError> {

@@ -149,7 +149,7 @@ fn empty_size_is_skipped() {
 fn size_with_newline_is_skipped() {
     check_broken(
         |d| fs::write(d.join("size"), "2\n").expect("write"),
-        |r| matches!(r, SkipReason::BadSize { value } if value == "2\n"),
+        |r| matches!(r, SkipReason::BadSize { value } if value == "2\\n"),
     );
 }
 
