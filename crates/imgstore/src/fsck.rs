@@ -62,6 +62,9 @@ fn content_file(store: &Store, id: &Digest) -> PathBuf {
         .join(id.hex())
 }
 
+/// The most an image config may hold (as the image store reads it).
+const MAX_CONFIG_SIZE: u64 = 16 << 20;
+
 /// Why an image was not restored, from the image store's verdict, as `(kind, message)`.
 /// For a config that could not be read, the file is hashed again only to say what it
 /// hashes to.
@@ -73,7 +76,18 @@ fn skipped_image(
     use image_store::SkipReason as R;
     match reason {
         R::Unreadable(e) => {
-            match std::fs::read(content_file(store, id)).map(|b| Digest::sha256(&b)) {
+            let file = content_file(store, id);
+            let read = file
+                .parent()
+                .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+                .map_err(|e| e.to_string())
+                .and_then(|dir| {
+                    durable_fs::Dir::open_nofollow(dir)
+                        .and_then(|d| d.read(id.hex(), MAX_CONFIG_SIZE))
+                        .map_err(|e| e.to_string())
+                })
+                .and_then(|b| b.ok_or_else(|| "missing".to_owned()));
+            match read.map(|b| Digest::sha256(&b)) {
                 Ok(actual) if actual != *id => (
                     "config-verify",
                     format!(
@@ -391,8 +405,11 @@ fn file_name(p: &std::path::Path) -> String {
 }
 
 /// Sorted `(path, name)` of the entries of `dir`, with whether each is a directory; empty
-/// when it cannot be listed.
+/// when it cannot be listed or is a symbolic link (never followed).
 fn list(dir: &std::path::Path) -> Vec<(PathBuf, String, bool)> {
+    if std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Vec::new();
+    }
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -423,6 +440,27 @@ fn stray_names(store: &Store) -> Vec<(PathBuf, String)> {
     for (path, name, _) in list(&content) {
         if Digest::from_hex(Algorithm::Sha256, &name).is_err() {
             out.push((path, name));
+        }
+    }
+    // Temp files of interrupted writes of repositories.json and of image metadata.
+    for (path, name, is_dir) in list(&store.data_root().image_dir()) {
+        if !is_dir && name.starts_with(durable_fs::TEMP_PREFIX) {
+            out.push((path, name));
+        }
+    }
+    let metadata = store
+        .data_root()
+        .imagedb_dir()
+        .join("metadata")
+        .join("sha256");
+    for (dir, id, is_dir) in list(&metadata) {
+        if !is_dir {
+            continue;
+        }
+        for (path, name, _) in list(&dir) {
+            if name.starts_with(durable_fs::TEMP_PREFIX) {
+                out.push((path, format!("{id}/{name}")));
+            }
         }
     }
     let layerdb = store.data_root().layerdb_dir();

@@ -38,7 +38,6 @@
 pub mod cli;
 pub mod dataroot;
 pub mod fsck;
-pub mod fsutil;
 pub mod gofmt;
 pub mod ops;
 pub mod output;

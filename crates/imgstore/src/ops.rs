@@ -72,6 +72,9 @@ pub struct Container {
     pub running: bool,
 }
 
+/// The most a container's `config.v2.json` may hold.
+const MAX_CONTAINER_CONFIG: u64 = 16 << 20;
+
 /// Reads the containers of a data root; unreadable entries are skipped.
 pub fn read_containers(root: &Path) -> Vec<Container> {
     #[derive(serde::Deserialize)]
@@ -89,11 +92,24 @@ pub fn read_containers(root: &Path) -> Vec<Container> {
         state: Option<State>,
     }
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(root.join("containers")) else {
+    // `containers` may be a link to another disk; nothing beneath it is followed, and a
+    // FIFO or a huge file in place of a config is skipped at once.
+    let Ok(Some(containers)) =
+        durable_fs::Dir::open(root).and_then(|r| r.open_top_dir("containers"))
+    else {
         return out;
     };
-    for e in entries.filter_map(Result::ok) {
-        let Ok(bytes) = std::fs::read(e.path().join("config.v2.json")) else {
+    let Ok(entries) = containers.entries() else {
+        return out;
+    };
+    for e in entries {
+        if e.kind != durable_fs::FileKind::Dir {
+            continue;
+        }
+        let Ok(Some(bytes)) = containers.read(
+            std::path::Path::new(&e.name).join("config.v2.json"),
+            MAX_CONTAINER_CONFIG,
+        ) else {
             continue;
         };
         let Ok(c) = serde_json::from_slice::<Config>(&bytes) else {
@@ -103,7 +119,7 @@ pub fn read_containers(root: &Path) -> Vec<Container> {
             continue;
         };
         let id = if c.id.is_empty() {
-            e.file_name().to_string_lossy().into_owned()
+            e.name.to_string_lossy().into_owned()
         } else {
             c.id
         };

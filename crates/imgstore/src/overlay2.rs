@@ -20,13 +20,6 @@ impl Overlay2Remover {
     }
 }
 
-fn io_err(path: &Path, source: std::io::Error) -> DriverError {
-    DriverError::Io {
-        path: path.to_owned(),
-        source,
-    }
-}
-
 /// A single, plain path component (no `/`, not `.` or `..`, not empty).
 fn component(s: &str) -> bool {
     !s.is_empty() && s != "." && s != ".." && !s.contains('/') && !s.contains('\0')
@@ -51,22 +44,28 @@ impl Driver for Overlay2Remover {
                 reason: "must be a single, non-empty path component".to_owned(),
             });
         }
-        let dir = self.home.join(cache_id);
-        if let Ok(link) = std::fs::read_to_string(dir.join("link")) {
+        // The home may be a link to another disk (resolved once); nothing beneath it is
+        // followed.
+        let home = match durable_fs::Dir::open(&self.home) {
+            Ok(h) => h,
+            Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        if let Ok(Some(link)) = home.read(Path::new(cache_id).join("link"), 4096) {
+            let link = String::from_utf8_lossy(&link);
             let link = link.trim();
             if component(link) {
-                let l = self.home.join("l").join(link);
-                match std::fs::remove_file(&l) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(io_err(&l, e)),
+                // Only the link that points at this layer's own `diff` (dockerd writes
+                // `../<cache-id>/diff`).
+                let target = home.read_link(Path::new("l").join(link)).ok().flatten();
+                let ours = target
+                    .is_some_and(|t| Path::new(&t).ends_with(Path::new(cache_id).join("diff")));
+                if ours {
+                    home.remove_file(Path::new("l").join(link))?;
                 }
             }
         }
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_err(&dir, e)),
-        }
+        home.remove_tree(cache_id)?;
+        Ok(())
     }
 }

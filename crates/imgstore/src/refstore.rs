@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use digest_set::Digest;
 
-use crate::fsutil;
 use crate::gofmt::escape_go_json;
 use crate::reference::Reference;
 
@@ -25,6 +24,9 @@ pub enum RefStoreError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The file is a symbolic link, a FIFO, too large, or its directory cannot be used.
+    #[error(transparent)]
+    Fs(#[from] durable_fs::Error),
     /// The file is not the JSON dockerd writes.
     #[error("{path} is not a valid reference store: {message}")]
     Parse {
@@ -75,8 +77,16 @@ struct OnDisk {
 impl RefStore {
     /// Reads `path`; a missing file is an empty store (dockerd creates it on start).
     pub fn load(path: &Path) -> Result<Self, RefStoreError> {
-        let (repositories, existed) = match std::fs::read(path) {
-            Ok(bytes) => {
+        let read = match path.parent().zip(path.file_name()) {
+            Some((dir, name)) => match durable_fs::Dir::open_nofollow(dir) {
+                Ok(d) => d.read(name, MAX_REPOSITORIES_JSON)?,
+                Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => None,
+                Err(e) => return Err(e.into()),
+            },
+            None => None,
+        };
+        let (repositories, existed) = match read {
+            Some(bytes) => {
                 let parsed: OnDisk =
                     serde_json::from_slice(&bytes).map_err(|e| RefStoreError::Parse {
                         path: path.to_owned(),
@@ -90,14 +100,7 @@ impl RefStore {
                     .collect();
                 (repos, true)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (BTreeMap::new(), false),
-            Err(e) => {
-                return Err(RefStoreError::Io {
-                    op: "read",
-                    path: path.to_owned(),
-                    source: e,
-                });
-            }
+            None => (BTreeMap::new(), false),
         };
         let mut store = RefStore {
             path: path.to_owned(),
@@ -259,11 +262,43 @@ impl RefStore {
         escape_go_json(&out).into_bytes()
     }
 
-    /// Writes the store atomically and durably (temp file, fsync, rename, fsync dir), 0600.
+    /// Writes the store atomically and durably (a temp file created 0600, fsync, rename,
+    /// fsync of the directory), first removing the temp files earlier interrupted saves left.
     pub fn save(&self) -> Result<(), RefStoreError> {
-        fsutil::atomic_write(&self.path, &self.to_bytes(), 0o600)
-            .map_err(|(op, path, source)| RefStoreError::Io { op, path, source })
+        let (Some(dir), Some(name)) = (
+            self.path.parent(),
+            self.path.file_name().and_then(|n| n.to_str()),
+        ) else {
+            return Err(RefStoreError::Io {
+                op: "write",
+                path: self.path.clone(),
+                source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+            });
+        };
+        let dir = durable_fs::Dir::open_nofollow(dir)?;
+        for tmp in stale_temp_files(&dir, name)? {
+            dir.remove_file(&tmp)?;
+        }
+        dir.atomic_write(name, &self.to_bytes(), 0o600)?;
+        Ok(())
     }
+}
+
+/// The most `repositories.json` may hold (about 400,000 tags).
+pub const MAX_REPOSITORIES_JSON: u64 = 64 << 20;
+
+/// Temp files of interrupted saves of `name` in `dir`: ours (`.tmp-<name>-<random>`) and
+/// those of earlier versions (`.tmp-<name><digits>`).
+pub fn stale_temp_files(
+    dir: &durable_fs::Dir,
+    name: &str,
+) -> Result<Vec<std::ffi::OsString>, durable_fs::Error> {
+    let prefix = format!("{}{name}", durable_fs::TEMP_PREFIX);
+    Ok(dir
+        .temp_files()?
+        .into_iter()
+        .filter(|t| t.to_str().is_some_and(|t| t.starts_with(&prefix)))
+        .collect())
 }
 
 fn json_str(s: &str) -> String {

@@ -30,6 +30,10 @@ pub enum Error {
     /// Finding or locking the data root failed.
     #[error(transparent)]
     DataRoot(#[from] DataRootError),
+    /// A directory of the data root is a symbolic link where a directory belongs, or not a
+    /// directory: never followed.
+    #[error("unsafe data root: {0}")]
+    Unsafe(Box<durable_fs::Error>),
     /// The reference store failed.
     #[error(transparent)]
     RefStore(#[from] RefStoreError),
@@ -170,10 +174,39 @@ impl From<image_store::MetadataError> for Error {
     }
 }
 
-impl From<crate::fsutil::IoFailure> for Error {
-    fn from((op, path, source): crate::fsutil::IoFailure) -> Self {
-        Error::Io { op, path, source }
+impl From<durable_fs::Error> for Error {
+    fn from(e: durable_fs::Error) -> Self {
+        Error::Unsafe(Box::new(e))
     }
+}
+
+/// Checks the directories of the image store a data root holds: `image` may be a link to
+/// another disk (resolved once), but `image/<driver>` and the directories of the imagedb and
+/// the layerdb must be real directories where they exist. A symbolic link there is an
+/// error naming it, never followed.
+fn check_layout(root: &DataRoot) -> Result<(), Error> {
+    let top = match durable_fs::Dir::open(root.root()) {
+        Ok(d) => d,
+        Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let Some(image) = top.open_top_dir("image")? else {
+        return Ok(());
+    };
+    let Some(store) = image.open_dir(root.driver())? else {
+        return Ok(());
+    };
+    for sub in [
+        "imagedb",
+        "imagedb/content",
+        "imagedb/content/sha256",
+        "imagedb/metadata",
+        "imagedb/metadata/sha256",
+        "layerdb",
+    ] {
+        store.open_dir(sub)?;
+    }
+    Ok(())
 }
 
 /// How to open a store.
@@ -278,6 +311,7 @@ impl Store {
             (true, false) => DataRoot::resolve(opts.root.clone(), driver)?,
             (false, _) => DataRoot::open(opts.root.clone(), driver, false)?,
         };
+        check_layout(&root)?;
         let lock = root.lock(opts.write)?;
         let refs = RefStore::load(&root.repositories_json())?;
         let t = std::time::Instant::now();

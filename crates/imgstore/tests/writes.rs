@@ -2,6 +2,7 @@
 //! dockerd 20.10 fixture roots.
 
 mod common;
+mod hostile;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt as _;
