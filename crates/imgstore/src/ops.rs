@@ -352,7 +352,18 @@ impl Store {
         if !self.contains(id) {
             return Err(Error::UnrecognizedImage(id.to_string()));
         }
+        // Written down first, so that a kill between the image's removal and its layers'
+        // leaves a note the next write open finishes (`Store::open`).
+        let chain = self
+            .image_store()
+            .info(&ImageId(*id))
+            .ok()
+            .and_then(|i| i.chain_id);
+        let intent = chain.map(|c| self.record_release(&c)).transpose()?;
         let removed = self.image_store().delete(&ImageId(*id))?;
+        if let Some(name) = intent {
+            self.clear_release(&name)?;
+        }
         Ok(removed.into_iter().map(|l| l.chain_id.0).collect())
     }
 }

@@ -60,6 +60,9 @@ pub enum Error {
     /// store).
     #[error(transparent)]
     Delete(Box<image_store::DeleteError>),
+    /// Finishing the release of a layer a killed deletion left failed.
+    #[error("cannot finish an interrupted layer release: {0}")]
+    Release(Box<layer_store::ReleaseError>),
     /// Writing image metadata failed.
     #[error(transparent)]
     Metadata(Box<image_store::MetadataError>),
@@ -179,6 +182,32 @@ impl From<durable_fs::Error> for Error {
         Error::Unsafe(Box::new(e))
     }
 }
+
+/// Completes what interrupted writes left in the imagedb, under the exclusive lock: removes
+/// temp files, and the metadata of images whose config is gone (an `rm` killed between the
+/// two steps of `ImageStore::delete`, which removes the config first).
+fn finish_interrupted_writes(backend: &FsBackend) -> Result<(), Error> {
+    let report = backend.cleanup()?;
+    for path in &report.removed {
+        tracing::info!(path = %path.display(), "removed a temp file an interrupted write left");
+    }
+    let configs: std::collections::HashSet<_> = backend.walk()?.into_iter().collect();
+    for id in backend.metadata_digests()? {
+        if !configs.contains(&id) {
+            match backend.delete(&id) {
+                Ok(()) | Err(imagedb_fs::Error::NotFound { .. }) => {
+                    tracing::info!(image = %id, "removed the metadata of a deleted image");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Names of the notes `rm` leaves while it deletes an image: `.imgstore-release-<chain hex>`
+/// in `image/<driver>`, holding the chain ID of the image's top layer.
+const RELEASE_PREFIX: &str = ".imgstore-release-";
 
 /// Checks the directories of the image store a data root holds: `image` may be a link to
 /// another disk (resolved once), but `image/<driver>` and the directories of the imagedb and
@@ -322,7 +351,9 @@ impl Store {
         };
         let imagedb = root.imagedb_dir();
         let backend: Box<dyn StoreBackend> = if opts.write {
-            Box::new(FsBackend::open(&imagedb)?)
+            let backend = FsBackend::open(&imagedb)?;
+            finish_interrupted_writes(&backend)?;
+            Box::new(backend)
         } else {
             match std::fs::symlink_metadata(imagedb.join("content").join("sha256")) {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Box::new(MemBackend::new()),
@@ -352,7 +383,7 @@ impl Store {
             total_ms = t.elapsed().as_millis() as u64,
             "data root restored"
         );
-        Ok(Store {
+        let store = Store {
             root,
             _lock: lock,
             refs,
@@ -360,7 +391,62 @@ impl Store {
             layer_outcome,
             image_report,
             write: opts.write,
-        })
+        };
+        if opts.write {
+            store.finish_releases()?;
+        }
+        Ok(store)
+    }
+
+    /// Writes down that the layer `chain` is being released by a deletion; returns the
+    /// note's name for [`clear_release`](Self::clear_release).
+    pub(crate) fn record_release(&self, chain: &layer_store::ChainId) -> Result<String, Error> {
+        let dir = durable_fs::Dir::open_nofollow(self.root.image_dir())?;
+        let name = format!("{RELEASE_PREFIX}{}", chain.0.hex());
+        dir.atomic_write(&name, chain.to_string().as_bytes(), 0o600)?;
+        Ok(name)
+    }
+
+    /// Removes a note [`record_release`](Self::record_release) wrote.
+    pub(crate) fn clear_release(&self, name: &str) -> Result<(), Error> {
+        let dir = durable_fs::Dir::open_nofollow(self.root.image_dir())?;
+        if dir.remove_file(name)? {
+            dir.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Finishes the layer releases that killed deletions left notes for: a noted layer that
+    /// nothing holds any more (no image, child layer or container) is released, as the
+    /// deletion would have done; then the note is removed.
+    fn finish_releases(&self) -> Result<(), Error> {
+        let dir = durable_fs::Dir::open_nofollow(self.root.image_dir())?;
+        for entry in dir.entries()? {
+            let Some(name) = entry.name.to_str() else {
+                continue;
+            };
+            let Some(hex) = name.strip_prefix(RELEASE_PREFIX) else {
+                continue;
+            };
+            if entry.kind != durable_fs::FileKind::File {
+                continue;
+            }
+            let layers = self.images.layers();
+            if let Ok(chain) = format!("sha256:{hex}").parse::<layer_store::ChainId>()
+                && layers.ref_count(&chain) == Some(0)
+                && let Ok(handle) = layers.get(&chain)
+            {
+                let released = layers
+                    .release(&handle)
+                    .map_err(|e| Error::Release(Box::new(e)))?;
+                for l in released {
+                    tracing::info!(layer = %l.chain_id, "released a layer a killed deletion left");
+                }
+            }
+            dir.remove_file(name)?;
+            dir.sync()?;
+        }
+        Ok(())
     }
 
     /// The data root.

@@ -271,6 +271,15 @@ fn temp_files_are_reported_and_cleaned_by_the_next_write() {
     let (_g, root) = extract("dockerroot-02-after-build");
     let tmp = root.join("image/vfs/.tmp-repositories.json123456");
     fs::write(&tmp, "{").expect("write");
+    // What a `rm` killed between removing a config and its metadata leaves.
+    let orphan = root.join(format!(
+        "image/vfs/imagedb/metadata/sha256/{}",
+        "e1".repeat(32)
+    ));
+    fs::create_dir_all(&orphan).expect("mkdir");
+    fs::write(orphan.join("lastUpdated"), "2020-01-01T00:00:00Z").expect("write");
+    let meta_tmp = orphan.join(".tmp-lastUpdated-0123456789abcdef");
+    fs::write(&meta_tmp, "2020").expect("write");
     let out = guarded(&root, &["fsck"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -284,4 +293,80 @@ fn temp_files_are_reported_and_cleaned_by_the_next_write() {
         .expect("stat")
         .mode();
     assert_eq!(mode & 0o777, 0o600);
+}
+
+/// `rm` killed after the image's config and metadata went but before its layers: the next
+/// write finishes the release from the note `rm` left, and leaves nothing behind.
+#[test]
+fn a_killed_rm_is_finished_by_the_next_write() {
+    let (_g, root) = extract("dockerroot-02-after-build");
+    let out = guarded(&root, &["inspect", "--format", "{{.Id}}", "base"]);
+    assert!(out.status.success(), "{out:?}");
+    let id = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("id")
+        .to_owned();
+    // Untag and remove everything but `base`'s layers, as rm would up to the kill point.
+    let hex = id.trim_start_matches("sha256:");
+    let layers_before = layer_dirs(&root).len();
+    let chain_of = |root: &Path| {
+        let store = imgstore::store::Store::open(&imgstore::store::OpenOptions {
+            root: root.to_owned(),
+            ..Default::default()
+        })
+        .expect("open");
+        store
+            .image_store()
+            .info(&image_store::ImageId(id.parse().expect("digest")))
+            .expect("info")
+            .chain_id
+            .expect("chain")
+    };
+    let chain = chain_of(&root);
+    // Children of base keep its layer alive: remove every image but base first.
+    let out = guarded(&root, &["rm", "-f", "peer/child:1"]);
+    assert!(out.status.success(), "{out:?}");
+    let others: Vec<String> =
+        String::from_utf8_lossy(&guarded(&root, &["ls", "-aq", "--no-trunc"]).stdout)
+            .lines()
+            .filter(|l| *l != id)
+            .map(str::to_owned)
+            .collect();
+    for o in &others {
+        let out = guarded(&root, &["rm", "-f", o]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    // rm untags first.
+    let repos = root.join("image/vfs/repositories.json");
+    let mut refs = imgstore::refstore::RefStore::load(&repos).expect("load");
+    for r in refs.references(&id.parse().expect("digest")).to_vec() {
+        refs.delete(&r.with_default_tag()).expect("untag");
+    }
+    let note = root.join(format!("image/vfs/.imgstore-release-{}", chain.0.hex()));
+    fs::write(&note, chain.to_string()).expect("note");
+    fs::remove_file(root.join("image/vfs/imagedb/content/sha256").join(hex)).expect("rm");
+    let _ = fs::remove_dir_all(root.join("image/vfs/imagedb/metadata/sha256").join(hex));
+    assert!(
+        root.join("image/vfs/layerdb/sha256")
+            .join(chain.0.hex())
+            .exists()
+    );
+    // Any write finishes it, even one that then fails (the store is opened for writing).
+    let out = guarded(&root, &["rm", "nothing-here"]);
+    assert!(!out.status.success());
+    assert!(
+        !root
+            .join("image/vfs/layerdb/sha256")
+            .join(chain.0.hex())
+            .exists()
+    );
+    assert!(!note.exists());
+    assert!(layer_dirs(&root).len() < layers_before);
+    let out = guarded(&root, &["fsck"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
