@@ -100,7 +100,8 @@ fn ci() -> Result<(), String> {
 }
 
 /// The workspace's packaged crates, as `cargo package` names its extractions.
-const LIBRARY_CRATES: [&str; 6] = [
+const LIBRARY_CRATES: [&str; 7] = [
+    "durable-fs",
     "digest-set",
     "imagedb-fs",
     "layer-store",

@@ -205,6 +205,20 @@ impl Faults {
 
 /// The internal I/O layer of [`FsBackend`](crate::FsBackend): asks the optional [`Faults`]
 /// before each file operation.
+impl durable_fs::FaultHook for Faults {
+    fn hit(&self, at: durable_fs::FaultPoint) -> io::Result<()> {
+        let op = match at {
+            durable_fs::FaultPoint::Write => Op::Write,
+            durable_fs::FaultPoint::Sync => Op::Sync,
+            durable_fs::FaultPoint::Rename => Op::Rename,
+            durable_fs::FaultPoint::SyncDir => Op::SyncDir,
+            durable_fs::FaultPoint::Remove => Op::Remove,
+            _ => Op::Read,
+        };
+        Faults::hit(self, op)
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Injector {
     faults: Option<Faults>,
@@ -225,6 +239,13 @@ impl Injector {
             None => Ok(()),
             Some(f) => f.hit(op),
         }
+    }
+
+    /// The hook that makes [`durable_fs`] operations count and fail as these faults say.
+    pub(crate) fn hook(&self) -> Option<Arc<dyn durable_fs::FaultHook>> {
+        self.faults
+            .clone()
+            .map(|f| Arc::new(f) as Arc<dyn durable_fs::FaultHook>)
     }
 }
 

@@ -1,11 +1,10 @@
 //! [`FsBackend`]: Docker's `imagedb` directory layout, byte for byte, with crash-safe writes.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::{self, DirBuilder, File};
+use std::io::{self, Read};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use digest_set::{Algorithm, Digest};
@@ -79,16 +78,43 @@ fn describe(ft: fs::FileType) -> &'static str {
     }
 }
 
-fn random_suffix() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.write_u32(std::process::id());
-    if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-        h.write_u128(d.as_nanos());
+/// The backend's error for a [`durable_fs::Error`].
+fn fs_error(e: durable_fs::Error) -> Error {
+    let kind = |k: durable_fs::FileKind| match k {
+        durable_fs::FileKind::File => "regular file",
+        durable_fs::FileKind::Dir => "directory",
+        durable_fs::FileKind::Symlink => "symbolic link",
+        durable_fs::FileKind::Fifo => "named pipe",
+        durable_fs::FileKind::Socket => "socket",
+        durable_fs::FileKind::CharDevice => "character device",
+        durable_fs::FileKind::BlockDevice => "block device",
+        durable_fs::FileKind::Unknown => "unknown file type",
+    };
+    match e {
+        durable_fs::Error::Io(io) => Error::Io {
+            op: io.op,
+            path: io.path,
+            source: io.source,
+        },
+        durable_fs::Error::Symlink { path } => Error::NotAFile {
+            path,
+            what: "symbolic link",
+        },
+        durable_fs::Error::NotAFile { path, what } => Error::NotAFile {
+            path,
+            what: kind(what),
+        },
+        durable_fs::Error::NotADirectory { path, what } => Error::NotADirectory {
+            path,
+            what: kind(what),
+        },
+        durable_fs::Error::TooLarge { path, size, limit } => Error::TooLarge { path, size, limit },
+        other => Error::Io {
+            op: "use",
+            path: other.path().to_owned(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, other.to_string()),
+        },
     }
-    format!("{:016x}", h.finish())
 }
 
 impl FsBackend {
@@ -340,56 +366,11 @@ impl FsBackend {
             Err(e) => return Err(io_at("stat", &target, e)),
         }
 
-        let (tmp, file) = self.create_temp(dir, name)?;
-        let written = self.fill_temp(&tmp, file, data).and_then(|()| {
-            self.io
-                .hit(Op::Rename)
-                .and_then(|()| fs::rename(&tmp, &target))
-                .map_err(|e| io_at("rename", &tmp, e))
-        });
-        if let Err(err) = written {
-            if let Err(e) = fs::remove_file(&tmp) {
-                tracing::warn!(path = %tmp.display(), error = %e, "cannot remove temporary file");
-            }
-            return Err(err);
+        let mut handle = durable_fs::Dir::open(dir).map_err(fs_error)?;
+        if let Some(hook) = self.io.hook() {
+            handle = handle.with_faults(hook);
         }
-        self.sync_dir(dir)
-    }
-
-    fn create_temp(&self, dir: &Path, name: &str) -> Result<(PathBuf, File), Error> {
-        let mut attempt = 0;
-        loop {
-            let tmp = dir.join(format!("{TMP_PREFIX}{name}-{}", random_suffix()));
-            let opened = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(FILE_MODE)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .open(&tmp);
-            match opened {
-                Ok(file) => return Ok((tmp, file)),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 16 => {
-                    attempt += 1;
-                }
-                Err(e) => return Err(io_at("create temporary file", &tmp, e)),
-            }
-        }
-    }
-
-    fn fill_temp(&self, tmp: &Path, mut file: File, data: &[u8]) -> Result<(), Error> {
-        if let Err(e) = self.io.hit(Op::Write) {
-            // A short write, as a full disk would leave it.
-            let _ = file.write_all(&data[..data.len() / 2]);
-            return Err(io_at("write", tmp, e));
-        }
-        file.write_all(data).map_err(|e| io_at("write", tmp, e))?;
-        // Explicit, so the mode does not depend on the umask (as moby's atomicwriter does).
-        file.set_permissions(fs::Permissions::from_mode(FILE_MODE))
-            .map_err(|e| io_at("chmod", tmp, e))?;
-        self.io
-            .hit(Op::Sync)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| io_at("fsync", tmp, e))
+        handle.atomic_write(name, data, FILE_MODE).map_err(fs_error)
     }
 
     /// The sha256 hex of `id`, or NotFound for other algorithms (never stored here).
