@@ -1,7 +1,8 @@
 //! What `ls`, `inspect` and `history` print: dockerd's answers (`Images`, `ImageInspect`,
 //! `ImageHistory`) rendered the way the docker 20.10 CLI renders them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use digest_set::Digest;
 use image_store::ContainerConfig;
@@ -287,6 +288,9 @@ fn ls_fields(r: &LsRow, no_trunc: bool, now: i64) -> crate::template::Row {
 }
 
 /// One printed row of `ls` (docker CLI's `imageContext`).
+///
+/// The rows of one image share its [`Summary`]: an image with n tags gives n rows, and each
+/// holding its own copy of the n tags made memory grow with n².
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LsRow {
     /// Repository.
@@ -295,8 +299,34 @@ pub struct LsRow {
     pub tag: String,
     /// Digest column.
     pub digest: String,
-    /// The summary.
-    pub summary: Summary,
+    /// The summary, shared by the image's rows.
+    pub summary: Arc<Summary>,
+}
+
+/// Values grouped by key, groups in order of first appearance (Go's map order is random; this
+/// one is stable), found by key in constant time.
+#[derive(Default)]
+struct Groups {
+    order: Vec<(String, Vec<String>)>,
+    index: HashMap<String, usize>,
+}
+
+impl Groups {
+    fn push(&mut self, key: String, value: String) {
+        match self.index.get(&key) {
+            Some(&i) => self.order[i].1.push(value),
+            None => {
+                self.index.insert(key.clone(), self.order.len());
+                self.order.push((key, vec![value]));
+            }
+        }
+    }
+
+    /// Takes the values of `key` out (the group stays, empty and marked taken).
+    fn take(&mut self, key: &str) -> Option<Vec<String>> {
+        let i = self.index.remove(key)?;
+        Some(std::mem::take(&mut self.order[i].1))
+    }
 }
 
 /// The CLI's `imageFormat`: rows per tag (and per digest with `--digests`).
@@ -305,36 +335,35 @@ pub fn ls_rows(images: &[Summary], show_digests: bool) -> Vec<LsRow> {
     for s in images {
         let dangling = (s.repo_tags.is_empty() && s.repo_digests.is_empty())
             || (s.repo_tags == ["<none>:<none>"] && s.repo_digests == ["<none>@<none>"]);
+        let summary = Arc::new(s.clone());
         let row = |repo: &str, tag: &str, digest: &str| LsRow {
             repository: repo.to_owned(),
             tag: tag.to_owned(),
             digest: digest.to_owned(),
-            summary: s.clone(),
+            summary: Arc::clone(&summary),
         };
         if dangling {
             rows.push(row("<none>", "<none>", "<none>"));
             continue;
         }
-        // Ordered maps keyed by first appearance, for a stable order (Go's is random).
-        let mut repo_tags: Vec<(String, Vec<String>)> = Vec::new();
-        let mut repo_digests: Vec<(String, Vec<String>)> = Vec::new();
+        let mut repo_tags = Groups::default();
+        let mut repo_digests = Groups::default();
         for t in &s.repo_tags {
             if let Ok(r) = Reference::parse_normalized(t)
                 && let Some(tag) = r.tag()
             {
-                push_group(&mut repo_tags, r.familiar_name(), tag.to_owned());
+                repo_tags.push(r.familiar_name(), tag.to_owned());
             }
         }
         for d in &s.repo_digests {
             if let Ok(r) = Reference::parse_normalized(d)
                 && let Some(dg) = r.digest()
             {
-                push_group(&mut repo_digests, r.familiar_name(), dg.to_string());
+                repo_digests.push(r.familiar_name(), dg.to_string());
             }
         }
-        for (repo, tags) in &repo_tags {
-            let pos = repo_digests.iter().position(|(r, _)| r == repo);
-            let digests = pos.map(|p| repo_digests.remove(p).1).unwrap_or_default();
+        for (repo, tags) in &repo_tags.order {
+            let digests = repo_digests.take(repo).unwrap_or_default();
             let digests = if show_digests { digests } else { Vec::new() };
             for tag in tags {
                 if digests.is_empty() {
@@ -346,7 +375,11 @@ pub fn ls_rows(images: &[Summary], show_digests: bool) -> Vec<LsRow> {
                 }
             }
         }
-        for (repo, digests) in &repo_digests {
+        // The digest-only repositories: those no tag's repository took.
+        for (repo, digests) in &repo_digests.order {
+            if !repo_digests.index.contains_key(repo) {
+                continue;
+            }
             if show_digests {
                 for d in digests {
                     rows.push(row(repo, "<none>", d));
@@ -357,13 +390,6 @@ pub fn ls_rows(images: &[Summary], show_digests: bool) -> Vec<LsRow> {
         }
     }
     rows
-}
-
-fn push_group(groups: &mut Vec<(String, Vec<String>)>, key: String, value: String) {
-    match groups.iter_mut().find(|(k, _)| *k == key) {
-        Some((_, v)) => v.push(value),
-        None => groups.push((key, vec![value])),
-    }
 }
 
 fn trunc_id(id: &Digest, no_trunc: bool) -> String {
