@@ -332,6 +332,8 @@ fn custom_format_templates() {
 /// (from `wait4`, so other tests' processes do not count).
 fn run_with_peak_rss(root: &std::path::Path, args: &[&str]) -> (String, i64) {
     use std::io::Read as _;
+    // Reaped by `wait4` below, which also gives its resource usage.
+    #[allow(clippy::zombie_processes)]
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_imgstore"))
         .arg("--data-root")
         .arg(root)
