@@ -368,9 +368,20 @@ pub fn fsck(g: &Global, format: &str) -> Outcome {
     let mut out = String::new();
     for f in &findings {
         if json {
-            out.push_str(&crate::gofmt::escape_go_json(
-                &serde_json::to_string(f).unwrap_or_default(),
-            ));
+            match serde_json::to_string(f) {
+                Ok(line) => out.push_str(&crate::gofmt::escape_go_json(&line)),
+                Err(e) => {
+                    return Outcome {
+                        stdout: out,
+                        errors: vec![format!(
+                            "cannot print finding {} for {} as JSON: {e}",
+                            f.kind,
+                            f.path.display()
+                        )],
+                        failed: true,
+                    };
+                }
+            }
         } else {
             out.push_str(&f.to_string());
         }

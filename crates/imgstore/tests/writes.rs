@@ -838,3 +838,30 @@ fn rm_removes_overlay2_content_and_refuses_other_drivers() {
     // Tagging works all the same.
     stdout_ok(&run(&root, &["tag", "base", "again"]));
 }
+
+#[test]
+fn fsck_json_shows_paths_that_are_not_utf8() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let (_g, root) = extract("dockerroot-02-after-build");
+    let name = std::ffi::OsStr::from_bytes(b"ab\xfe");
+    std::fs::create_dir(root.join("image/vfs/layerdb/sha256").join(name)).expect("mkdir");
+    let text = run(&root, &["fsck"]);
+    assert_eq!(text.status.code(), Some(1));
+    let text = String::from_utf8(text.stdout).expect("utf-8");
+    let out = run(&root, &["fsck", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = String::from_utf8(out.stdout).expect("utf-8");
+    assert_eq!(json.lines().count(), text.lines().count(), "{json}");
+    for line in json.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("a JSON object per line");
+        let path = v["path"].as_str().expect("path");
+        // As the text output shows it.
+        assert!(path.ends_with("layerdb/sha256/ab\u{fffd}"), "{line}");
+        assert!(text.contains(path), "{text}");
+    }
+}
