@@ -90,6 +90,10 @@ pub enum FilterError {
     /// Bad reference pattern.
     #[error(transparent)]
     Pattern(#[from] crate::reference::PatternError),
+    /// A `before=`/`since=` image that does not resolve (dockerd's `GetImage` error, e.g.
+    /// `No such image: nonexist:latest`).
+    #[error(transparent)]
+    Image(Box<Error>),
 }
 
 /// dockerd 20.10's `Images()`: which images are listed, with what references, newest first.
@@ -121,23 +125,23 @@ pub fn list_checked(store: &Store, opts: &ListOptions) -> Result<Vec<Summary>, F
     }
     let patterns = filter_values(opts, "reference");
     let labels = filter_values(opts, "label");
-    let created_of = |arg: &str| -> Result<i128, FilterError> {
-        store
-            .resolve(arg)
-            .ok()
-            .and_then(|id| store.image(&id).map(|e| e.created))
-            .map(|c| c.map(|t| instant(&t)))
-            .map(|c| c.unwrap_or(i128::MIN))
-            .ok_or_else(|| FilterError::Value("reference".to_owned(), arg.to_owned()))
+    // dockerd resolves every `before`/`since` value (failing on the first that does not
+    // resolve) and keeps the last.
+    let created_of = |key: &str| -> Result<Option<i128>, FilterError> {
+        let mut created = None;
+        for arg in filter_values(opts, key) {
+            let id = store
+                .resolve(arg)
+                .map_err(|e| FilterError::Image(Box::new(e)))?;
+            let entry = store
+                .image(&id)
+                .ok_or_else(|| FilterError::Image(Box::new(Error::NoSuchImage(arg.to_owned()))))?;
+            created = Some(entry.created.map(|t| instant(&t)).unwrap_or(i128::MIN));
+        }
+        Ok(created)
     };
-    let before = filter_values(opts, "before")
-        .last()
-        .map(|a| created_of(a))
-        .transpose()?;
-    let since_f = filter_values(opts, "since")
-        .last()
-        .map(|a| created_of(a))
-        .transpose()?;
+    let before = created_of("before")?;
+    let since_f = created_of("since")?;
     let mut out = Vec::new();
     'images: for (id, e) in &store.images() {
         if dangling_only && !store.children(id).is_empty() {

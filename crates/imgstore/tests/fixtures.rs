@@ -277,6 +277,39 @@ fn errors_are_one_line_and_exit_1() {
 }
 
 #[test]
+fn ls_before_and_since_name_the_missing_image_as_dockerd() {
+    // dockerd 20.10's Images() resolves before/since with GetImage: its error, not a filter's.
+    let name = "dockerroot-02-after-build";
+    let (_guard, root) = extract(name);
+    for (args, want) in [
+        (
+            vec!["ls", "-f", "before=nonexist"],
+            "No such image: nonexist:latest",
+        ),
+        (
+            vec!["ls", "-f", "since=nonexist:1"],
+            "No such image: nonexist:1",
+        ),
+        (
+            vec!["ls", "-f", "since=base", "-f", "since=peer/nonexist"],
+            "No such image: peer/nonexist:latest",
+        ),
+    ] {
+        let out = run(&root, &args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!("imgstore: {want}\n"),
+            "{args:?}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    // Images that exist still filter.
+    let out = stdout_ok(&run(&root, &["ls", "-q", "-f", "since=base"]));
+    assert_eq!(out, "2c8eeb116eab\n");
+}
+
+#[test]
 fn shipped_extracted_root_matches_its_tarball() {
     // tests/fixtures/roots/dockerroot-02-after-build is the README's first command's data root:
     // the tarball extracted and committed (git keeps no empty directories).
