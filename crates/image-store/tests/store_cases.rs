@@ -467,3 +467,46 @@ fn cycles_on_disk_restore_and_can_be_deleted() {
     common::check_disk(&store);
     assert_eq!(store.heads().len(), 1);
 }
+
+#[test]
+fn restore_skips_configs_nested_deeper_than_they_decode() {
+    // An unknown key nested 200 deep: Go (dockerd) would load it; serde_json cannot decode it
+    // into the model, so restore skips it with the reason instead of showing defaults.
+    let backend = MemBackend::new();
+    let deep = format!(
+        r#"{{"comment":"deep","rootfs":{{"type":"layers","diff_ids":[]}},"x":{}{}}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    let ok = format!(
+        r#"{{"comment":"ok","rootfs":{{"type":"layers","diff_ids":[]}},"x":{}{}}}"#,
+        "[".repeat(100),
+        "]".repeat(100)
+    );
+    let deep_id = ImageId(backend.set(deep.as_bytes()).expect("set"));
+    let ok_id = ImageId(backend.set(ok.as_bytes()).expect("set"));
+    let (store, report) = ImageStore::open(backend, CountingLayers::new()).expect("open");
+    assert_eq!(report.restored, 1);
+    assert_eq!(report.skipped.len(), 1);
+    assert_eq!(report.skipped[0].id, deep_id);
+    assert!(
+        matches!(
+            &report.skipped[0].reason,
+            SkipReason::Invalid(InvalidImage::TooDeep(_))
+        ),
+        "{:?}",
+        report.skipped[0].reason
+    );
+    assert!(
+        report.skipped[0]
+            .reason
+            .to_string()
+            .contains("nested deeper than 128 levels"),
+        "{}",
+        report.skipped[0].reason
+    );
+    assert!(!store.contains(&deep_id));
+    let img = store.get(&ok_id).expect("restored");
+    assert_eq!(img.config().comment, "ok");
+    assert!(img.config().extra.contains_key("x"));
+}
