@@ -652,6 +652,42 @@ fn parent_cycles_are_reported_and_drawn() {
 }
 
 #[test]
+fn rm_removes_images_on_a_parent_cycle() {
+    let (_g, root) = extract("dockerroot-02-after-build");
+    let meta = root.join("image/vfs/imagedb/metadata/sha256");
+    // base -> 2c8e -> 8198 -> 2beca -> base, as in parent_cycles_are_reported_and_drawn.
+    let base = &BASE[7..];
+    std::fs::create_dir_all(meta.join(base)).expect("mkdir");
+    std::fs::write(meta.join(base).join("parent"), CHILD).expect("write");
+    // Each image of the loop has a child, but none depends on another: removing the tagged
+    // child opens the loop, and pruning takes its untagged parents up to base (still tagged).
+    let out = stdout_ok(&run(&root, &["rm", "peer/child:1"]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "Untagged: peer/child:1");
+    assert_eq!(lines[1], format!("Deleted: {CHILD}"));
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("Deleted: ")).count(),
+        4,
+        "{out}"
+    );
+    assert!(!meta.join(base).join("parent").exists());
+    // base's two tags.
+    assert_eq!(
+        stdout_ok(&run(&root, &["ls", "-a", "-q"])),
+        "7db95e6e4fe3\n7db95e6e4fe3\n"
+    );
+    assert_eq!(run(&root, &["fsck"]).status.code(), Some(0));
+    // Starting from the other side of the loop, everything goes.
+    let (_g, root) = extract("dockerroot-02-after-build");
+    let meta = root.join("image/vfs/imagedb/metadata/sha256");
+    std::fs::create_dir_all(meta.join(base)).expect("mkdir");
+    std::fs::write(meta.join(base).join("parent"), CHILD).expect("write");
+    stdout_ok(&run(&root, &["rm", "base", "peer/base:v1", "peer/child:1"]));
+    assert_eq!(stdout_ok(&run(&root, &["ls", "-a", "-q"])), "");
+    assert_eq!(run(&root, &["fsck"]).status.code(), Some(0));
+}
+
+#[test]
 fn several_drivers_need_a_choice() {
     let (_g, root) = extract("dockerroot-01-after-load");
     std::fs::create_dir_all(root.join("image/overlay2")).expect("mkdir");
