@@ -363,12 +363,14 @@ impl DataRoot {
         if dockerds.is_empty() {
             return Ok(());
         }
-        // A root that does not exist yet is no running dockerd's.
-        let Ok(ours) = std::fs::canonicalize(&self.root) else {
+        // A root that does not exist yet is no running dockerd's. Directories are compared
+        // by device and inode, which is what comparing canonical paths means, but also holds
+        // for a dockerd in another mount namespace.
+        let Ok(ours) = std::fs::metadata(&self.root) else {
             return Ok(());
         };
         for d in dockerds {
-            if std::fs::canonicalize(&d.root).is_ok_and(|theirs| theirs == ours) {
+            if d.uses(&ours) {
                 return Err(DataRootError::DockerdRunning {
                     root: self.root.clone(),
                     pid: d.pid,

@@ -391,6 +391,9 @@ fn writes_refuse_while_dockerd_uses_the_root() {
         let via = root.join("image/..");
         refused(&run(&via, &["tag", "base", "x"]), d.pid());
         refused(&run(&root, &["rm", "peer/child:1"]), d.pid());
+        let link = root.with_file_name("link-to-root");
+        std::os::unix::fs::symlink(&root, &link).expect("symlink");
+        refused(&run(&link, &["tag", "base", "x"]), d.pid());
         // Reads are allowed.
         assert_eq!(stdout_ok(&run(&root, &["ls", "-q"])).lines().count(), 3);
         stdout_ok(&run(&root, &["fsck"]));

@@ -77,6 +77,22 @@ pub(crate) struct Dockerd {
     pub(crate) pid: u32,
     /// Its data root as it names it (relative paths resolved against its working directory).
     pub(crate) root: PathBuf,
+    /// The same directory reached through `/proc/<pid>/root` (or `cwd`), so that it is the
+    /// one dockerd sees even from another mount namespace; only readable with the right
+    /// privileges.
+    via_proc: PathBuf,
+}
+
+impl Dockerd {
+    /// Whether this dockerd's data root is the directory `ours` (compared by device and
+    /// inode: the same directory whatever the path, symbolic links or mount namespace).
+    pub(crate) fn uses(&self, ours: &std::fs::Metadata) -> bool {
+        let same = |m: std::fs::Metadata| m.dev() == ours.dev() && m.ino() == ours.ino();
+        match std::fs::metadata(&self.via_proc) {
+            Ok(m) => same(m),
+            Err(_) => std::fs::metadata(&self.root).is_ok_and(same),
+        }
+    }
 }
 
 /// Every process whose `comm` or `argv[0]` base name is `dockerd`, with its data root.
@@ -119,17 +135,28 @@ pub(crate) fn dockerds() -> Vec<Dockerd> {
                 let config = flags
                     .config_file
                     .unwrap_or_else(|| PathBuf::from(DEFAULT_DAEMON_JSON));
-                let config = resolve(cwd.as_deref(), config);
-                data_root_in_config(&config).unwrap_or_else(|| PathBuf::from(DEFAULT_DOCKERD_ROOT))
+                data_root_in_config(&via_proc(&proc_dir, &config))
+                    .or_else(|| data_root_in_config(&resolve(cwd.as_deref(), config)))
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_DOCKERD_ROOT))
             }
         };
         out.push(Dockerd {
             pid,
+            via_proc: via_proc(&proc_dir, &root),
             root: resolve(cwd.as_deref(), root),
         });
     }
     out.sort_by_key(|d| d.pid);
     out
+}
+
+/// `path` as the process of `/proc/<pid>` (`proc_dir`) sees it, through its root or working
+/// directory.
+fn via_proc(proc_dir: &Path, path: &Path) -> PathBuf {
+    match path.strip_prefix("/") {
+        Ok(rel) => proc_dir.join("root").join(rel),
+        Err(_) => proc_dir.join("cwd").join(path),
+    }
 }
 
 /// `path` as the process whose working directory is `cwd` means it.
