@@ -191,7 +191,7 @@ pub struct OpenOptions {
     /// `<root>/image/<driver>` (for the per-user default root).
     pub create_missing: bool,
     /// How long to wait for a lock another process holds; `None`:
-    /// [`DEFAULT_LOCK_TIMEOUT`](crate::dataroot::DEFAULT_LOCK_TIMEOUT), zero: fail at once.
+    /// [`DEFAULT_LOCK_TIMEOUT`], zero: fail at once.
     pub lock_timeout: Option<std::time::Duration>,
 }
 
