@@ -28,6 +28,13 @@ pub enum InvalidImage {
     /// The bytes are not JSON of the image config's shape.
     #[error("invalid image JSON: {0}")]
     Json(String),
+    /// The JSON nests arrays and objects deeper than this store decodes (serde_json's limit of
+    /// 128 levels; Go's, and so dockerd's, is 10,000): dockerd would load such a config, this
+    /// store skips it rather than show it with defaults.
+    #[error(
+        "invalid image JSON: nested deeper than {MAX_JSON_DEPTH} levels, more than this store decodes ({0})"
+    )]
+    TooDeep(String),
     /// The config has no `rootfs` key (moby's exact message).
     #[error("invalid image JSON, no RootFS key")]
     NoRootFs,
@@ -186,7 +193,7 @@ pub(crate) struct Checked {
 impl Checked {
     /// Checks config bytes as [`Image::from_verified_bytes`] does.
     pub(crate) fn of(raw: &[u8]) -> Result<Checked, InvalidImage> {
-        let e = validate::check(raw).map_err(|e| InvalidImage::Json(e.to_string()))?;
+        let e = validate::check(raw).map_err(json_error)?;
         if !e.has_rootfs {
             return Err(InvalidImage::NoRootFs);
         }
@@ -234,7 +241,20 @@ fn chain_of(diffs: &[DiffId]) -> Option<ChainId> {
 }
 
 fn decode(raw: &[u8]) -> Result<ImageConfig, InvalidImage> {
-    serde_json::from_slice(raw).map_err(|e| InvalidImage::Json(e.to_string()))
+    serde_json::from_slice(raw).map_err(json_error)
+}
+
+/// How deep serde_json decodes nested arrays and objects (its recursion limit).
+const MAX_JSON_DEPTH: usize = 128;
+
+fn json_error(e: serde_json::Error) -> InvalidImage {
+    let text = e.to_string();
+    // serde_json has no error code for it; its message is stable.
+    if text.starts_with("recursion limit exceeded") {
+        InvalidImage::TooDeep(text)
+    } else {
+        InvalidImage::Json(text)
+    }
 }
 
 fn os_supported(os: &str) -> bool {
@@ -720,6 +740,52 @@ mod tests {
         // container_config is always there in Go's model.
         let dflt = serde_json::to_string(&cfg.container_config).expect("serializes");
         assert!(dflt.starts_with(r#"{"Hostname":"""#));
+    }
+
+    /// A config with `{"rootfs":…}` and an extra key holding `depth` nested arrays.
+    fn nested(key: &str, depth: usize) -> String {
+        format!(
+            r#"{{"rootfs":{{"type":"layers"}},"{key}":{}{}}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        )
+    }
+
+    #[test]
+    fn check_and_decode_agree_on_deep_nesting() {
+        for depth in [1, 100] {
+            let img = Image::from_bytes(nested("deep", depth)).expect("decodes");
+            assert!(img.config().extra.contains_key("deep"), "{depth}");
+        }
+        for depth in [200, 100_000] {
+            let err = Image::from_bytes(nested("deep", depth)).expect_err("too deep");
+            assert!(matches!(err, InvalidImage::TooDeep(_)), "{depth}: {err}");
+            assert!(
+                err.to_string().contains("nested deeper than 128 levels"),
+                "{err}"
+            );
+        }
+        // Around the limit, the check accepts exactly what the typed model decodes.
+        for depth in 110..140 {
+            let raw = nested("deep", depth);
+            let checked = Image::from_bytes(raw.clone()).map(|_| ());
+            let decoded = decode(raw.as_bytes()).map(|_| ());
+            assert_eq!(checked, decoded, "{depth}");
+        }
+        // Nesting under keys the model knows and skips (values of `Volumes`) has no limit, in
+        // either pass.
+        let deep_volume = format!(
+            r#"{{"rootfs":{{"type":"layers"}},"config":{{"Volumes":{{"/v":{{"x":{}{}}}}}}}}}"#,
+            "[".repeat(300),
+            "]".repeat(300)
+        );
+        let img = Image::from_bytes(deep_volume).expect("decodes");
+        assert!(
+            img.config()
+                .config
+                .as_ref()
+                .is_some_and(|c| c.volumes.is_some())
+        );
     }
 
     #[test]

@@ -707,6 +707,29 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
             .unwrap_or_default()
     }
 
+    /// The children of `id` that depend on it: [`children`](Self::children) without those that
+    /// are also ancestors of `id`. Parent links that loop (moby never refused them, so a disk
+    /// may hold them) make every image of the loop a child of another; none of them depends on
+    /// the others, and deleting one ([`delete`](Self::delete) unlinks its children) opens the
+    /// loop. Without this, a delete that refuses images with children could never remove them.
+    pub fn dependent_children(&self, id: &ImageId) -> Vec<ImageId> {
+        let mut children = self.children(id);
+        if children.is_empty() {
+            return children;
+        }
+        // The ancestors of `id`, up to the first repeat (bounded: a loop may not pass `id`).
+        let mut ancestors = BTreeSet::new();
+        let mut cursor = self.images.get(id).and_then(|n| n.parent);
+        while let Some(p) = cursor {
+            if !ancestors.insert(p) || ancestors.len() > self.images.len() {
+                break;
+            }
+            cursor = self.images.get(&p).and_then(|n| n.parent);
+        }
+        children.retain(|c| !ancestors.contains(c));
+        children
+    }
+
     /// Every image in the store, from memory (use [`get`](Self::get) for an image's config).
     pub fn map(&self) -> BTreeMap<ImageId, ImageInfo> {
         self.images

@@ -195,6 +195,11 @@ struct Top<'a> {
     os_version: Option<Str>,
     #[serde(rename = "os.features", default)]
     os_features: Option<Seq<Str>>,
+    /// Every other key: the typed model keeps their values as JSON values, so they must decode
+    /// as values do (collected the same way, refused when nested deeper than serde_json's
+    /// recursion limit, which skipping them would not notice).
+    #[serde(flatten)]
+    extra: Map<IgnoredAny>,
 }
 
 #[derive(serde::Deserialize)]

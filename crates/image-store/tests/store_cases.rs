@@ -456,6 +456,11 @@ fn cycles_on_disk_restore_and_can_be_deleted() {
     common::check_invariants(&store);
     common::check_disk(&store);
     assert!(store.heads().is_empty());
+    // No image of a loop depends on another.
+    for id in [a, b, c] {
+        assert_eq!(store.children(&id).len(), 1, "{id}");
+        assert!(store.dependent_children(&id).is_empty(), "{id}");
+    }
     assert!(matches!(
         store.set_parent(&c, &a),
         Ok(()) | Err(SetParentError::Cycle { .. })
@@ -466,4 +471,74 @@ fn cycles_on_disk_restore_and_can_be_deleted() {
     common::check_invariants(&store);
     common::check_disk(&store);
     assert_eq!(store.heads().len(), 1);
+}
+
+#[test]
+fn restore_skips_configs_nested_deeper_than_they_decode() {
+    // An unknown key nested 200 deep: Go (dockerd) would load it; serde_json cannot decode it
+    // into the model, so restore skips it with the reason instead of showing defaults.
+    let backend = MemBackend::new();
+    let deep = format!(
+        r#"{{"comment":"deep","rootfs":{{"type":"layers","diff_ids":[]}},"x":{}{}}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    let ok = format!(
+        r#"{{"comment":"ok","rootfs":{{"type":"layers","diff_ids":[]}},"x":{}{}}}"#,
+        "[".repeat(100),
+        "]".repeat(100)
+    );
+    let deep_id = ImageId(backend.set(deep.as_bytes()).expect("set"));
+    let ok_id = ImageId(backend.set(ok.as_bytes()).expect("set"));
+    let (store, report) = ImageStore::open(backend, CountingLayers::new()).expect("open");
+    assert_eq!(report.restored, 1);
+    assert_eq!(report.skipped.len(), 1);
+    assert_eq!(report.skipped[0].id, deep_id);
+    assert!(
+        matches!(
+            &report.skipped[0].reason,
+            SkipReason::Invalid(InvalidImage::TooDeep(_))
+        ),
+        "{:?}",
+        report.skipped[0].reason
+    );
+    assert!(
+        report.skipped[0]
+            .reason
+            .to_string()
+            .contains("nested deeper than 128 levels"),
+        "{}",
+        report.skipped[0].reason
+    );
+    assert!(!store.contains(&deep_id));
+    let img = store.get(&ok_id).expect("restored");
+    assert_eq!(img.config().comment, "ok");
+    assert!(img.config().extra.contains_key("x"));
+}
+
+#[test]
+fn dependent_children_leave_out_a_parent_loop_only() {
+    // a -> b -> c -> a loop, and d a child of a outside it.
+    let backend = MemBackend::new();
+    let [a, b, c, d] =
+        ["a", "b", "c", "d"].map(|n| ImageId(backend.set(&config(n, &[])).expect(n)));
+    for (child, parent) in [(a, b), (b, c), (c, a), (d, a)] {
+        backend
+            .set_metadata(child.digest(), "parent", parent.to_string().as_bytes())
+            .expect("meta");
+    }
+    let (store, _) = ImageStore::open(backend, CountingLayers::new()).expect("open");
+    // a's children: c (on the loop) and d (depends on a).
+    assert_eq!(store.children(&a).len(), 2);
+    assert_eq!(store.dependent_children(&a), vec![d]);
+    assert!(store.dependent_children(&b).is_empty());
+    assert!(store.dependent_children(&c).is_empty());
+    assert!(store.dependent_children(&d).is_empty());
+    // Deleting c opens the loop: a's child b is a root now, and a still has d.
+    store.delete(&c).expect("delete c");
+    common::check_invariants(&store);
+    common::check_disk(&store);
+    assert_eq!(store.get_parent(&b).expect("b"), None);
+    assert_eq!(store.dependent_children(&b), vec![a]);
+    assert_eq!(store.dependent_children(&a), vec![d]);
 }

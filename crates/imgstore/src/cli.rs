@@ -1,20 +1,33 @@
 //! The commands behind the `imgstore` binary, as functions that return what to print.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use crate::dataroot::default_data_root;
+use crate::dataroot::{DEFAULT_LOCK_TIMEOUT, DataRoot, default_data_root};
 use crate::fsck;
 use crate::output::{self, HistoryFormat, ListOptions, LsFormat};
 use crate::store::{Error, OpenOptions, Store};
 use crate::tree;
 
 /// The global flags.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Global {
     /// `--data-root`.
     pub data_root: Option<PathBuf>,
     /// `--storage-driver`.
     pub storage_driver: Option<String>,
+    /// `--lock-timeout`: how long to wait for another process's lock on the data root.
+    pub lock_timeout: Duration,
+}
+
+impl Default for Global {
+    fn default() -> Self {
+        Global {
+            data_root: None,
+            storage_driver: None,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+        }
+    }
 }
 
 /// What a command produced: text for stdout, error lines for stderr, and whether it failed.
@@ -56,7 +69,45 @@ fn open(g: &Global, write: bool) -> Result<Store, Error> {
         driver: g.storage_driver.clone(),
         write,
         create_missing: !explicit,
+        lock_timeout: Some(g.lock_timeout),
     })
+}
+
+/// A store opened for a write that needs images already there (`tag`, `rm`).
+enum WriteStore {
+    /// Opened for writing.
+    Open(Store),
+    /// The data root has no image store: nothing can be tagged or removed, and a failed
+    /// write must create nothing. Read-only and empty: the write's own lookups fail as they
+    /// would in an empty store, with the same messages.
+    Empty(Store),
+}
+
+/// Opens for a write on images that must exist. A data root without an image store
+/// (`<root>/image/<driver>`) is opened read-only instead, so that the write's failure
+/// creates no directories.
+fn open_existing_for_write(g: &Global) -> Result<WriteStore, Error> {
+    let root = match &g.data_root {
+        Some(r) => r.clone(),
+        None => default_data_root()?,
+    };
+    let resolved = DataRoot::resolve(root.clone(), g.storage_driver.as_deref())?;
+    match std::fs::symlink_metadata(resolved.image_dir()) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // An explicit root must still exist and be a directory.
+            if g.data_root.is_some() {
+                DataRoot::open(root.clone(), g.storage_driver.as_deref(), false)?;
+            }
+            Ok(WriteStore::Empty(Store::open(&OpenOptions {
+                root,
+                driver: g.storage_driver.clone(),
+                write: false,
+                create_missing: true,
+                lock_timeout: Some(g.lock_timeout),
+            })?))
+        }
+        _ => open(g, true).map(WriteStore::Open),
+    }
 }
 
 /// `ls` flags.
@@ -238,8 +289,15 @@ pub fn history(
 
 /// `imgstore tag`.
 pub fn tag(g: &Global, source: &str, target: &str) -> Outcome {
-    let mut store = match open(g, true) {
-        Ok(s) => s,
+    let mut store = match open_existing_for_write(g) {
+        Ok(WriteStore::Open(s)) => s,
+        Ok(WriteStore::Empty(s)) => {
+            return match s.resolve(source) {
+                Err(e) => Outcome::err(e),
+                // Not reached: an empty store resolves nothing.
+                Ok(id) => Outcome::err(Error::NoSuchImage(id.to_string())),
+            };
+        }
         Err(e) => return Outcome::err(e),
     };
     match store.tag(source, target) {
@@ -250,8 +308,21 @@ pub fn tag(g: &Global, source: &str, target: &str) -> Outcome {
 
 /// `imgstore rm`: each image in turn; errors do not stop the others.
 pub fn rm(g: &Global, images: &[String], force: bool, prune: bool) -> Outcome {
-    let mut store = match open(g, true) {
-        Ok(s) => s,
+    let mut store = match open_existing_for_write(g) {
+        Ok(WriteStore::Open(s)) => s,
+        Ok(WriteStore::Empty(s)) => {
+            let mut out = Outcome::default();
+            for arg in images {
+                let e = match s.resolve(arg) {
+                    Err(e) => e,
+                    // Not reached: an empty store resolves nothing.
+                    Ok(id) => Error::NoSuchImage(id.to_string()),
+                };
+                out.errors.push(e.to_string());
+                out.failed = true;
+            }
+            return out;
+        }
         Err(e) => return Outcome::err(e),
     };
     let mut out = Outcome::default();
@@ -297,9 +368,20 @@ pub fn fsck(g: &Global, format: &str) -> Outcome {
     let mut out = String::new();
     for f in &findings {
         if json {
-            out.push_str(&crate::gofmt::escape_go_json(
-                &serde_json::to_string(f).unwrap_or_default(),
-            ));
+            match serde_json::to_string(f) {
+                Ok(line) => out.push_str(&crate::gofmt::escape_go_json(&line)),
+                Err(e) => {
+                    return Outcome {
+                        stdout: out,
+                        errors: vec![format!(
+                            "cannot print finding {} for {} as JSON: {e}",
+                            f.kind,
+                            f.path.display()
+                        )],
+                        failed: true,
+                    };
+                }
+            }
         } else {
             out.push_str(&f.to_string());
         }

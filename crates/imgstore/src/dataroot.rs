@@ -5,6 +5,9 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+mod procfs;
 
 /// The environment variable naming the default data root.
 pub const DATA_ROOT_ENV: &str = "IMGSTORE_DATA_ROOT";
@@ -19,6 +22,9 @@ pub enum DataRootError {
     /// The data root does not exist.
     #[error("data root {0} does not exist")]
     Missing(PathBuf),
+    /// The data root is not a directory.
+    #[error("data root {0} is not a directory")]
+    NotADirectory(PathBuf),
     /// Several drivers have image stores and none was chosen.
     #[error(
         "data root {root} holds image stores for several storage drivers ({}); choose one with --storage-driver",
@@ -33,15 +39,35 @@ pub enum DataRootError {
     /// An invalid driver name.
     #[error("invalid storage driver name {0:?}")]
     BadDriver(String),
-    /// Another process holds the lock.
+    /// Another process held the lock for longer than the lock timeout.
     #[error(
-        "data root {path} is locked by another process ({what}); try again when it has finished"
+        "image store {path} is locked by another process{}: {} is needed to {}; gave up after {} (--lock-timeout)",
+        holders_text(.holders),
+        .kind.article_name(),
+        .kind.purpose(),
+        seconds_text(*.waited)
     )]
     Locked {
         /// The locked directory.
         path: PathBuf,
         /// Which lock was wanted.
-        what: &'static str,
+        kind: LockKind,
+        /// The processes holding a lock on it, when `/proc/locks` tells.
+        holders: Vec<u32>,
+        /// How long it was waited for.
+        waited: Duration,
+    },
+    /// A dockerd uses the data root: writing behind its back would corrupt its state.
+    #[error(
+        "data root {root} is in use by dockerd (pid {pid}, data root {dockerd_root}): stop dockerd before changing its images, or use the docker CLI"
+    )]
+    DockerdRunning {
+        /// The data root.
+        root: PathBuf,
+        /// dockerd's process ID.
+        pid: u32,
+        /// The data root as dockerd names it.
+        dockerd_root: PathBuf,
     },
     /// Any other I/O failure.
     #[error("{op} {path}: {source}")]
@@ -54,6 +80,57 @@ pub enum DataRootError {
         source: std::io::Error,
     },
 }
+
+fn holders_text(holders: &[u32]) -> String {
+    match holders {
+        [] => String::new(),
+        [one] => format!(" (pid {one})"),
+        many => format!(
+            " (pids {})",
+            many.iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn seconds_text(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+/// Which lock a command takes on a data root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockKind {
+    /// Reads share the data root with other reads.
+    Shared,
+    /// A write has it to itself, and no dockerd may use it.
+    Exclusive,
+}
+
+impl LockKind {
+    fn article_name(self) -> &'static str {
+        match self {
+            LockKind::Shared => "a shared lock",
+            LockKind::Exclusive => "an exclusive lock",
+        }
+    }
+
+    fn purpose(self) -> &'static str {
+        match self {
+            LockKind::Shared => "read",
+            LockKind::Exclusive => "write",
+        }
+    }
+}
+
+/// How long a command waits for the lock unless told otherwise (`--lock-timeout`).
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The default data root: `$IMGSTORE_DATA_ROOT`, else `$XDG_DATA_HOME/imgstore`, else
 /// `$HOME/.local/share/imgstore`.
@@ -77,6 +154,9 @@ pub fn drivers_in(root: &Path) -> Result<Vec<String>, DataRootError> {
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(_) if std::fs::metadata(root).is_ok_and(|m| !m.is_dir()) => {
+            return Err(DataRootError::NotADirectory(root.to_owned()));
+        }
         Err(e) => {
             return Err(DataRootError::Io {
                 op: "read directory",
@@ -138,8 +218,21 @@ impl DataRoot {
     /// Resolves the root and driver. The root must exist unless `create` is set, in which
     /// case the image store directory is created (0700, as dockerd does).
     pub fn open(root: PathBuf, driver: Option<&str>, create: bool) -> Result<Self, DataRootError> {
-        if !root.is_dir() && !create {
-            return Err(DataRootError::Missing(root));
+        match std::fs::metadata(&root) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(DataRootError::NotADirectory(root)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !create {
+                    return Err(DataRootError::Missing(root));
+                }
+            }
+            Err(e) => {
+                return Err(DataRootError::Io {
+                    op: "open data root",
+                    path: root,
+                    source: e,
+                });
+            }
         }
         let driver = choose_driver(&root, driver)?;
         let dr = DataRoot { root, driver };
@@ -194,10 +287,23 @@ impl DataRoot {
         self.root.join(&self.driver)
     }
 
-    /// Takes the lock on the image store directory: shared for reads, exclusive for writes.
-    /// Never waits: a lock held elsewhere is [`DataRootError::Locked`]. `Ok(None)` when there
-    /// is no image store directory yet (nothing to protect).
-    pub fn lock(&self, exclusive: bool) -> Result<Option<RootLock>, DataRootError> {
+    /// Takes the lock on the image store directory: [`LockKind::Shared`] for reads,
+    /// [`LockKind::Exclusive`] for writes. A lock held elsewhere is waited for, up to `timeout`
+    /// (zero: not at all), then is [`DataRootError::Locked`], naming the holder when
+    /// `/proc/locks` tells. `Ok(None)` when there is no image store directory yet (nothing to
+    /// protect).
+    ///
+    /// Every write goes through here: an exclusive lock is refused
+    /// ([`DataRootError::DockerdRunning`]) while a dockerd uses this data root, before and
+    /// after waiting.
+    pub fn lock(
+        &self,
+        kind: LockKind,
+        timeout: Duration,
+    ) -> Result<Option<RootLock>, DataRootError> {
+        if kind == LockKind::Exclusive {
+            self.refuse_if_dockerd_runs()?;
+        }
         let dir = self.image_dir();
         let file = match File::open(&dir) {
             Ok(f) => f,
@@ -210,27 +316,69 @@ impl DataRoot {
                 });
             }
         };
-        let res = if exclusive {
-            file.try_lock()
-        } else {
-            file.try_lock_shared()
-        };
-        match res {
-            Ok(()) => Ok(Some(RootLock { _file: file })),
-            Err(std::fs::TryLockError::WouldBlock) => Err(DataRootError::Locked {
-                path: dir,
-                what: if exclusive {
-                    "an exclusive lock is needed to write"
-                } else {
-                    "a shared lock is needed to read"
-                },
-            }),
-            Err(std::fs::TryLockError::Error(e)) => Err(DataRootError::Io {
-                op: "lock",
-                path: dir,
-                source: e,
-            }),
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(2);
+        // Processes that start waiting together should not keep retrying together.
+        let jitter = u64::from(std::process::id() % 7);
+        loop {
+            let res = match kind {
+                LockKind::Exclusive => file.try_lock(),
+                LockKind::Shared => file.try_lock_shared(),
+            };
+            match res {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let waited = started.elapsed();
+                    if waited >= timeout {
+                        return Err(DataRootError::Locked {
+                            holders: procfs::lock_holders(&dir),
+                            path: dir,
+                            kind,
+                            waited: timeout,
+                        });
+                    }
+                    std::thread::sleep(pause.min(timeout - waited));
+                    pause = (pause * 2).min(Duration::from_millis(50 + jitter * 5));
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(DataRootError::Io {
+                        op: "lock",
+                        path: dir,
+                        source: e,
+                    });
+                }
+            }
         }
+        let lock = RootLock { _file: file };
+        if kind == LockKind::Exclusive && started.elapsed() >= Duration::from_millis(100) {
+            // A dockerd may have started while this waited.
+            self.refuse_if_dockerd_runs()?;
+        }
+        Ok(Some(lock))
+    }
+
+    /// [`DataRootError::DockerdRunning`] when a running dockerd's data root is this one.
+    fn refuse_if_dockerd_runs(&self) -> Result<(), DataRootError> {
+        let dockerds = procfs::dockerds();
+        if dockerds.is_empty() {
+            return Ok(());
+        }
+        // A root that does not exist yet is no running dockerd's. Directories are compared
+        // by device and inode, which is what comparing canonical paths means, but also holds
+        // for a dockerd in another mount namespace.
+        let Ok(ours) = std::fs::metadata(&self.root) else {
+            return Ok(());
+        };
+        for d in dockerds {
+            if d.uses(&ours) {
+                return Err(DataRootError::DockerdRunning {
+                    root: self.root.clone(),
+                    pid: d.pid,
+                    dockerd_root: d.root,
+                });
+            }
+        }
+        Ok(())
     }
 }
 

@@ -19,10 +19,19 @@ pub struct Finding {
     pub kind: &'static str,
     /// The ID concerned (`sha256:<hex>`), or empty.
     pub id: String,
-    /// The file or directory concerned.
+    /// The file or directory concerned (serialized as the text output shows it: bytes that
+    /// are not UTF-8 become U+FFFD).
+    #[serde(serialize_with = "serialize_path_lossy")]
     pub path: PathBuf,
     /// What is wrong, in words.
     pub message: String,
+}
+
+fn serialize_path_lossy<S: serde::Serializer>(
+    path: &std::path::Path,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&path.to_string_lossy())
 }
 
 impl std::fmt::Display for Finding {

@@ -30,6 +30,7 @@
 //!     driver: None,
 //!     write: false,
 //!     create_missing: true,
+//!     lock_timeout: None,
 //! })
 //! .expect("empty store");
 //! assert!(store.images().is_empty());

@@ -23,6 +23,11 @@ struct Cli {
     /// skips (reported by `fsck`) is logged from `info` on.
     #[arg(long, global = true, default_value = "warn", value_name = "LEVEL")]
     log_level: String,
+    /// How long to wait for another imgstore's lock on the data root before giving up
+    /// (writes wait for every other command, reads for writes); 0 fails at once.
+    #[arg(long, global = true, default_value = "60", value_name = "SECONDS",
+          value_parser = parse_seconds)]
+    lock_timeout: std::time::Duration,
     #[command(subcommand)]
     command: Command,
 }
@@ -157,6 +162,7 @@ fn main() -> ExitCode {
     let global = cli::Global {
         data_root: cli.data_root,
         storage_driver: cli.storage_driver,
+        lock_timeout: cli.lock_timeout,
     };
     let started = std::time::Instant::now();
     let outcome = match cli.command {
@@ -221,6 +227,15 @@ fn main() -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// `--lock-timeout`: non-negative seconds, fractions allowed.
+fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("{text:?} is not a number of seconds (e.g. 0, 2.5, 60)"))
 }
 
 fn fail(message: &str) -> ExitCode {

@@ -254,7 +254,12 @@ impl Store {
         stopped: bool,
         containers: &[Container],
     ) -> Option<Conflict> {
-        if !self.children(id).is_empty() {
+        // Children that are also ancestors (parent links that loop) do not count.
+        if !self
+            .image_store()
+            .dependent_children(&ImageId(*id))
+            .is_empty()
+        {
             return Some(Conflict {
                 hard: true,
                 used: false,

@@ -1,7 +1,8 @@
 //! What `ls`, `inspect` and `history` print: dockerd's answers (`Images`, `ImageInspect`,
 //! `ImageHistory`) rendered the way the docker 20.10 CLI renders them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use digest_set::Digest;
 use image_store::ContainerConfig;
@@ -89,6 +90,10 @@ pub enum FilterError {
     /// Bad reference pattern.
     #[error(transparent)]
     Pattern(#[from] crate::reference::PatternError),
+    /// A `before=`/`since=` image that does not resolve (dockerd's `GetImage` error, e.g.
+    /// `No such image: nonexist:latest`).
+    #[error(transparent)]
+    Image(Box<Error>),
 }
 
 /// dockerd 20.10's `Images()`: which images are listed, with what references, newest first.
@@ -120,23 +125,23 @@ pub fn list_checked(store: &Store, opts: &ListOptions) -> Result<Vec<Summary>, F
     }
     let patterns = filter_values(opts, "reference");
     let labels = filter_values(opts, "label");
-    let created_of = |arg: &str| -> Result<i128, FilterError> {
-        store
-            .resolve(arg)
-            .ok()
-            .and_then(|id| store.image(&id).map(|e| e.created))
-            .map(|c| c.map(|t| instant(&t)))
-            .map(|c| c.unwrap_or(i128::MIN))
-            .ok_or_else(|| FilterError::Value("reference".to_owned(), arg.to_owned()))
+    // dockerd resolves every `before`/`since` value (failing on the first that does not
+    // resolve) and keeps the last.
+    let created_of = |key: &str| -> Result<Option<i128>, FilterError> {
+        let mut created = None;
+        for arg in filter_values(opts, key) {
+            let id = store
+                .resolve(arg)
+                .map_err(|e| FilterError::Image(Box::new(e)))?;
+            let entry = store
+                .image(&id)
+                .ok_or_else(|| FilterError::Image(Box::new(Error::NoSuchImage(arg.to_owned()))))?;
+            created = Some(entry.created.map(|t| instant(&t)).unwrap_or(i128::MIN));
+        }
+        Ok(created)
     };
-    let before = filter_values(opts, "before")
-        .last()
-        .map(|a| created_of(a))
-        .transpose()?;
-    let since_f = filter_values(opts, "since")
-        .last()
-        .map(|a| created_of(a))
-        .transpose()?;
+    let before = created_of("before")?;
+    let since_f = created_of("since")?;
     let mut out = Vec::new();
     'images: for (id, e) in &store.images() {
         if dangling_only && !store.children(id).is_empty() {
@@ -287,6 +292,9 @@ fn ls_fields(r: &LsRow, no_trunc: bool, now: i64) -> crate::template::Row {
 }
 
 /// One printed row of `ls` (docker CLI's `imageContext`).
+///
+/// The rows of one image share its [`Summary`]: an image with n tags gives n rows, and each
+/// holding its own copy of the n tags made memory grow with n².
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LsRow {
     /// Repository.
@@ -295,8 +303,34 @@ pub struct LsRow {
     pub tag: String,
     /// Digest column.
     pub digest: String,
-    /// The summary.
-    pub summary: Summary,
+    /// The summary, shared by the image's rows.
+    pub summary: Arc<Summary>,
+}
+
+/// Values grouped by key, groups in order of first appearance (Go's map order is random; this
+/// one is stable), found by key in constant time.
+#[derive(Default)]
+struct Groups {
+    order: Vec<(String, Vec<String>)>,
+    index: HashMap<String, usize>,
+}
+
+impl Groups {
+    fn push(&mut self, key: String, value: String) {
+        match self.index.get(&key) {
+            Some(&i) => self.order[i].1.push(value),
+            None => {
+                self.index.insert(key.clone(), self.order.len());
+                self.order.push((key, vec![value]));
+            }
+        }
+    }
+
+    /// Takes the values of `key` out (the group stays, empty and marked taken).
+    fn take(&mut self, key: &str) -> Option<Vec<String>> {
+        let i = self.index.remove(key)?;
+        Some(std::mem::take(&mut self.order[i].1))
+    }
 }
 
 /// The CLI's `imageFormat`: rows per tag (and per digest with `--digests`).
@@ -305,36 +339,35 @@ pub fn ls_rows(images: &[Summary], show_digests: bool) -> Vec<LsRow> {
     for s in images {
         let dangling = (s.repo_tags.is_empty() && s.repo_digests.is_empty())
             || (s.repo_tags == ["<none>:<none>"] && s.repo_digests == ["<none>@<none>"]);
+        let summary = Arc::new(s.clone());
         let row = |repo: &str, tag: &str, digest: &str| LsRow {
             repository: repo.to_owned(),
             tag: tag.to_owned(),
             digest: digest.to_owned(),
-            summary: s.clone(),
+            summary: Arc::clone(&summary),
         };
         if dangling {
             rows.push(row("<none>", "<none>", "<none>"));
             continue;
         }
-        // Ordered maps keyed by first appearance, for a stable order (Go's is random).
-        let mut repo_tags: Vec<(String, Vec<String>)> = Vec::new();
-        let mut repo_digests: Vec<(String, Vec<String>)> = Vec::new();
+        let mut repo_tags = Groups::default();
+        let mut repo_digests = Groups::default();
         for t in &s.repo_tags {
             if let Ok(r) = Reference::parse_normalized(t)
                 && let Some(tag) = r.tag()
             {
-                push_group(&mut repo_tags, r.familiar_name(), tag.to_owned());
+                repo_tags.push(r.familiar_name(), tag.to_owned());
             }
         }
         for d in &s.repo_digests {
             if let Ok(r) = Reference::parse_normalized(d)
                 && let Some(dg) = r.digest()
             {
-                push_group(&mut repo_digests, r.familiar_name(), dg.to_string());
+                repo_digests.push(r.familiar_name(), dg.to_string());
             }
         }
-        for (repo, tags) in &repo_tags {
-            let pos = repo_digests.iter().position(|(r, _)| r == repo);
-            let digests = pos.map(|p| repo_digests.remove(p).1).unwrap_or_default();
+        for (repo, tags) in &repo_tags.order {
+            let digests = repo_digests.take(repo).unwrap_or_default();
             let digests = if show_digests { digests } else { Vec::new() };
             for tag in tags {
                 if digests.is_empty() {
@@ -346,7 +379,11 @@ pub fn ls_rows(images: &[Summary], show_digests: bool) -> Vec<LsRow> {
                 }
             }
         }
-        for (repo, digests) in &repo_digests {
+        // The digest-only repositories: those no tag's repository took.
+        for (repo, digests) in &repo_digests.order {
+            if !repo_digests.index.contains_key(repo) {
+                continue;
+            }
             if show_digests {
                 for d in digests {
                     rows.push(row(repo, "<none>", d));
@@ -357,13 +394,6 @@ pub fn ls_rows(images: &[Summary], show_digests: bool) -> Vec<LsRow> {
         }
     }
     rows
-}
-
-fn push_group(groups: &mut Vec<(String, Vec<String>)>, key: String, value: String) {
-    match groups.iter_mut().find(|(k, _)| *k == key) {
-        Some((_, v)) => v.push(value),
-        None => groups.push((key, vec![value])),
-    }
 }
 
 fn trunc_id(id: &Digest, no_trunc: bool) -> String {

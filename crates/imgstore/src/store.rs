@@ -19,7 +19,7 @@ use imagedb_fs::{FsBackend, MemBackend, StoreBackend};
 use layer_store::{ChainId, LayerStore, RestoreOutcome};
 use rayon::prelude::*;
 
-use crate::dataroot::{DataRoot, DataRootError, RootLock};
+use crate::dataroot::{DEFAULT_LOCK_TIMEOUT, DataRoot, DataRootError, LockKind, RootLock};
 use crate::reference::{AnyReference, ReferenceError};
 use crate::refstore::{RefStore, RefStoreError};
 
@@ -252,6 +252,9 @@ pub struct OpenOptions {
     /// A missing data root is not an error: reads see an empty store, writes create
     /// `<root>/image/<driver>` (for the per-user default root).
     pub create_missing: bool,
+    /// How long to wait for a lock another process holds; `None`:
+    /// [`DEFAULT_LOCK_TIMEOUT`], zero: fail at once.
+    pub lock_timeout: Option<std::time::Duration>,
 }
 
 /// The image store imgstore works on: configs in the imagedb (or an empty in-memory store
@@ -341,7 +344,12 @@ impl Store {
             (false, _) => DataRoot::open(opts.root.clone(), driver, false)?,
         };
         check_layout(&root)?;
-        let lock = root.lock(opts.write)?;
+        let kind = match opts.write {
+            true => LockKind::Exclusive,
+            false => LockKind::Shared,
+        };
+        let timeout = opts.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT);
+        let lock = root.lock(kind, timeout)?;
         let refs = RefStore::load(&root.repositories_json())?;
         let t = std::time::Instant::now();
         let layerdb = root.layerdb_dir();

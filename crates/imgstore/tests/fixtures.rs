@@ -277,6 +277,39 @@ fn errors_are_one_line_and_exit_1() {
 }
 
 #[test]
+fn ls_before_and_since_name_the_missing_image_as_dockerd() {
+    // dockerd 20.10's Images() resolves before/since with GetImage: its error, not a filter's.
+    let name = "dockerroot-02-after-build";
+    let (_guard, root) = extract(name);
+    for (args, want) in [
+        (
+            vec!["ls", "-f", "before=nonexist"],
+            "No such image: nonexist:latest",
+        ),
+        (
+            vec!["ls", "-f", "since=nonexist:1"],
+            "No such image: nonexist:1",
+        ),
+        (
+            vec!["ls", "-f", "since=base", "-f", "since=peer/nonexist"],
+            "No such image: peer/nonexist:latest",
+        ),
+    ] {
+        let out = run(&root, &args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!("imgstore: {want}\n"),
+            "{args:?}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    // Images that exist still filter.
+    let out = stdout_ok(&run(&root, &["ls", "-q", "-f", "since=base"]));
+    assert_eq!(out, "2c8eeb116eab\n");
+}
+
+#[test]
 fn shipped_extracted_root_matches_its_tarball() {
     // tests/fixtures/roots/dockerroot-02-after-build is the README's first command's data root:
     // the tarball extracted and committed (git keeps no empty directories).
@@ -326,4 +359,62 @@ fn custom_format_templates() {
     );
     let bad = run(&root, &["ls", "--format", "{{.Nope}}"]);
     assert_eq!(bad.status.code(), Some(1));
+}
+
+/// Runs `imgstore --data-root <root> <args>` and returns its stdout and peak RSS in KiB
+/// (from `wait4`, so other tests' processes do not count).
+fn run_with_peak_rss(root: &std::path::Path, args: &[&str]) -> (String, i64) {
+    use std::io::Read as _;
+    // Reaped by `wait4` below, which also gives its resource usage.
+    #[allow(clippy::zombie_processes)]
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_imgstore"))
+        .arg("--data-root")
+        .arg(root)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn imgstore");
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .expect("read stdout");
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is valid; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, which nothing else waits for.
+    let got = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(got, pid, "wait4");
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    (out, usage.ru_maxrss)
+}
+
+#[test]
+fn ls_memory_grows_with_the_tags_not_their_square() {
+    // Before rows shared their image's tag list, 3,000 tags on one image took 500 MB.
+    let (_guard, root) = extract("dockerroot-02-after-build");
+    let repos = root.join("image/vfs/repositories.json");
+    let mut doc: Value =
+        serde_json::from_slice(&std::fs::read(&repos).expect("read")).expect("json");
+    let base = "sha256:7db95e6e4fe3a141e68c2ff6cc0267d1fb63728cf6b9fa326a05ecb3b43ea6fe";
+    let tags = doc["Repositories"]["base"]
+        .as_object_mut()
+        .expect("base repository");
+    const N: usize = 4000;
+    for i in 0..N {
+        tags.insert(format!("base:t{i}"), Value::from(base));
+    }
+    std::fs::write(&repos, serde_json::to_vec(&doc).expect("json")).expect("write");
+    for args in [vec!["ls"], vec!["ls", "--digests", "--format", "json"]] {
+        let (out, peak_kib) = run_with_peak_rss(&root, &args);
+        // Also base:latest, peer/base:v1 and peer/child:1 (and the table's header).
+        assert!(out.lines().count() >= N + 3, "{args:?}");
+        assert!(
+            peak_kib < 200 * 1024,
+            "{args:?}: peak RSS {peak_kib} KiB for {N} tags"
+        );
+    }
 }

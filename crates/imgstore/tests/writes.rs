@@ -232,19 +232,226 @@ fn locks_give_clear_errors() {
     let (_g, root) = extract("dockerroot-02-after-build");
     let dir = std::fs::File::open(root.join("image/vfs")).expect("open dir");
     dir.try_lock_shared().expect("shared lock");
-    // Reads share; writes are refused at once.
+    // Reads share; with --lock-timeout 0 writes are refused at once, naming the holder.
     stdout_ok(&run(&root, &["ls"]));
-    let out = run(&root, &["tag", "base", "x"]);
+    let out = run(&root, &["--lock-timeout", "0", "tag", "base", "x"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is locked by another process"), "{err}");
+    assert!(
+        err.contains(&format!("(pid {})", std::process::id())),
+        "{err}"
+    );
+    assert!(err.contains("gave up after 0s (--lock-timeout)"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
     dir.unlock().expect("unlock");
     dir.try_lock().expect("exclusive lock");
-    let out = run(&root, &["ls"]);
+    let out = run(&root, &["ls", "--lock-timeout", "0.2"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is locked"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is locked"), "{err}");
+    assert!(err.contains("a shared lock is needed to read"), "{err}");
+    assert!(err.contains("gave up after 0.2s"), "{err}");
     dir.unlock().expect("unlock");
     stdout_ok(&run(&root, &["tag", "base", "x"]));
+    // A timeout that is not a number of seconds.
+    let out = run(&root, &["--lock-timeout=-1", "ls"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("number of seconds"));
+}
+
+/// Holds `kind` of lock on the image store for `hold`, while `args` run; returns their
+/// output and how long they took.
+fn run_while_locked(
+    root: &Path,
+    exclusive: bool,
+    hold: std::time::Duration,
+    args: &[&str],
+) -> (std::process::Output, std::time::Duration) {
+    let dir = std::fs::File::open(root.join("image/vfs")).expect("open dir");
+    if exclusive {
+        dir.try_lock().expect("exclusive lock");
+    } else {
+        dir.try_lock_shared().expect("shared lock");
+    }
+    let started = std::time::Instant::now();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_imgstore"))
+        .arg("--data-root")
+        .arg(root)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn imgstore");
+    std::thread::sleep(hold);
+    dir.unlock().expect("unlock");
+    let out = child.wait_with_output().expect("wait");
+    (out, started.elapsed())
+}
+
+#[test]
+fn writers_and_readers_wait_their_turn() {
+    let (_g, root) = extract("dockerroot-02-after-build");
+    let second = std::time::Duration::from_secs(1);
+    // A write waits for a reader, then succeeds.
+    let (out, took) = run_while_locked(&root, false, second, &["tag", "base", "waited:1"]);
+    stdout_ok(&out);
+    assert!(took >= second, "{took:?}");
+    // A write waits for a writer.
+    let (out, took) = run_while_locked(&root, true, second, &["rm", "waited:1"]);
+    assert_eq!(stdout_ok(&out), "Untagged: waited:1\n");
+    assert!(took >= second, "{took:?}");
+    // A read waits for a writer.
+    let (out, took) = run_while_locked(&root, true, second, &["ls", "-q"]);
+    assert_eq!(stdout_ok(&out).lines().count(), 3);
+    assert!(took >= second, "{took:?}");
+    // A timeout shorter than the hold gives up.
+    let (out, _) = run_while_locked(
+        &root,
+        true,
+        second,
+        &["--lock-timeout", "0.3", "tag", "base", "late"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "locked by another process (pid {})",
+            std::process::id()
+        )),
+        "{err}"
+    );
+    let tags = stdout_ok(&run(&root, &["ls", "--format", "{{.Tag}}"]));
+    assert!(!tags.lines().any(|t| t == "late"), "{tags}");
+}
+
+/// A process that looks like a dockerd to /proc: `argv[0]` is `dockerd` and its arguments
+/// follow dockerd's (a shell waiting on its standard input; killed by PID when dropped).
+struct FakeDockerd(std::process::Child);
+
+impl FakeDockerd {
+    fn start(args: &[&std::ffi::OsStr]) -> FakeDockerd {
+        FakeDockerd::start_in(Path::new("/"), args)
+    }
+
+    /// Started in the working directory `cwd`.
+    fn start_in(cwd: &Path, args: &[&std::ffi::OsStr]) -> FakeDockerd {
+        use std::os::unix::process::CommandExt as _;
+        let child = std::process::Command::new("/bin/sh")
+            .current_dir(cwd)
+            .arg0("dockerd")
+            .args(["-c", "read x", "dockerd"])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("start fake dockerd");
+        // Until the shell has exec'd, /proc shows the test binary's command line.
+        let cmdline = format!("/proc/{}/cmdline", child.id());
+        for _ in 0..500 {
+            if std::fs::read(&cmdline).is_ok_and(|c| c.starts_with(b"dockerd\0")) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        FakeDockerd(child)
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for FakeDockerd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn writes_refuse_while_dockerd_uses_the_root() {
+    use std::ffi::OsStr;
+    let (_g, root) = extract("dockerroot-02-after-build");
+    let (_g2, other) = extract("dockerroot-01-after-load");
+    let refused = |out: &std::process::Output, pid: u32| {
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("in use by dockerd (pid {pid}")),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    };
+    {
+        // `--data-root X`, named through another path to the same directory.
+        let d = FakeDockerd::start(&[
+            OsStr::new("--debug"),
+            OsStr::new("--data-root"),
+            root.as_os_str(),
+        ]);
+        let via = root.join("image/..");
+        refused(&run(&via, &["tag", "base", "x"]), d.pid());
+        refused(&run(&root, &["rm", "peer/child:1"]), d.pid());
+        let link = root.with_file_name("link-to-root");
+        std::os::unix::fs::symlink(&root, &link).expect("symlink");
+        refused(&run(&link, &["tag", "base", "x"]), d.pid());
+        // Reads are allowed.
+        assert_eq!(stdout_ok(&run(&root, &["ls", "-q"])).lines().count(), 3);
+        stdout_ok(&run(&root, &["fsck"]));
+        // A dockerd on another root does not block.
+        stdout_ok(&run(&other, &["tag", "base", "x"]));
+    }
+    stdout_ok(&run(&root, &["tag", "base", "x"]));
+    {
+        // `-g=X` (deprecated).
+        let arg = format!("-g={}", root.display());
+        let d = FakeDockerd::start(&[OsStr::new(&arg)]);
+        refused(&run(&root, &["tag", "base", "y"]), d.pid());
+    }
+    {
+        // `--data-root=X` relative to dockerd's working directory.
+        let parent = root.parent().expect("parent");
+        let name = root.file_name().expect("name").to_string_lossy();
+        let d = FakeDockerd::start_in(parent, &[OsStr::new(&format!("--data-root=./{name}"))]);
+        refused(&run(&root, &["tag", "base", "y"]), d.pid());
+    }
+    {
+        // The data root from --config-file.
+        let cfg = root.parent().expect("parent").join("daemon.json");
+        std::fs::write(
+            &cfg,
+            serde_json::json!({ "debug": true, "data-root": root }).to_string(),
+        )
+        .expect("write daemon.json");
+        let arg = format!("--config-file={}", cfg.display());
+        let d = FakeDockerd::start(&[OsStr::new(&arg)]);
+        refused(&run(&root, &["rm", "x"]), d.pid());
+        let d2 = FakeDockerd::start(&[
+            OsStr::new("--config-file"),
+            cfg.as_os_str(),
+            OsStr::new("--data-root"),
+            other.as_os_str(),
+        ]);
+        // The flag wins over the file.
+        refused(&run(&other, &["tag", "base", "z"]), d2.pid());
+    }
+    stdout_ok(&run(&root, &["rm", "x"]));
+}
+
+#[test]
+fn data_root_that_is_a_file_is_not_a_directory() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("plain");
+    std::fs::write(&file, "not a root").expect("write");
+    for args in [vec!["ls"], vec!["tag", "base", "x"], vec!["rm", "base"]] {
+        let out = run(&file, &args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("is not a directory") && !err.contains("does not exist"),
+            "{args:?}: {err}"
+        );
+    }
 }
 
 /// Every path with its size and content hash, to prove a command changed nothing.
@@ -449,6 +656,42 @@ fn parent_cycles_are_reported_and_drawn() {
 }
 
 #[test]
+fn rm_removes_images_on_a_parent_cycle() {
+    let (_g, root) = extract("dockerroot-02-after-build");
+    let meta = root.join("image/vfs/imagedb/metadata/sha256");
+    // base -> 2c8e -> 8198 -> 2beca -> base, as in parent_cycles_are_reported_and_drawn.
+    let base = &BASE[7..];
+    std::fs::create_dir_all(meta.join(base)).expect("mkdir");
+    std::fs::write(meta.join(base).join("parent"), CHILD).expect("write");
+    // Each image of the loop has a child, but none depends on another: removing the tagged
+    // child opens the loop, and pruning takes its untagged parents up to base (still tagged).
+    let out = stdout_ok(&run(&root, &["rm", "peer/child:1"]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "Untagged: peer/child:1");
+    assert_eq!(lines[1], format!("Deleted: {CHILD}"));
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("Deleted: ")).count(),
+        4,
+        "{out}"
+    );
+    assert!(!meta.join(base).join("parent").exists());
+    // base's two tags.
+    assert_eq!(
+        stdout_ok(&run(&root, &["ls", "-a", "-q"])),
+        "7db95e6e4fe3\n7db95e6e4fe3\n"
+    );
+    assert_eq!(run(&root, &["fsck"]).status.code(), Some(0));
+    // Starting from the other side of the loop, everything goes.
+    let (_g, root) = extract("dockerroot-02-after-build");
+    let meta = root.join("image/vfs/imagedb/metadata/sha256");
+    std::fs::create_dir_all(meta.join(base)).expect("mkdir");
+    std::fs::write(meta.join(base).join("parent"), CHILD).expect("write");
+    stdout_ok(&run(&root, &["rm", "base", "peer/base:v1", "peer/child:1"]));
+    assert_eq!(stdout_ok(&run(&root, &["ls", "-a", "-q"])), "");
+    assert_eq!(run(&root, &["fsck"]).status.code(), Some(0));
+}
+
+#[test]
 fn several_drivers_need_a_choice() {
     let (_g, root) = extract("dockerroot-01-after-load");
     std::fs::create_dir_all(root.join("image/overlay2")).expect("mkdir");
@@ -484,15 +727,24 @@ fn default_data_root_from_environment() {
         .expect("run");
     assert_eq!(stdout_ok(&out), "");
     assert!(!home.path().join("imgstore").exists());
-    // A write creates it (and then fails: there is no image to tag).
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_imgstore"))
-        .args(["tag", "base", "x"])
-        .env_remove("IMGSTORE_DATA_ROOT")
-        .env("XDG_DATA_HOME", home.path())
-        .output()
-        .expect("run");
+    // A write that fails (there is no image to tag or remove) creates nothing either.
+    for args in [["tag", "base", "x"], ["rm", "base", "7db9"]] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_imgstore"))
+            .args(args)
+            .env_remove("IMGSTORE_DATA_ROOT")
+            .env("XDG_DATA_HOME", home.path())
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("No such image: base:latest"), "{err}");
+        assert!(!home.path().join("imgstore").exists(), "{args:?}");
+    }
+    // The same on an explicit root without an image store.
+    let empty = tempfile::tempdir().expect("temp dir");
+    let out = run(empty.path(), &["tag", "base", "x"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(home.path().join("imgstore/image/vfs").is_dir());
+    assert_eq!(std::fs::read_dir(empty.path()).expect("read").count(), 0);
 }
 
 fn add_container(root: &Path, id: &str, image: &str, running: bool) {
@@ -625,4 +877,31 @@ fn rm_removes_overlay2_content_and_refuses_other_drivers() {
     assert_eq!(snapshot(&root), before);
     // Tagging works all the same.
     stdout_ok(&run(&root, &["tag", "base", "again"]));
+}
+
+#[test]
+fn fsck_json_shows_paths_that_are_not_utf8() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let (_g, root) = extract("dockerroot-02-after-build");
+    let name = std::ffi::OsStr::from_bytes(b"ab\xfe");
+    std::fs::create_dir(root.join("image/vfs/layerdb/sha256").join(name)).expect("mkdir");
+    let text = run(&root, &["fsck"]);
+    assert_eq!(text.status.code(), Some(1));
+    let text = String::from_utf8(text.stdout).expect("utf-8");
+    let out = run(&root, &["fsck", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = String::from_utf8(out.stdout).expect("utf-8");
+    assert_eq!(json.lines().count(), text.lines().count(), "{json}");
+    for line in json.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("a JSON object per line");
+        let path = v["path"].as_str().expect("path");
+        // As the text output shows it.
+        assert!(path.ends_with("layerdb/sha256/ab\u{fffd}"), "{line}");
+        assert!(text.contains(path), "{text}");
+    }
 }
