@@ -5,52 +5,17 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, symlink};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::symlink;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::{diff, fresh, reopen};
 use layer_store::{LayerStore, NullDriver, OpenError, SkipReason, VfsDriver};
 
-const SECRET: &str = "CANARY-SECRET-7f3a";
+use test_dockerd::canary::{Canary, SECRET};
 
 /// A directory outside the store: its entries' names, modes, sizes and times are compared
 /// before and after.
-struct Canary {
-    dir: tempfile::TempDir,
-}
-
-impl Canary {
-    fn new() -> Canary {
-        let dir = tempfile::tempdir().expect("tempdir");
-        for d in ["Documents", "write-set-photos", "backup-removing"] {
-            fs::create_dir(dir.path().join(d)).expect("mkdir");
-            fs::write(dir.path().join(d).join("f"), SECRET).expect("write");
-        }
-        fs::write(dir.path().join("secret"), SECRET).expect("write");
-        Canary { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn snapshot(&self) -> Vec<(PathBuf, u32, u64, i64, i64)> {
-        let mut out = Vec::new();
-        let mut stack = vec![self.path().to_owned()];
-        while let Some(p) = stack.pop() {
-            let m = fs::symlink_metadata(&p).expect("canary entry");
-            out.push((p.clone(), m.mode(), m.len(), m.mtime(), m.mtime_nsec()));
-            if m.is_dir() {
-                for e in fs::read_dir(&p).expect("list") {
-                    stack.push(e.expect("entry").path());
-                }
-            }
-        }
-        out.sort();
-        out
-    }
-}
 
 /// A store with two layers; returns its layerdb path and the first layer's cache ID.
 fn store_with_layers() -> (tempfile::TempDir, PathBuf, String) {
@@ -74,8 +39,8 @@ fn removing_name(n: u8) -> String {
 
 #[test]
 fn symlinked_layerdb_dirs_are_refused_not_followed() {
-    let canary = Canary::new();
-    let before = canary.snapshot();
+    let canary = Canary::new().expect("canary");
+    let before = canary.snapshot().expect("snapshot");
     for sub in ["sha256", "tmp", "mounts"] {
         let (_tmp, root, _) = store_with_layers();
         let moved = root.join(format!("{sub}.moved"));
@@ -86,7 +51,7 @@ fn symlinked_layerdb_dirs_are_refused_not_followed() {
         assert!(err.to_string().contains("symbolic link"), "{err}");
         let err = LayerStore::open_read_only(&root, Box::new(NullDriver)).expect_err(sub);
         assert!(!err.to_string().contains(SECRET));
-        assert_eq!(canary.snapshot(), before, "{sub}");
+        assert_eq!(canary.snapshot().expect("snapshot"), before, "{sub}");
     }
     // The layerdb itself.
     let (tmp, root, _) = store_with_layers();
@@ -97,8 +62,8 @@ fn symlinked_layerdb_dirs_are_refused_not_followed() {
 
 #[test]
 fn leftovers_are_removed_only_when_provably_ours() {
-    let canary = Canary::new();
-    let before = canary.snapshot();
+    let canary = Canary::new().expect("canary");
+    let before = canary.snapshot().expect("snapshot");
     let (tmp, root, live_cache) = store_with_layers();
     let vfs_home = tmp.path().join("vfs");
     let driver = VfsDriver::new(&vfs_home).expect("vfs");
@@ -155,13 +120,13 @@ fn leftovers_are_removed_only_when_provably_ours() {
     assert!(!sha.join(removing_name(3)).exists());
     assert!(!vfs_home.join("dir").join(&orphan).exists());
     assert!(fs::symlink_metadata(sha.join(removing_name(4))).is_ok());
-    assert_eq!(canary.snapshot(), before);
+    assert_eq!(canary.snapshot().expect("snapshot"), before);
 }
 
 #[test]
 fn symlinked_driver_dir_never_leads_deletion_outside() {
-    let canary = Canary::new();
-    let before = canary.snapshot();
+    let canary = Canary::new().expect("canary");
+    let before = canary.snapshot().expect("snapshot");
     let (tmp, root, _) = store_with_layers();
     let vfs_home = tmp.path().join("vfs");
     fs::create_dir(&vfs_home).expect("mkdir");
@@ -179,12 +144,12 @@ fn symlinked_driver_dir_never_leads_deletion_outside() {
         let l = &outcome.leftovers[0];
         assert!(!l.cleaned, "{l:?}");
     }
-    assert_eq!(canary.snapshot(), before);
+    assert_eq!(canary.snapshot().expect("snapshot"), before);
 }
 
 #[test]
 fn files_outside_are_never_read_or_quoted() {
-    let canary = Canary::new();
+    let canary = Canary::new().expect("canary");
     let (_tmp, root, _) = store_with_layers();
     let (store, _) = reopen(&root);
     let id = store.layers()[0].chain_id;

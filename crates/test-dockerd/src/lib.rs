@@ -34,6 +34,8 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod canary;
+
 use std::ffi::OsStr;
 use std::fmt;
 use std::fs;

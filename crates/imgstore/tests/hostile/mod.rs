@@ -11,49 +11,8 @@ use std::time::{Duration, Instant};
 
 use super::common::extract;
 
-const SECRET: &str = "CANARY-SECRET-91c2";
+use test_dockerd::canary::{Canary, SECRET};
 const LIVE_CACHE: &str = "3cf2b5bd3f12c28e7a0b2c2f0b2e3bff96a4a7c0b7f6d5c9e6d9bb5e1ac3c0c1";
-
-struct Canary {
-    dir: tempfile::TempDir,
-}
-
-impl Canary {
-    fn new() -> Canary {
-        let dir = tempfile::tempdir().expect("tempdir");
-        for d in ["Documents", "write-set-photos", "backup-removing", "d"] {
-            fs::create_dir(dir.path().join(d)).expect("mkdir");
-            fs::write(dir.path().join(d).join("f"), SECRET).expect("write");
-        }
-        fs::write(dir.path().join("secret"), SECRET).expect("write");
-        fs::set_permissions(
-            dir.path().join("secret"),
-            std::os::unix::fs::PermissionsExt::from_mode(0o600),
-        )
-        .expect("chmod");
-        Canary { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn snapshot(&self) -> Vec<(PathBuf, u32, u64, i64, i64)> {
-        let mut out = Vec::new();
-        let mut stack = vec![self.path().to_owned()];
-        while let Some(p) = stack.pop() {
-            let m = fs::symlink_metadata(&p).expect("canary entry");
-            out.push((p.clone(), m.mode(), m.len(), m.mtime(), m.mtime_nsec()));
-            if m.is_dir() {
-                for e in fs::read_dir(&p).expect("list") {
-                    stack.push(e.expect("entry").path());
-                }
-            }
-        }
-        out.sort();
-        out
-    }
-}
 
 /// Runs `imgstore --data-root <root> <args>` with 1 GiB of address space and 30 s.
 fn guarded(root: &Path, args: &[&str]) -> Output {
@@ -100,7 +59,7 @@ fn guarded(root: &Path, args: &[&str]) -> Output {
 
 /// Runs every command on `root` (the writes first on a copy each), checking the canary.
 fn every_command(root: &Path, canary: &Canary) {
-    let before = canary.snapshot();
+    let before = canary.snapshot().expect("snapshot");
     for args in [
         &["ls", "-a"][..],
         &["ls", "--format", "json"],
@@ -115,7 +74,7 @@ fn every_command(root: &Path, canary: &Canary) {
     ] {
         guarded(root, args);
         assert_eq!(
-            canary.snapshot(),
+            canary.snapshot().expect("snapshot"),
             before,
             "imgstore {args:?} changed the canary"
         );
@@ -151,7 +110,7 @@ fn replace_with_symlink(p: &Path, target: &Path) {
 
 #[test]
 fn symlinked_directories_at_every_level_are_never_followed() {
-    let canary = Canary::new();
+    let canary = Canary::new().expect("canary");
     for rel in [
         "image/vfs/layerdb/tmp",
         "image/vfs/layerdb/sha256",
@@ -172,7 +131,7 @@ fn symlinked_directories_at_every_level_are_never_followed() {
 
 #[test]
 fn removing_leftovers_are_removed_only_when_ours() {
-    let canary = Canary::new();
+    let canary = Canary::new().expect("canary");
     // `vfs/dir` leads outside, and a leftover names `Documents`.
     let (_g, root) = extract("dockerroot-02-after-build");
     replace_with_symlink(&root.join("vfs/dir"), canary.path());
@@ -212,7 +171,7 @@ fn removing_leftovers_are_removed_only_when_ours() {
 
 #[test]
 fn outside_content_is_never_printed() {
-    let canary = Canary::new();
+    let canary = Canary::new().expect("canary");
     let (_g, root) = extract("dockerroot-02-after-build");
     let layer = layer_dirs(&root)[0].clone();
     replace_with_symlink(&layer.join("diff"), &canary.path().join("secret"));
@@ -221,7 +180,7 @@ fn outside_content_is_never_printed() {
 
 #[test]
 fn fifos_and_devices_never_hang() {
-    let canary = Canary::new();
+    let canary = Canary::new().expect("canary");
     let (_g, root) = extract("dockerroot-02-after-build");
     fifo(&root.join("image/vfs/repositories.json"));
     every_command(&root, &canary);
@@ -248,7 +207,7 @@ fn fifos_and_devices_never_hang() {
 
 #[test]
 fn sparse_files_never_exhaust_memory() {
-    let canary = Canary::new();
+    let canary = Canary::new().expect("canary");
     let (_g, root) = extract("dockerroot-02-after-build");
     let sparse = |p: &Path| {
         fs::File::create(p)
