@@ -14,9 +14,6 @@ use layer_store::{LayerStore, NullDriver, OpenError, SkipReason, VfsDriver};
 
 use test_dockerd::canary::{Canary, SECRET};
 
-/// A directory outside the store: its entries' names, modes, sizes and times are compared
-/// before and after.
-
 /// A store with two layers; returns its layerdb path and the first layer's cache ID.
 fn store_with_layers() -> (tempfile::TempDir, PathBuf, String) {
     let (tmp, store) = fresh();
