@@ -694,22 +694,9 @@ fn child_layers_start_from_a_faithful_copy_of_the_parent() {
 }
 
 fn get_xattr(p: &Path, name: &str) -> Option<Vec<u8>> {
-    let path = std::ffi::CString::new(p.as_os_str().as_bytes()).expect("path");
-    let name = std::ffi::CString::new(name).expect("name");
     let mut buf = vec![0u8; 256];
-    // SAFETY: valid NUL-terminated strings and a buffer of the given length.
-    let n = unsafe {
-        libc::lgetxattr(
-            path.as_ptr(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    if n < 0 {
-        return None;
-    }
-    buf.truncate(n as usize);
+    let n = rustix::fs::lgetxattr(p, name, &mut buf[..]).ok()?;
+    buf.truncate(n);
     Some(buf)
 }
 
