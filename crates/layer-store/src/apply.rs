@@ -1189,4 +1189,64 @@ mod tests {
         assert!(open_member(root, b"l").is_err(), "final symlink");
         assert!(open_member(root, b"../d/f").is_err());
     }
+
+    /// A tree deeper than the descriptor window, with files, a symlink out and kept paths.
+    fn deep_tree(root: &Path, depth: usize) -> PathBuf {
+        let mut p = root.to_path_buf();
+        for i in 0..depth {
+            p.push("d");
+            fs::create_dir(&p).expect("mkdir");
+            fs::write(p.join(format!("f{i}")), b"x").expect("write");
+        }
+        std::os::unix::fs::symlink("/", p.join("up")).expect("symlink");
+        p
+    }
+
+    #[test]
+    fn clearing_deep_trees_keeps_few_descriptors_open_and_never_follows_symlinks() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let outside = tmp.path().join("outside");
+        fs::create_dir(&outside).expect("outside");
+        fs::write(outside.join("canary"), b"c").expect("canary");
+        let root = tmp.path().join("root");
+        fs::create_dir(&root).expect("root");
+        let depth = 4 * WALK_FDS + 5;
+        deep_tree(&root, depth);
+        std::os::unix::fs::symlink(&outside, root.join("d/out")).expect("symlink");
+        // Keep every directory `d` and the file f3 (a directory kept like an opaque
+        // directory's unpacked entries); remove everything else.
+        let mut tree = Tree::open(&root).expect("tree");
+        let open_fds = || fs::read_dir("/proc/self/fd").map_or(0, |rd| rd.count());
+        let baseline = open_fds();
+        let most = std::cell::Cell::new(0);
+        let keep = |p: &[u8]| {
+            most.set(most.get().max(open_fds()));
+            p.split(|&b| b == b'/').all(|c| c == b"d") || p.ends_with(b"/f3")
+        };
+        clear_dir(tree.root_fd.as_fd(), b"", &keep).expect("clear");
+        // Other tests run meanwhile: allow some slack, far below one descriptor a level.
+        assert!(
+            most.get() < baseline + WALK_FDS + 48,
+            "{} descriptors open (baseline {baseline})",
+            most.get()
+        );
+        let mut p = root.clone();
+        for i in 0..depth {
+            p.push("d");
+            assert!(p.is_dir());
+            assert_eq!(p.join(format!("f{i}")).exists(), i == 3, "f{i}");
+        }
+        assert!(fs::symlink_metadata(p.join("up")).is_err());
+        assert!(fs::symlink_metadata(root.join("d/out")).is_err());
+        // Now remove it all.
+        let root_fd = tree.root_fd.clone();
+        assert_eq!(
+            remove_all_at(root_fd.as_fd(), b"d", b"d").expect("remove"),
+            Some(FileType::Directory)
+        );
+        tree.removed_dir(b"d", false);
+        assert_eq!(fs::read_dir(&root).expect("root").count(), 0);
+        assert_eq!(fs::read(outside.join("canary")).expect("canary"), b"c");
+        assert!(tree.resolve_dir(&[b"d".to_vec()], false).is_err());
+    }
 }
