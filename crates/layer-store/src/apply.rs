@@ -8,14 +8,30 @@
 //! resolved *inside* the root, as they are in dockerd's chroot: an absolute target or `..`
 //! never leaves the root. The member itself is never followed (it is removed and recreated,
 //! and files are created with `O_NOFOLLOW | O_EXCL`).
+//!
+//! Every system call is made relative to a directory descriptor opened one component at a
+//! time with `O_NOFOLLOW | O_DIRECTORY` from the root's descriptor, so that neither a
+//! member of the layer nor a concurrent change can redirect a write through a symbolic link:
+//! symbolic links are read with `readlinkat` and resolved by this module, never by the
+//! kernel. Descriptors of recently used directories are kept (a bounded cache keyed by
+//! path), so applying a member costs the same at any depth. Whiteouts naming `.`, `..` or
+//! nothing, and whiteouts or opaque markers in a directory reached through a symbolic link,
+//! are refused. Directory times are restored at the end by reopening each directory the same
+//! way; a directory that is no longer one (replaced by a symbolic link, removed) is an error.
 
-use std::collections::{HashMap, HashSet};
-use std::ffi::{CString, OsStr, OsString};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustix::fs::{
+    AtFlags, CWD, Dir, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps, XattrFlags,
+};
+use rustix::io::Errno;
 
 use crate::content::header::{self, TarHeader, Timestamp};
 use crate::content::{ContentError, DiffStream};
@@ -27,6 +43,16 @@ const WHITEOUT_OPAQUE: &[u8] = b".wh..wh..opq";
 const WHITEOUT_LINK_DIR: &[u8] = b".wh..wh.plnk";
 const MAX_SYMLINKS: usize = 255;
 const COPY_BUF: usize = 1 << 20;
+/// Directory descriptors kept open by the cache of an [`Applier`].
+const DIR_CACHE: usize = 128;
+/// Directory descriptors kept open while clearing a tree; deeper, directories are reopened
+/// through `..` (and checked by device and inode).
+const WALK_FDS: usize = 32;
+
+/// `O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC`: a directory, never through a symlink.
+fn dir_flags() -> OFlags {
+    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
+}
 
 /// Splits a member name into its cleaned components relative to the root. An absolute name
 /// is taken relative to the root; a name that climbs above the root is refused.
@@ -51,77 +77,527 @@ fn os(c: &[u8]) -> &OsStr {
     OsStr::from_bytes(c)
 }
 
-fn cpath(p: &Path) -> io::Result<CString> {
-    CString::new(p.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+/// `a/b` for components `[a, b]`; empty for the root.
+fn join_bytes(comps: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(comps.iter().map(|c| c.len() + 1).sum());
+    for c in comps {
+        push_comp(&mut out, c);
+    }
+    out
 }
 
-/// Resolves `comps` under `root`, following symbolic links *inside* the root (like a chroot):
-/// absolute link targets restart at the root and `..` stops at the root. Components that do
-/// not exist are kept as they are.
-pub(crate) fn resolve_in_root(root: &Path, comps: &[Vec<u8>]) -> io::Result<PathBuf> {
-    let mut resolved: Vec<OsString> = Vec::new();
-    let mut queue: std::collections::VecDeque<Vec<u8>> = comps.iter().cloned().collect();
-    let mut links = 0;
-    let mut path = root.to_path_buf();
-    let mut missing = false;
-    while let Some(c) = queue.pop_front() {
-        if c.is_empty() || c == b"." {
-            continue;
+/// Appends a component to a relative path (`""` is the root).
+fn push_comp(path: &mut Vec<u8>, c: &[u8]) {
+    if !path.is_empty() {
+        path.push(b'/');
+    }
+    path.extend_from_slice(c);
+}
+
+/// Removes the last component of a relative path (`""` stays `""`).
+fn pop_comp(path: &mut Vec<u8>) {
+    let cut = path.iter().rposition(|&b| b == b'/').unwrap_or(0);
+    path.truncate(cut);
+}
+
+fn errno_io(e: Errno) -> io::Error {
+    io::Error::from(e)
+}
+
+fn ctx(e: Errno, what: impl std::fmt::Display) -> io::Error {
+    let io = io::Error::from(e);
+    io::Error::new(io.kind(), format!("{what}: {io}"))
+}
+
+/// Opens the directory `name` of `dir` without following a symbolic link.
+fn open_dir_at(dir: BorrowedFd<'_>, name: &[u8]) -> Result<OwnedFd, Errno> {
+    rustix::fs::openat(dir, os(name), dir_flags(), Mode::empty())
+}
+
+fn same_file(a: &rustix::fs::Stat, b: &rustix::fs::Stat) -> bool {
+    a.st_dev == b.st_dev && a.st_ino == b.st_ino
+}
+
+fn file_type(st: &rustix::fs::Stat) -> FileType {
+    FileType::from_raw_mode(st.st_mode)
+}
+
+/// The kind of an entry of `dir`, without following it; `None` when it does not exist.
+fn lstat_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Option<rustix::fs::Stat>> {
+    match rustix::fs::statat(dir, os(name), AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(st)),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => Err(errno_io(e)),
+    }
+}
+
+/// A directory of the tree: its path relative to the root with no symbolic link in it, and
+/// a descriptor.
+#[derive(Debug, Clone)]
+struct DirRef {
+    real: Vec<u8>,
+    fd: Arc<OwnedFd>,
+    /// Whether resolving the member's path crossed a symbolic link.
+    via_symlink: bool,
+}
+
+#[derive(Debug)]
+struct CacheEntry {
+    /// The real path when the key (a member path) crossed a symbolic link.
+    real: Option<Vec<u8>>,
+    fd: Arc<OwnedFd>,
+    used: u64,
+}
+
+/// A tree rooted at a directory descriptor, with the descriptors of recently used
+/// directories. Keys are member paths (relative, cleaned); an entry without `real` is a
+/// directory at that very path (no symbolic link on the way).
+#[derive(Debug)]
+struct Tree {
+    root: PathBuf,
+    root_fd: Arc<OwnedFd>,
+    cache: HashMap<Vec<u8>, CacheEntry>,
+    tick: u64,
+}
+
+/// How a component of a path being resolved came about.
+enum Step {
+    /// Component `i` of the member path.
+    Member(usize),
+    /// A component of a symbolic link's target.
+    Link(Vec<u8>),
+    /// Member components `..i` are resolved: cache the result.
+    Mark(usize),
+}
+
+impl Tree {
+    fn open(root: &Path) -> io::Result<Tree> {
+        let fd = rustix::fs::open(
+            root,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno_io)?;
+        Ok(Tree {
+            root: root.to_path_buf(),
+            root_fd: Arc::new(fd),
+            cache: HashMap::new(),
+            tick: 0,
+        })
+    }
+
+    fn root_ref(&self) -> DirRef {
+        DirRef {
+            real: Vec::new(),
+            fd: self.root_fd.clone(),
+            via_symlink: false,
         }
-        if c == b".." {
-            resolved.pop();
-            path = root.to_path_buf();
-            path.extend(&resolved);
-            missing = false;
-            continue;
+    }
+
+    /// The path of `rel` for messages.
+    fn display(&self, rel: &[u8]) -> PathBuf {
+        if rel.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(os(rel))
         }
-        let candidate = path.join(os(&c));
-        if !missing {
-            match fs::symlink_metadata(&candidate) {
-                Ok(m) if m.file_type().is_symlink() => {
+    }
+
+    fn get(&mut self, key: &[u8]) -> Option<DirRef> {
+        self.tick += 1;
+        let tick = self.tick;
+        let e = self.cache.get_mut(key)?;
+        e.used = tick;
+        Some(DirRef {
+            real: e.real.clone().unwrap_or_else(|| key.to_vec()),
+            fd: e.fd.clone(),
+            via_symlink: e.real.is_some(),
+        })
+    }
+
+    /// The cached directory at real path `real` (not one reached through a symlink).
+    fn get_real(&mut self, real: &[u8]) -> Option<Arc<OwnedFd>> {
+        if real.is_empty() {
+            return Some(self.root_fd.clone());
+        }
+        self.tick += 1;
+        let tick = self.tick;
+        let e = self.cache.get_mut(real)?;
+        if e.real.is_some() {
+            return None;
+        }
+        e.used = tick;
+        Some(e.fd.clone())
+    }
+
+    fn insert(&mut self, key: Vec<u8>, real: Option<Vec<u8>>, fd: Arc<OwnedFd>) {
+        if key.is_empty() {
+            return;
+        }
+        if self.cache.len() >= DIR_CACHE && !self.cache.contains_key(&key) {
+            let oldest = self
+                .cache
+                .iter()
+                .min_by_key(|(_, e)| e.used)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                self.cache.remove(&k);
+            }
+        }
+        self.tick += 1;
+        self.cache.insert(
+            key,
+            CacheEntry {
+                real,
+                fd,
+                used: self.tick,
+            },
+        );
+    }
+
+    /// Forgets what a removal of the directory at `real` (or of everything in it when
+    /// `contents_only`) may have made stale: directories under it and every path resolved
+    /// through a symbolic link.
+    fn removed_dir(&mut self, real: &[u8], contents_only: bool) {
+        self.cache.retain(|k, e| {
+            if e.real.is_some() {
+                return false;
+            }
+            let under =
+                real.is_empty() || (k.starts_with(real) && k.get(real.len()) == Some(&b'/'));
+            !(under || (!contents_only && k == real))
+        });
+    }
+
+    /// Forgets every path resolved through a symbolic link (one was removed).
+    fn removed_symlink(&mut self) {
+        self.cache.retain(|_, e| e.real.is_none());
+    }
+
+    /// Opens the directory at real path `real` (no symbolic link in it), one component at a
+    /// time from the nearest cached ancestor, never following a symbolic link.
+    fn dir_by_real(&mut self, real: &[u8]) -> io::Result<Arc<OwnedFd>> {
+        if let Some(fd) = self.get_real(real) {
+            return Ok(fd);
+        }
+        // The nearest cached ancestor.
+        let mut cut = real.len();
+        let (mut fd, mut pos) = loop {
+            cut = real[..cut].iter().rposition(|&b| b == b'/').unwrap_or(0);
+            if let Some(fd) = self.get_real(&real[..cut]) {
+                break (fd, cut);
+            }
+        };
+        while pos < real.len() {
+            let start = if pos == 0 { 0 } else { pos + 1 };
+            let end = real[start..]
+                .iter()
+                .position(|&b| b == b'/')
+                .map_or(real.len(), |i| start + i);
+            let next = open_dir_at(fd.as_fd(), &real[start..end]).map_err(|e| match e {
+                Errno::LOOP | Errno::NOTDIR => ctx(
+                    Errno::NOTDIR,
+                    format!(
+                        "{} is no longer a directory",
+                        self.display(&real[..end]).display()
+                    ),
+                ),
+                e => ctx(e, self.display(&real[..end]).display()),
+            })?;
+            fd = Arc::new(next);
+            self.insert(real[..end].to_vec(), None, fd.clone());
+            pos = end;
+        }
+        Ok(fd)
+    }
+
+    /// Resolves the directory `comps` (member components) inside the root, following
+    /// symbolic links as in a chroot: an absolute target restarts at the root, `..` stops at
+    /// the root. With `create`, missing member components are created (mode 0755, like
+    /// dockerd's `MkdirAll`); a missing directory named by a symbolic link is an error, as
+    /// in dockerd.
+    fn resolve_dir(&mut self, comps: &[Vec<u8>], create: bool) -> io::Result<DirRef> {
+        let key = join_bytes(comps);
+        if comps.is_empty() {
+            return Ok(self.root_ref());
+        }
+        if let Some(d) = self.get(&key) {
+            return Ok(d);
+        }
+        // The longest cached prefix of the member path.
+        let mut ends = Vec::with_capacity(comps.len());
+        let mut n = 0;
+        for (i, c) in comps.iter().enumerate() {
+            n += c.len() + usize::from(i > 0);
+            ends.push(n);
+        }
+        let mut start = 0;
+        let mut cur = self.root_ref();
+        for k in (1..comps.len()).rev() {
+            if let Some(d) = self.get(&key[..ends[k - 1]]) {
+                cur = d;
+                start = k;
+                break;
+            }
+        }
+        let mut queue: VecDeque<Step> = VecDeque::new();
+        for i in start..comps.len() {
+            queue.push_back(Step::Member(i));
+            queue.push_back(Step::Mark(i + 1));
+        }
+        let mut links = 0;
+        while let Some(step) = queue.pop_front() {
+            let (c, from_link): (&[u8], bool) = match &step {
+                Step::Mark(i) => {
+                    if cur.via_symlink {
+                        self.insert(
+                            key[..ends[i - 1]].to_vec(),
+                            Some(cur.real.clone()),
+                            cur.fd.clone(),
+                        );
+                    }
+                    continue;
+                }
+                Step::Member(i) => (&comps[*i], false),
+                Step::Link(c) => (c, true),
+            };
+            if c.is_empty() || c == b"." {
+                continue;
+            }
+            if c == b".." {
+                if !cur.real.is_empty() {
+                    pop_comp(&mut cur.real);
+                    cur.fd = self.dir_by_real(&cur.real)?;
+                }
+                continue;
+            }
+            let mut child = cur.real.clone();
+            push_comp(&mut child, c);
+            if let Some(fd) = self.get_real(&child) {
+                cur.real = child;
+                cur.fd = fd;
+                continue;
+            }
+            match open_dir_at(cur.fd.as_fd(), c) {
+                Ok(fd) => {
+                    let fd = Arc::new(fd);
+                    self.insert(child.clone(), None, fd.clone());
+                    cur.real = child;
+                    cur.fd = fd;
+                }
+                Err(Errno::LOOP | Errno::NOTDIR) => {
+                    let target = match rustix::fs::readlinkat(cur.fd.as_fd(), os(c), Vec::new()) {
+                        Ok(t) => t.into_bytes(),
+                        Err(Errno::INVAL) => {
+                            return Err(ctx(
+                                Errno::NOTDIR,
+                                format!("{} is not a directory", self.display(&child).display()),
+                            ));
+                        }
+                        Err(e) => return Err(ctx(e, self.display(&child).display())),
+                    };
                     links += 1;
                     if links > MAX_SYMLINKS {
                         return Err(io::Error::new(
                             io::ErrorKind::InvalidInput,
-                            format!("too many symbolic links resolving {}", candidate.display()),
+                            format!(
+                                "too many symbolic links resolving {}",
+                                self.display(&key).display()
+                            ),
                         ));
                     }
-                    let target = fs::read_link(&candidate)?;
-                    let t = target.as_os_str().as_bytes();
-                    if t.starts_with(b"/") {
-                        resolved.clear();
-                        path = root.to_path_buf();
+                    cur.via_symlink = true;
+                    if target.starts_with(b"/") {
+                        cur.real.clear();
+                        cur.fd = self.root_fd.clone();
                     }
-                    for part in t.split(|&b| b == b'/').rev() {
-                        queue.push_front(part.to_vec());
+                    for part in target.split(|&b| b == b'/').rev() {
+                        queue.push_front(Step::Link(part.to_vec()));
                     }
-                    continue;
                 }
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => missing = true,
-                Err(e) => return Err(e),
+                Err(Errno::NOENT) if create && !from_link => {
+                    rustix::fs::mkdirat(cur.fd.as_fd(), os(c), Mode::from_raw_mode(0o755))
+                        .map_err(|e| {
+                            ctx(
+                                e,
+                                format!("create directory {}", self.display(&child).display()),
+                            )
+                        })?;
+                    let fd = open_dir_at(cur.fd.as_fd(), c)
+                        .map_err(|e| ctx(e, self.display(&child).display()))?;
+                    rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o755))
+                        .map_err(|e| ctx(e, format!("chmod {}", self.display(&child).display())))?;
+                    let fd = Arc::new(fd);
+                    self.insert(child.clone(), None, fd.clone());
+                    cur.real = child;
+                    cur.fd = fd;
+                }
+                Err(Errno::NOENT) if from_link => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!(
+                            "{} does not exist (a symbolic link to a missing directory)",
+                            self.display(&child).display()
+                        ),
+                    ));
+                }
+                Err(e) => return Err(ctx(e, self.display(&child).display())),
             }
         }
-        resolved.push(os(&c).to_os_string());
-        path = candidate;
-    }
-    Ok(path)
-}
-
-fn remove_all(p: &Path) -> io::Result<()> {
-    match fs::symlink_metadata(p) {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(p),
-        Ok(_) => fs::remove_file(p),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
+        Ok(cur)
     }
 }
 
-fn timespec(t: Timestamp) -> libc::timespec {
-    libc::timespec {
-        tv_sec: t.secs as libc::time_t,
-        tv_nsec: t.nanos as libc::c_long,
+/// A directory being cleared by [`clear_dir`].
+struct Level {
+    /// `None` while closed to bound the number of open descriptors.
+    dir: Option<Dir>,
+    stat: rustix::fs::Stat,
+    /// Its name in its parent (empty for the top).
+    name: Vec<u8>,
+    /// Length of the walk's path buffer for this level.
+    len: usize,
+    /// Removed entirely (not kept) once cleared.
+    remove: bool,
+    /// Kept entries already visited (a reopened directory is read from the start again).
+    seen: HashSet<Vec<u8>>,
+}
+
+fn level_fd(l: &Level) -> io::Result<BorrowedFd<'_>> {
+    match &l.dir {
+        Some(d) => d.fd().map_err(errno_io),
+        None => Err(io::Error::other("directory closed")),
+    }
+}
+
+/// Clears the directory open as `top` (at relative path `top_path`): every entry for which
+/// `keep(path)` is false is removed with everything under it, kept directories are cleared
+/// the same way (dockerd's opaque directories); with `keep` always false, this empties the
+/// directory. Never follows a symbolic link and holds at most [`WALK_FDS`] descriptors
+/// whatever the depth: deeper, a directory is reopened through `..` from its child and
+/// checked by device and inode.
+fn clear_dir(top: BorrowedFd<'_>, top_path: &[u8], keep: &dyn Fn(&[u8]) -> bool) -> io::Result<()> {
+    let stat = rustix::fs::fstat(top).map_err(errno_io)?;
+    let dir = Dir::read_from(top).map_err(errno_io)?;
+    let mut path = top_path.to_vec();
+    let mut stack = vec![Level {
+        dir: Some(dir),
+        stat,
+        name: Vec::new(),
+        len: path.len(),
+        remove: false,
+        seen: HashSet::new(),
+    }];
+    while let Some(level) = stack.last_mut() {
+        let Some(dir) = level.dir.as_mut() else {
+            return Err(io::Error::other("directory closed"));
+        };
+        let ent = match dir.read() {
+            Some(ent) => ent.map_err(errno_io)?,
+            None => {
+                // Cleared: remove it from its parent unless it is kept.
+                let Some(child) = stack.pop() else { break };
+                let Some(parent) = stack.last_mut() else {
+                    break;
+                };
+                if parent.dir.is_none() {
+                    let fd =
+                        rustix::fs::openat(level_fd(&child)?, "..", dir_flags(), Mode::empty())
+                            .map_err(errno_io)?;
+                    let st = rustix::fs::fstat(&fd).map_err(errno_io)?;
+                    if !same_file(&st, &parent.stat) {
+                        return Err(io::Error::other(format!(
+                            "{} was moved while being cleared",
+                            String::from_utf8_lossy(&path[..parent.len])
+                        )));
+                    }
+                    parent.dir = Some(Dir::new(fd).map_err(errno_io)?);
+                }
+                path.truncate(parent.len);
+                if child.remove {
+                    rustix::fs::unlinkat(level_fd(parent)?, os(&child.name), AtFlags::REMOVEDIR)
+                        .map_err(errno_io)?;
+                }
+                continue;
+            }
+        };
+        let name = ent.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        let name = name.to_vec();
+        path.truncate(level.len);
+        push_comp(&mut path, &name);
+        let kept = !level.remove && keep(&path);
+        if kept && !level.seen.insert(name.clone()) {
+            continue;
+        }
+        let fd = level_fd(level)?;
+        let is_dir = match ent.file_type() {
+            FileType::Directory => true,
+            FileType::Unknown => {
+                lstat_at(fd, &name)?.is_some_and(|st| file_type(&st) == FileType::Directory)
+            }
+            _ => false,
+        };
+        if !is_dir {
+            if !kept {
+                match rustix::fs::unlinkat(fd, os(&name), AtFlags::empty()) {
+                    Ok(()) | Err(Errno::NOENT) => {}
+                    Err(e) => return Err(errno_io(e)),
+                }
+            }
+            continue;
+        }
+        let child = open_dir_at(fd, &name).map_err(errno_io)?;
+        let stat = rustix::fs::fstat(&child).map_err(errno_io)?;
+        let remove = !kept;
+        let len = path.len();
+        stack.push(Level {
+            dir: Some(Dir::new(child).map_err(errno_io)?),
+            stat,
+            name,
+            len,
+            remove,
+            seen: HashSet::new(),
+        });
+        if stack.len() > WALK_FDS {
+            let i = stack.len() - WALK_FDS - 1;
+            stack[i].dir = None;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the entry `name` of `dir` and, if it is a directory, everything under it
+/// (without following symbolic links). Returns the kind removed, `None` if there was none.
+fn remove_all_at(dir: BorrowedFd<'_>, name: &[u8], path: &[u8]) -> io::Result<Option<FileType>> {
+    let Some(st) = lstat_at(dir, name)? else {
+        return Ok(None);
+    };
+    let kind = file_type(&st);
+    if kind == FileType::Directory {
+        let fd = open_dir_at(dir, name).map_err(errno_io)?;
+        clear_dir(fd.as_fd(), path, &|_| false)?;
+        drop(fd);
+        rustix::fs::unlinkat(dir, os(name), AtFlags::REMOVEDIR).map_err(errno_io)?;
+    } else {
+        rustix::fs::unlinkat(dir, os(name), AtFlags::empty()).map_err(errno_io)?;
+    }
+    Ok(Some(kind))
+}
+
+fn timespec(t: Timestamp) -> Timespec {
+    Timespec {
+        tv_sec: t.secs,
+        tv_nsec: i64::from(t.nanos),
+    }
+}
+
+fn timestamps(atime: Timestamp, mtime: Timestamp) -> Timestamps {
+    Timestamps {
+        last_access: timespec(atime),
+        last_modification: timespec(mtime),
     }
 }
 
@@ -135,88 +611,99 @@ fn clamp(t: Timestamp) -> Timestamp {
     }
 }
 
-pub(crate) fn set_times(
-    p: &Path,
-    atime: Timestamp,
-    mtime: Timestamp,
-    nofollow: bool,
-) -> io::Result<()> {
-    let c = cpath(p)?;
-    let ts = [timespec(atime), timespec(mtime)];
-    let flags = if nofollow {
-        libc::AT_SYMLINK_NOFOLLOW
-    } else {
-        0
-    };
-    // SAFETY: `c` is a valid NUL-terminated path and `ts` points to two timespecs.
-    let r = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ts.as_ptr(), flags) };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+/// `/proc/self/fd/<fd>`, through which a descriptor (even an `O_PATH` one) can be used by
+/// calls that take a path.
+fn proc_fd_path(fd: BorrowedFd<'_>) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
-pub(crate) fn lchown(p: &Path, uid: i64, gid: i64) -> io::Result<()> {
-    let c = cpath(p)?;
-    // SAFETY: `c` is a valid NUL-terminated path.
-    let r = unsafe { libc::lchown(c.as_ptr(), uid as libc::uid_t, gid as libc::gid_t) };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
+/// Sets the mode of the entry `name` of `dir`, which must not be a symbolic link: through an
+/// `O_PATH | O_NOFOLLOW` descriptor of it (`chmod` on `/proc/self/fd/N`), or, without
+/// `/proc`, by name after checking it is not a symbolic link.
+pub(crate) fn chmod_at(dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> io::Result<()> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(errno_io)?;
+    let st = rustix::fs::fstat(&fd).map_err(errno_io)?;
+    if file_type(&st) == FileType::Symlink {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "cannot change the mode of a symbolic link",
+        ));
     }
-    Ok(())
+    let mode = Mode::from_raw_mode(mode);
+    match rustix::fs::chmodat(CWD, proc_fd_path(fd.as_fd()), mode, AtFlags::empty()) {
+        Err(Errno::NOENT) if !Path::new("/proc/self/fd").exists() => {
+            rustix::fs::chmodat(dir, name, mode, AtFlags::empty()).map_err(errno_io)
+        }
+        r => r.map_err(errno_io),
+    }
 }
 
-/// Sets one extended attribute; `Ok(false)` when the file system refuses it (ENOTSUP,
+/// Sets one extended attribute on the entry `name` of `dir` without following it (through
+/// `/proc/self/fd/<dir>/<name>`); `Ok(false)` when the file system refuses it (ENOTSUP,
 /// EPERM), which dockerd ignores.
-pub(crate) fn lsetxattr(p: &Path, name: &[u8], value: &[u8]) -> io::Result<bool> {
-    let c = cpath(p)?;
-    let n = CString::new(name)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "xattr name contains NUL"))?;
-    // SAFETY: valid NUL-terminated strings; `value` is a valid buffer of its length.
-    let r = unsafe {
-        libc::lsetxattr(
-            c.as_ptr(),
-            n.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    if r != 0 {
-        let e = io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(libc::ENOTSUP) | Some(libc::EPERM) => Ok(false),
-            _ => Err(e),
-        };
-    }
-    Ok(true)
+pub(crate) fn lsetxattr_at(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    key: &[u8],
+    value: &[u8],
+) -> io::Result<bool> {
+    let p = proc_fd_path(dir).join(name);
+    xattr_result(rustix::fs::lsetxattr(
+        p,
+        os(key),
+        value,
+        XattrFlags::empty(),
+    ))
 }
 
-pub(crate) fn mknod(p: &Path, mode: u32, major: i64, minor: i64) -> io::Result<()> {
-    let c = cpath(p)?;
-    let dev = libc::makedev(major as u32, minor as u32);
-    // SAFETY: `c` is a valid NUL-terminated path.
-    let r = unsafe { libc::mknod(c.as_ptr(), mode as libc::mode_t, dev) };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
+/// Sets one extended attribute on an open file or directory; see [`lsetxattr_at`].
+pub(crate) fn fsetxattr(fd: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> io::Result<bool> {
+    xattr_result(rustix::fs::fsetxattr(
+        fd,
+        os(key),
+        value,
+        XattrFlags::empty(),
+    ))
+}
+
+fn xattr_result(r: Result<(), Errno>) -> io::Result<bool> {
+    match r {
+        Ok(()) => Ok(true),
+        Err(Errno::NOTSUP | Errno::PERM) => Ok(false),
+        Err(e) => Err(errno_io(e)),
     }
-    Ok(())
 }
 
 pub(crate) fn is_root_user() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }
 
 /// Applies members to a root directory; see the [module docs](self).
 #[derive(Debug)]
 pub struct Applier {
     root: PathBuf,
-    unpacked: HashSet<PathBuf>,
-    dirs: Vec<(PathBuf, Option<Timestamp>, Timestamp)>,
-    parents: HashMap<Vec<Vec<u8>>, PathBuf>,
+    /// Opened on first use.
+    tree: Option<Tree>,
+    /// Real paths (relative to the root) of the entries this layer created.
+    unpacked: HashSet<Vec<u8>>,
+    /// Directories whose times are set again at the end: real path, atime, mtime.
+    dirs: Vec<(Vec<u8>, Option<Timestamp>, Timestamp)>,
     buf: Vec<u8>,
     as_root: bool,
+}
+
+/// A file or directory just created, for setting its metadata.
+enum Created {
+    /// An open regular file or directory.
+    Fd(OwnedFd),
+    /// Anything else, by name in its (open) parent directory.
+    Entry,
 }
 
 impl Applier {
@@ -224,117 +711,28 @@ impl Applier {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Applier {
             root: root.into(),
+            tree: None,
             unpacked: HashSet::new(),
             dirs: Vec::new(),
-            parents: HashMap::new(),
             buf: Vec::new(),
             as_root: is_root_user(),
         }
     }
 
-    /// Resolves (and creates, like dockerd's `MkdirAll(parent, 0755)`) the parent directory
-    /// of a member.
-    fn parent_dir(&mut self, comps: &[Vec<u8>], create: bool) -> Result<PathBuf, ContentError> {
-        if let Some(p) = self.parents.get(comps) {
-            return Ok(p.clone());
+    fn tree(&mut self) -> Result<&mut Tree, ContentError> {
+        if self.tree.is_none() {
+            let t =
+                Tree::open(&self.root).map_err(|e| ContentError::apply("open", &self.root, e))?;
+            self.tree = Some(t);
         }
-        let p = resolve_in_root(&self.root, comps)
-            .map_err(|e| ContentError::apply("resolve", self.root.join(join(comps)), e))?;
-        if create {
-            match fs::symlink_metadata(&p) {
-                Ok(m) if m.is_dir() => {}
-                Ok(_) => {
-                    return Err(ContentError::apply(
-                        "use as a directory",
-                        p,
-                        io::Error::from_raw_os_error(libc::ENOTDIR),
-                    ));
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    // dockerd creates a missing parent only if the parent itself is missing,
-                    // not when it is a symbolic link to nowhere.
-                    if let Some((last, init)) = comps.split_last() {
-                        let pp = resolve_in_root(&self.root, init).map_err(|e| {
-                            ContentError::apply("resolve", self.root.join(join(init)), e)
-                        })?;
-                        let lp = pp.join(os(last));
-                        if fs::symlink_metadata(&lp).is_ok_and(|m| m.file_type().is_symlink()) {
-                            return Err(ContentError::apply(
-                                "use as a directory",
-                                lp,
-                                io::Error::new(
-                                    io::ErrorKind::NotFound,
-                                    "symbolic link to a missing directory",
-                                ),
-                            ));
-                        }
-                    }
-                    self.mkdir_all(&p)?
-                }
-                Err(e) => return Err(ContentError::apply("stat", p, e)),
-            }
-            self.parents.insert(comps.to_vec(), p.clone());
+        match self.tree.as_mut() {
+            Some(t) => Ok(t),
+            None => Err(ContentError::apply(
+                "open",
+                &self.root,
+                io::Error::other("layer root not open"),
+            )),
         }
-        Ok(p)
-    }
-
-    fn mkdir_all(&self, p: &Path) -> Result<(), ContentError> {
-        let rel = p.strip_prefix(&self.root).unwrap_or(p);
-        let mut cur = self.root.clone();
-        for c in rel.components() {
-            cur.push(c);
-            match fs::symlink_metadata(&cur) {
-                Ok(m) if m.is_dir() => continue,
-                Ok(_) => {
-                    return Err(ContentError::apply(
-                        "create directory",
-                        cur,
-                        io::Error::from_raw_os_error(libc::ENOTDIR),
-                    ));
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    fs::create_dir(&cur)
-                        .map_err(|e| ContentError::apply("create directory", &cur, e))?;
-                    fs::set_permissions(&cur, fs::Permissions::from_mode(0o755))
-                        .map_err(|e| ContentError::apply("chmod", &cur, e))?;
-                }
-                Err(e) => return Err(ContentError::apply("stat", cur, e)),
-            }
-        }
-        Ok(())
-    }
-
-    fn invalidate(&mut self) {
-        self.parents.clear();
-    }
-
-    fn remove_all(&mut self, p: &Path) -> Result<(), ContentError> {
-        self.invalidate();
-        remove_all(p).map_err(|e| ContentError::apply("remove", p, e))
-    }
-
-    /// Removes everything under `dir` that this layer did not create.
-    fn opaque(&mut self, dir: &Path) -> Result<(), ContentError> {
-        let rd = match fs::read_dir(dir) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(ContentError::apply("read directory", dir, e)),
-        };
-        let mut children = Vec::new();
-        for ent in rd {
-            let ent = ent.map_err(|e| ContentError::apply("read directory", dir, e))?;
-            children.push(ent.path());
-        }
-        for child in children {
-            if self.unpacked.contains(&child) {
-                if fs::symlink_metadata(&child).is_ok_and(|m| m.is_dir()) {
-                    self.opaque(&child)?;
-                }
-            } else {
-                self.remove_all(&child)?;
-            }
-        }
-        Ok(())
     }
 
     /// Applies one member; `content` yields its data (for regular files).
@@ -344,12 +742,28 @@ impl Applier {
 
     fn apply_from(&mut self, h: &TarHeader, content: Source<'_, '_>) -> Result<(), ContentError> {
         let comps = member_components(&h.name)?;
-        // dockerd makes sure the parent exists first, for every member.
+        let member_path = self.root.join(os(&join_bytes(&comps)));
         let (parent_comps, base) = match comps.split_last() {
-            Some((b, p)) => (p.to_vec(), Some(b.clone())),
-            None => (Vec::new(), None),
+            Some((b, p)) => (p, Some(b.clone())),
+            None => (&comps[..0], None),
         };
-        let parent = self.parent_dir(&parent_comps, true)?;
+        if let Some(orig) = base
+            .as_deref()
+            .and_then(|b| b.strip_prefix(WHITEOUT_PREFIX))
+            && base.as_deref() != Some(WHITEOUT_OPAQUE)
+            && !comps[0].starts_with(WHITEOUT_META_PREFIX)
+            && (orig.is_empty() || orig == b"." || orig == b"..")
+        {
+            return Err(ContentError::Breakout {
+                name: h.name.clone(),
+                reason: format!("a whiteout cannot name {:?}", String::from_utf8_lossy(orig)),
+            });
+        }
+        // dockerd makes sure the parent exists first, for every member.
+        let tree = self.tree()?;
+        let parent = tree
+            .resolve_dir(parent_comps, true)
+            .map_err(|e| ContentError::apply("resolve the directory of", &member_path, e))?;
         if comps
             .first()
             .is_some_and(|c| c.starts_with(WHITEOUT_META_PREFIX))
@@ -371,60 +785,116 @@ impl Applier {
                     reason: "a non-directory member cannot replace the layer root".into(),
                 });
             }
-            let root = self.root.clone();
-            self.create(h, &root, content)?;
-            self.dirs.push((root.clone(), h.atime, h.mtime));
-            self.unpacked.insert(root);
+            let fd = rustix::fs::openat(&*parent.fd, ".", dir_flags(), Mode::empty())
+                .map_err(|e| ContentError::apply("open", &member_path, errno_io(e)))?;
+            self.set_meta(h, &parent, None, Created::Fd(fd), false, &member_path)?;
+            self.dirs.push((Vec::new(), h.atime, h.mtime));
+            self.unpacked.insert(Vec::new());
             return Ok(());
         };
-        let path = parent.join(os(&base));
+        let mut real = parent.real.clone();
+        push_comp(&mut real, &base);
         if let Some(orig) = base.strip_prefix(WHITEOUT_PREFIX) {
+            if parent.via_symlink {
+                return Err(ContentError::Breakout {
+                    name: h.name.clone(),
+                    reason: "a whiteout in a directory reached through a symbolic link".into(),
+                });
+            }
             if base == WHITEOUT_OPAQUE {
-                fs::symlink_metadata(&parent)
-                    .map_err(|e| ContentError::apply("stat", &parent, e))?;
-                self.opaque(&parent)?;
+                let unpacked = &self.unpacked;
+                let r = clear_dir(parent.fd.as_fd(), &parent.real, &|p| unpacked.contains(p));
+                self.tree()?.removed_dir(&parent.real, true);
+                r.map_err(|e| ContentError::apply("clear opaque directory", &member_path, e))?;
             } else {
-                let target = parent.join(os(orig));
-                self.remove_all(&target)?;
+                let mut target = parent.real.clone();
+                push_comp(&mut target, orig);
+                self.remove(&parent, orig, &target, &member_path)?;
             }
             return Ok(());
         }
-        if let Ok(m) = fs::symlink_metadata(&path)
-            && !(m.is_dir() && h.typeflag == header::TYPE_DIR)
+        let existing = lstat_at(parent.fd.as_fd(), &base)
+            .map_err(|e| ContentError::apply("stat", &member_path, e))?;
+        if let Some(st) = existing
+            && !(file_type(&st) == FileType::Directory && h.typeflag == header::TYPE_DIR)
         {
-            self.remove_all(&path)?;
+            self.remove(&parent, &base, &real, &member_path)?;
         }
-        self.create(h, &path, content)?;
+        self.create(h, &parent, &base, &real, content, &member_path)?;
         if h.typeflag == header::TYPE_DIR {
-            self.dirs.push((path.clone(), h.atime, h.mtime));
+            self.dirs.push((real.clone(), h.atime, h.mtime));
         }
-        self.unpacked.insert(path);
+        self.unpacked.insert(real);
+        Ok(())
+    }
+
+    /// Removes `name` of `parent` (real path `real`) with everything under it.
+    fn remove(
+        &mut self,
+        parent: &DirRef,
+        name: &[u8],
+        real: &[u8],
+        member_path: &Path,
+    ) -> Result<(), ContentError> {
+        let removed = remove_all_at(parent.fd.as_fd(), name, real)
+            .map_err(|e| ContentError::apply("remove", self.root.join(os(real)), e));
+        let tree = self.tree()?;
+        match removed {
+            Ok(Some(FileType::Directory)) => tree.removed_dir(real, false),
+            Ok(Some(FileType::Symlink)) => tree.removed_symlink(),
+            Ok(_) => {}
+            Err(e) => {
+                // Something may have gone: forget it all.
+                tree.removed_dir(b"", true);
+                tracing::debug!(member = %member_path.display(), "removal failed");
+                return Err(e);
+            }
+        }
         Ok(())
     }
 
     fn create(
         &mut self,
         h: &TarHeader,
-        path: &Path,
+        parent: &DirRef,
+        base: &[u8],
+        real: &[u8],
         content: Source<'_, '_>,
+        path: &Path,
     ) -> Result<(), ContentError> {
         let mode = (h.mode & 0o7777) as u32;
-        let mut link_target: Option<PathBuf> = None;
-        match h.typeflag {
+        let dir = parent.fd.as_fd();
+        let name = os(base);
+        let mut link_is_symlink = false;
+        let created = match h.typeflag {
             header::TYPE_DIR => {
-                if !fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
-                    fs::create_dir(path)
-                        .map_err(|e| ContentError::apply("create directory", path, e))?;
+                match rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o700)) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => {
+                        return Err(ContentError::apply("create directory", path, errno_io(e)));
+                    }
                 }
+                let fd = open_dir_at(dir, base)
+                    .map_err(|e| ContentError::apply("open directory", path, errno_io(e)))?;
+                let fd = Arc::new(fd);
+                self.tree()?.insert(real.to_vec(), None, fd.clone());
+                let dup = rustix::fs::openat(&*fd, ".", dir_flags(), Mode::empty())
+                    .map_err(|e| ContentError::apply("open directory", path, errno_io(e)))?;
+                Created::Fd(dup)
             }
             header::TYPE_REG => {
-                let mut f = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(path)
-                    .map_err(|e| ContentError::apply("create file", path, e))?;
+                let fd = rustix::fs::openat(
+                    dir,
+                    name,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+                .map_err(|e| ContentError::apply("create file", path, errno_io(e)))?;
+                let mut f = fs::File::from(fd);
                 match content {
                     Source::Diff(d) => {
                         d.copy_content(|b| {
@@ -434,20 +904,24 @@ impl Applier {
                     }
                     Source::Read(r) => self.copy_from_reader(r, &mut f, path)?,
                 }
+                Created::Fd(OwnedFd::from(f))
             }
             header::TYPE_BLOCK | header::TYPE_CHAR | header::TYPE_FIFO => {
                 let kind = match h.typeflag {
-                    header::TYPE_BLOCK => libc::S_IFBLK,
-                    header::TYPE_CHAR => libc::S_IFCHR,
-                    _ => libc::S_IFIFO,
+                    header::TYPE_BLOCK => FileType::BlockDevice,
+                    header::TYPE_CHAR => FileType::CharacterDevice,
+                    _ => FileType::Fifo,
                 };
-                if let Err(e) = mknod(path, mode | kind, h.devmajor, h.devminor) {
+                let dev = rustix::fs::makedev(h.devmajor as u32, h.devminor as u32);
+                if let Err(e) = rustix::fs::mknodat(dir, name, kind, Mode::from_raw_mode(mode), dev)
+                {
                     if !self.as_root && h.typeflag != header::TYPE_FIFO {
                         tracing::warn!(path = %path.display(), error = %e, "cannot create device node without root; skipped");
                         return Ok(());
                     }
-                    return Err(ContentError::apply("create device node", path, e));
+                    return Err(ContentError::apply("create device node", path, errno_io(e)));
                 }
+                Created::Entry
             }
             header::TYPE_LINK => {
                 if clean_path(&h.linkname).starts_with(WHITEOUT_LINK_DIR) {
@@ -469,16 +943,22 @@ impl Applier {
                         reason: "hard link to the layer root".into(),
                     });
                 };
-                let tparent = self.parent_dir(pcomps, false)?;
-                let target = tparent.join(os(last));
-                fs::hard_link(&target, path)
-                    .map_err(|e| ContentError::apply("hard link", path, e))?;
-                link_target = Some(target);
+                let tparent = self
+                    .tree()?
+                    .resolve_dir(pcomps, false)
+                    .map_err(|e| ContentError::apply("resolve hard link target of", path, e))?;
+                rustix::fs::linkat(&*tparent.fd, os(last), dir, name, AtFlags::empty())
+                    .map_err(|e| ContentError::apply("hard link", path, errno_io(e)))?;
+                link_is_symlink = lstat_at(dir, base)
+                    .map_err(|e| ContentError::apply("stat", path, e))?
+                    .is_some_and(|st| file_type(&st) == FileType::Symlink);
+                Created::Entry
             }
             header::TYPE_SYMLINK => {
-                std::os::unix::fs::symlink(os(&h.linkname), path)
-                    .map_err(|e| ContentError::apply("create symlink", path, e))?;
-                self.invalidate();
+                rustix::fs::symlinkat(os(&h.linkname), dir, name)
+                    .map_err(|e| ContentError::apply("create symlink", path, errno_io(e)))?;
+                link_is_symlink = true;
+                Created::Entry
             }
             header::TYPE_XGLOBAL => return Ok(()),
             t => {
@@ -487,13 +967,53 @@ impl Applier {
                     what: format!("unhandled tar header type {t}"),
                 });
             }
-        }
+        };
+        self.set_meta(h, parent, Some(base), created, link_is_symlink, path)
+    }
+
+    /// Sets owner, extended attributes, mode and times of a member just created, in
+    /// dockerd's order (the mode after the owner, which may clear set-id bits). Symbolic
+    /// links (and hard links to them) keep their mode and get their times without being
+    /// followed.
+    fn set_meta(
+        &mut self,
+        h: &TarHeader,
+        parent: &DirRef,
+        base: Option<&[u8]>,
+        created: Created,
+        is_symlink: bool,
+        path: &Path,
+    ) -> Result<(), ContentError> {
+        let dir = parent.fd.as_fd();
+        let name = base.map(os);
+        let fd = match &created {
+            Created::Fd(fd) => Some(fd.as_fd()),
+            Created::Entry => None,
+        };
+        let entry = |what: &'static str| -> Result<&OsStr, ContentError> {
+            name.ok_or_else(|| ContentError::apply(what, path, io::Error::other("no entry name")))
+        };
         if self.as_root {
-            lchown(path, h.uid, h.gid).map_err(|e| ContentError::apply("lchown", path, e))?;
+            let (uid, gid) = (
+                Some(rustix::fs::Uid::from_raw(h.uid as u32)),
+                Some(rustix::fs::Gid::from_raw(h.gid as u32)),
+            );
+            match fd {
+                Some(fd) => rustix::fs::fchown(fd, uid, gid),
+                None => {
+                    rustix::fs::chownat(dir, entry("lchown")?, uid, gid, AtFlags::SYMLINK_NOFOLLOW)
+                }
+            }
+            .map_err(|e| ContentError::apply("lchown", path, errno_io(e)))?;
         }
         let mut ignored = Vec::new();
         for (k, v) in &h.xattrs {
-            if !lsetxattr(path, k, v).map_err(|e| ContentError::apply("set xattr on", path, e))? {
+            let set = match fd {
+                Some(fd) => fsetxattr(fd, k, v),
+                None => lsetxattr_at(dir, entry("set xattr on")?, k, v),
+            }
+            .map_err(|e| ContentError::apply("set xattr on", path, e))?;
+            if !set {
                 ignored.push(String::from_utf8_lossy(k).into_owned());
             }
         }
@@ -504,19 +1024,31 @@ impl Applier {
             Some(a) if (a.secs, a.nanos) >= (h.mtime.secs, h.mtime.nanos) => a,
             _ => h.mtime,
         };
-        let follow_ok = match (&link_target, h.typeflag) {
-            (_, header::TYPE_SYMLINK) => false,
-            (Some(t), _) => !fs::symlink_metadata(t).is_ok_and(|m| m.file_type().is_symlink()),
-            _ => true,
-        };
-        if follow_ok {
-            fs::set_permissions(path, fs::Permissions::from_mode(mode))
-                .map_err(|e| ContentError::apply("chmod", path, e))?;
-            set_times(path, clamp(atime), clamp(h.mtime), false)
-                .map_err(|e| ContentError::apply("set times on", path, e))?;
-        } else if h.typeflag == header::TYPE_SYMLINK {
-            set_times(path, atime, h.mtime, true)
-                .map_err(|e| ContentError::apply("set times on", path, e))?;
+        let mode = (h.mode & 0o7777) as u32;
+        if h.typeflag == header::TYPE_SYMLINK {
+            let n = entry("set times on")?;
+            rustix::fs::utimensat(
+                dir,
+                n,
+                &timestamps(atime, h.mtime),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| ContentError::apply("set times on", path, errno_io(e)))?;
+        } else if !is_symlink {
+            let ts = timestamps(clamp(atime), clamp(h.mtime));
+            match fd {
+                Some(fd) => {
+                    rustix::fs::fchmod(fd, Mode::from_raw_mode(mode))
+                        .map_err(|e| ContentError::apply("chmod", path, errno_io(e)))?;
+                    rustix::fs::futimens(fd, &ts)
+                }
+                None => {
+                    let n = entry("chmod")?;
+                    chmod_at(dir, n, mode).map_err(|e| ContentError::apply("chmod", path, e))?;
+                    rustix::fs::utimensat(dir, n, &ts, AtFlags::SYMLINK_NOFOLLOW)
+                }
+            }
+            .map_err(|e| ContentError::apply("set times on", path, errno_io(e)))?;
         }
         Ok(())
     }
@@ -548,42 +1080,35 @@ impl Applier {
     }
 
     /// Sets the directories' times (after their contents are written) and marks the root as
-    /// modified now, as dockerd's apply does.
-    pub fn finish(self) -> Result<(), ContentError> {
-        for (p, atime, mtime) in &self.dirs {
-            set_times(p, clamp(atime.unwrap_or_default()), clamp(*mtime), false)
-                .map_err(|e| ContentError::apply("set times on", p, e))?;
+    /// modified now, as dockerd's apply does. Each directory is reopened from the root one
+    /// component at a time without following symbolic links: one that is no longer a
+    /// directory is left alone and reported.
+    pub fn finish(mut self) -> Result<(), ContentError> {
+        let dirs = std::mem::take(&mut self.dirs);
+        let root = self.root.clone();
+        let tree = self.tree()?;
+        for (real, atime, mtime) in &dirs {
+            let path = root.join(os(real));
+            let fd = tree
+                .dir_by_real(real)
+                .map_err(|e| ContentError::apply("set times on", &path, e))?;
+            let ts = timestamps(clamp(atime.unwrap_or_default()), clamp(*mtime));
+            rustix::fs::futimens(&*fd, &ts)
+                .map_err(|e| ContentError::apply("set times on", &path, errno_io(e)))?;
         }
-        let c = cpath(&self.root).map_err(|e| ContentError::apply("touch", &self.root, e))?;
-        let ts = [
-            libc::timespec {
+        let now = Timestamps {
+            last_access: Timespec {
                 tv_sec: 0,
-                tv_nsec: libc::UTIME_OMIT,
+                tv_nsec: rustix::fs::UTIME_OMIT,
             },
-            libc::timespec {
+            last_modification: Timespec {
                 tv_sec: 0,
-                tv_nsec: libc::UTIME_NOW,
+                tv_nsec: rustix::fs::UTIME_NOW,
             },
-        ];
-        // SAFETY: valid path and two timespecs.
-        let r = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ts.as_ptr(), 0) };
-        if r != 0 {
-            return Err(ContentError::apply(
-                "touch",
-                &self.root,
-                io::Error::last_os_error(),
-            ));
-        }
-        Ok(())
+        };
+        rustix::fs::futimens(&*tree.root_fd, &now)
+            .map_err(|e| ContentError::apply("touch", &root, errno_io(e)))
     }
-}
-
-fn join(comps: &[Vec<u8>]) -> PathBuf {
-    let mut p = PathBuf::new();
-    for c in comps {
-        p.push(os(c));
-    }
-    p
 }
 
 /// Where a member's content comes from.
@@ -602,48 +1127,10 @@ pub fn apply_diff(root: &Path, diff: &mut DiffStream<'_>) -> Result<u64, Content
     Ok(diff.size())
 }
 
-/// `struct open_how` of `openat2(2)`.
-#[repr(C)]
-struct OpenHow {
-    flags: u64,
-    mode: u64,
-    resolve: u64,
-}
-
-/// Opens `rel` under `root` with the kernel resolving it as in a chroot of `root`
-/// (`openat2` with `RESOLVE_IN_ROOT`), never following the file itself.
-fn open_in_root(root: &Path, rel: &Path) -> io::Result<fs::File> {
-    use std::os::fd::{AsRawFd, FromRawFd};
-    let dir = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
-        .open(root)?;
-    let c = cpath(rel)?;
-    let how = OpenHow {
-        flags: (libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC) as u64,
-        mode: 0,
-        resolve: libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
-    };
-    // SAFETY: valid directory fd, NUL-terminated path, and a pointer to an `open_how` of the
-    // size passed.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir.as_raw_fd(),
-            c.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a new file descriptor that nothing else owns.
-    Ok(unsafe { fs::File::from_raw_fd(fd as libc::c_int) })
-}
-
 /// Opens the file `name` (a member name) of the tree at `root` for reading, resolving its
-/// parents inside the root and never following the file itself if it is a symbolic link.
+/// parents inside the root (as in a chroot) and never following the file itself if it is a
+/// symbolic link: with `openat2(RESOLVE_IN_ROOT)` where the kernel has it, else one
+/// component at a time like the [`Applier`].
 pub fn open_member(root: &Path, name: &[u8]) -> io::Result<fs::File> {
     let comps = member_components(name).map_err(io::Error::other)?;
     let Some((last, pcomps)) = comps.split_last() else {
@@ -652,25 +1139,27 @@ pub fn open_member(root: &Path, name: &[u8]) -> io::Result<fs::File> {
             "the layer root is not a file",
         ));
     };
-    match open_in_root(root, &join(&comps)) {
-        Ok(f) => return Ok(f),
-        // Kernels before 5.6 (or seccomp filters) lack openat2: resolve by hand.
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EPERM)) => {}
-        Err(e) => {
-            let p = root.join(join(&comps));
-            return Err(io::Error::new(
-                e.kind(),
-                format!("cannot open {}: {e}", p.display()),
-            ));
-        }
+    let p = root.join(os(&join_bytes(&comps)));
+    let fail = |e: io::Error| io::Error::new(e.kind(), format!("cannot open {}: {e}", p.display()));
+    let mut tree = Tree::open(root).map_err(fail)?;
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    match rustix::fs::openat2(
+        &*tree.root_fd,
+        os(&join_bytes(&comps)),
+        flags,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    ) {
+        Ok(fd) => return Ok(fs::File::from(fd)),
+        // Kernels before 5.6 (or seccomp filters) lack openat2; paths may be too long for
+        // it: resolve by hand.
+        Err(Errno::NOSYS | Errno::PERM | Errno::NAMETOOLONG | Errno::AGAIN) => {}
+        Err(e) => return Err(fail(errno_io(e))),
     }
-    let parent = resolve_in_root(root, pcomps)?;
-    let p = parent.join(os(last));
-    fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&p)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot open {}: {e}", p.display())))
+    let parent = tree.resolve_dir(pcomps, false).map_err(fail)?;
+    rustix::fs::openat(&*parent.fd, os(last), flags, Mode::empty())
+        .map(fs::File::from)
+        .map_err(|e| fail(errno_io(e)))
 }
 
 #[cfg(test)]
@@ -678,29 +1167,86 @@ mod tests {
     use super::*;
 
     #[test]
-    fn open_in_root_resolves_like_a_chroot() {
+    fn open_member_resolves_like_a_chroot() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = tmp.path();
         fs::create_dir(root.join("d")).expect("mkdir");
         fs::write(root.join("d/f"), b"inside").expect("write");
         std::os::unix::fs::symlink("/", root.join("d/up")).expect("symlink");
         std::os::unix::fs::symlink("../../../../d/f", root.join("l")).expect("symlink");
-        match open_in_root(root, Path::new("d/up/d/up/d/f")) {
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EPERM)) => {}
-            r => {
-                let mut s = String::new();
-                r.expect("open").read_to_string(&mut s).expect("read");
-                assert_eq!(s, "inside");
-                let e = open_in_root(root, Path::new("l")).expect_err("final symlink");
-                assert_eq!(e.raw_os_error(), Some(libc::ELOOP));
-            }
-        }
         let mut s = String::new();
         open_member(root, b"/d/up/d/./f")
             .expect("open member")
             .read_to_string(&mut s)
             .expect("read");
         assert_eq!(s, "inside");
+        let mut tree = Tree::open(root).expect("tree");
+        let d = tree
+            .resolve_dir(&[b"d".to_vec(), b"up".to_vec(), b"d".to_vec()], false)
+            .expect("resolve");
+        assert_eq!(d.real, b"d");
+        assert!(d.via_symlink);
+        assert!(open_member(root, b"l").is_err(), "final symlink");
         assert!(open_member(root, b"../d/f").is_err());
+    }
+
+    /// A tree deeper than the descriptor window, with files, a symlink out and kept paths.
+    fn deep_tree(root: &Path, depth: usize) -> PathBuf {
+        let mut p = root.to_path_buf();
+        for i in 0..depth {
+            p.push("d");
+            fs::create_dir(&p).expect("mkdir");
+            fs::write(p.join(format!("f{i}")), b"x").expect("write");
+        }
+        std::os::unix::fs::symlink("/", p.join("up")).expect("symlink");
+        p
+    }
+
+    #[test]
+    fn clearing_deep_trees_keeps_few_descriptors_open_and_never_follows_symlinks() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let outside = tmp.path().join("outside");
+        fs::create_dir(&outside).expect("outside");
+        fs::write(outside.join("canary"), b"c").expect("canary");
+        let root = tmp.path().join("root");
+        fs::create_dir(&root).expect("root");
+        let depth = 4 * WALK_FDS + 5;
+        deep_tree(&root, depth);
+        std::os::unix::fs::symlink(&outside, root.join("d/out")).expect("symlink");
+        // Keep every directory `d` and the file f3 (a directory kept like an opaque
+        // directory's unpacked entries); remove everything else.
+        let mut tree = Tree::open(&root).expect("tree");
+        let open_fds = || fs::read_dir("/proc/self/fd").map_or(0, |rd| rd.count());
+        let baseline = open_fds();
+        let most = std::cell::Cell::new(0);
+        let keep = |p: &[u8]| {
+            most.set(most.get().max(open_fds()));
+            p.split(|&b| b == b'/').all(|c| c == b"d") || p.ends_with(b"/f3")
+        };
+        clear_dir(tree.root_fd.as_fd(), b"", &keep).expect("clear");
+        // Other tests run meanwhile: allow some slack, far below one descriptor a level.
+        assert!(
+            most.get() < baseline + WALK_FDS + 48,
+            "{} descriptors open (baseline {baseline})",
+            most.get()
+        );
+        let mut p = root.clone();
+        for i in 0..depth {
+            p.push("d");
+            assert!(p.is_dir());
+            assert_eq!(p.join(format!("f{i}")).exists(), i == 3, "f{i}");
+        }
+        assert!(fs::symlink_metadata(p.join("up")).is_err());
+        assert!(fs::symlink_metadata(root.join("d/out")).is_err());
+        // Now remove it all.
+        let root_fd = tree.root_fd.clone();
+        assert_eq!(
+            remove_all_at(root_fd.as_fd(), b"d", b"d").expect("remove"),
+            Some(FileType::Directory)
+        );
+        tree.removed_dir(b"d", false);
+        assert_eq!(fs::read_dir(&root).expect("root").count(), 0);
+        assert_eq!(fs::read(outside.join("canary")).expect("canary"), b"c");
+        assert!(tree.resolve_dir(&[b"d".to_vec()], false).is_err());
     }
 }

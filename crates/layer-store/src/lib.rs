@@ -44,6 +44,8 @@
 //! # }
 //! ```
 
+#![deny(unsafe_code)]
+
 pub mod apply;
 pub mod content;
 mod driver;

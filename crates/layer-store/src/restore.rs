@@ -536,11 +536,13 @@ fn private_fd_pool() -> Option<rayon::ThreadPool> {
         .thread_name(|i| format!("layer-restore-{i}"))
         .start_handler(|_| {
             // SAFETY: unshare(2) with CLONE_FILES only gives this thread a private copy of
-            // its file descriptor table; no memory is involved.
-            let r = unsafe { libc::unshare(libc::CLONE_FILES) };
-            if r != 0 {
+            // its file descriptor table: no descriptor this thread uses is closed or
+            // changed by it, and no memory is involved.
+            #[allow(unsafe_code)]
+            let r = unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::FILES) };
+            if let Err(e) = r {
                 tracing::debug!(
-                    error = %std::io::Error::last_os_error(),
+                    error = %std::io::Error::from(e),
                     "cannot unshare the file descriptor table"
                 );
             }

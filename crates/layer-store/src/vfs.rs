@@ -4,15 +4,18 @@
 //! layer directory with 0755, as a real dockerd 20.10 leaves them.
 
 use std::collections::HashMap;
-use std::ffi::CString;
+use std::ffi::OsStr;
 use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use rustix::fs::{AtFlags, CWD, FileType, Mode, Timespec, Timestamps, XattrFlags};
+use rustix::io::Errno;
+
 use crate::apply;
-use crate::content::{ContentError, DiffStream, Timestamp};
+use crate::content::{ContentError, DiffStream};
 use crate::driver::{Driver, DriverError};
 
 /// The `vfs` driver, laid out as dockerd 20.10's: `<data-root>/vfs/dir/<cache-id>/` holds the
@@ -113,12 +116,7 @@ impl Driver for VfsDriver {
     fn sync(&self, cache_id: &str) -> Result<(), DriverError> {
         let dir = self.layer_dir(cache_id)?;
         let f = fs::File::open(&dir).map_err(|e| io_err(&dir, e))?;
-        // SAFETY: `f` is an open file descriptor for the duration of the call.
-        let r = unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&f)) };
-        if r != 0 {
-            return Err(io_err(&dir, io::Error::last_os_error()));
-        }
-        Ok(())
+        rustix::fs::syncfs(&f).map_err(|e| io_err(&dir, e.into()))
     }
 
     fn open_file(
@@ -133,69 +131,61 @@ impl Driver for VfsDriver {
     }
 }
 
-fn list_xattrs(p: &Path) -> io::Result<Vec<CString>> {
-    let c = CString::new(p.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+/// The names of the extended attributes of `p` (not following a symbolic link).
+fn list_xattrs(p: &Path) -> io::Result<Vec<Vec<u8>>> {
     let mut buf = vec![0u8; 1024];
-    loop {
-        // SAFETY: valid path, buffer of the given length.
-        let n = unsafe { libc::llistxattr(c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n >= 0 {
-            buf.truncate(n as usize);
-            break;
+    let n = loop {
+        match rustix::fs::llistxattr(p, &mut buf[..]) {
+            Ok(n) => break n,
+            Err(Errno::RANGE) => buf.resize(buf.len() * 4, 0),
+            Err(Errno::NOTSUP) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
         }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::ERANGE) => buf.resize(buf.len() * 4, 0),
-            Some(libc::ENOTSUP) => return Ok(Vec::new()),
-            _ => return Err(e),
-        }
-    }
+    };
+    buf.truncate(n);
     Ok(buf
         .split(|&b| b == 0)
         .filter(|s| !s.is_empty())
-        .filter_map(|s| CString::new(s).ok())
+        .map(<[u8]>::to_vec)
         .collect())
 }
 
-fn get_xattr(p: &Path, name: &CString) -> io::Result<Option<Vec<u8>>> {
-    let c = CString::new(p.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+/// The value of extended attribute `name` of `p` (not following a symbolic link).
+fn get_xattr(p: &Path, name: &[u8]) -> io::Result<Option<Vec<u8>>> {
     let mut buf = vec![0u8; 256];
     loop {
-        // SAFETY: valid strings, buffer of the given length.
-        let n = unsafe {
-            libc::lgetxattr(
-                c.as_ptr(),
-                name.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
-        };
-        if n >= 0 {
-            buf.truncate(n as usize);
-            return Ok(Some(buf));
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::ERANGE) => buf.resize(buf.len() * 4, 0),
-            Some(libc::ENODATA) | Some(libc::ENOTSUP) => return Ok(None),
-            _ => return Err(e),
+        match rustix::fs::lgetxattr(p, OsStr::from_bytes(name), &mut buf[..]) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(Some(buf));
+            }
+            Err(Errno::RANGE) => buf.resize(buf.len() * 4, 0),
+            Err(Errno::NODATA | Errno::NOTSUP) => return Ok(None),
+            Err(e) => return Err(e.into()),
         }
     }
 }
 
-fn meta_times(m: &fs::Metadata) -> (Timestamp, Timestamp) {
-    (
-        Timestamp {
-            secs: m.atime(),
-            nanos: m.atime_nsec() as u32,
+/// Sets one extended attribute of `p` (not following a symbolic link); file systems that
+/// refuse it (ENOTSUP, EPERM) are ignored, as dockerd does.
+fn set_xattr(p: &Path, name: &[u8], value: &[u8]) -> io::Result<()> {
+    match rustix::fs::lsetxattr(p, OsStr::from_bytes(name), value, XattrFlags::empty()) {
+        Ok(()) | Err(Errno::NOTSUP | Errno::PERM) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn meta_times(m: &fs::Metadata) -> Timestamps {
+    Timestamps {
+        last_access: Timespec {
+            tv_sec: m.atime(),
+            tv_nsec: m.atime_nsec(),
         },
-        Timestamp {
-            secs: m.mtime(),
-            nanos: m.mtime_nsec() as u32,
+        last_modification: Timespec {
+            tv_sec: m.mtime(),
+            tv_nsec: m.mtime_nsec(),
         },
-    )
+    }
 }
 
 /// Copies the tree `src` into the existing directory `dst` (dockerd's vfs `CopyDir`):
@@ -211,19 +201,24 @@ pub(crate) fn copy_dir(src: &Path, dst: &Path) -> Result<(), DriverError> {
 fn copy_meta(src: &Path, dst: &Path, m: &fs::Metadata, as_root: bool) -> Result<(), DriverError> {
     let is_link = m.file_type().is_symlink();
     if as_root {
-        apply::lchown(dst, i64::from(m.uid()), i64::from(m.gid())).map_err(|e| io_err(dst, e))?;
+        let (uid, gid) = (
+            rustix::fs::Uid::from_raw(m.uid()),
+            rustix::fs::Gid::from_raw(m.gid()),
+        );
+        rustix::fs::chownat(CWD, dst, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| io_err(dst, e.into()))?;
     }
     for name in list_xattrs(src).map_err(|e| io_err(src, e))? {
         if let Some(v) = get_xattr(src, &name).map_err(|e| io_err(src, e))? {
-            apply::lsetxattr(dst, name.as_bytes(), &v).map_err(|e| io_err(dst, e))?;
+            set_xattr(dst, &name, &v).map_err(|e| io_err(dst, e))?;
         }
     }
     if !is_link {
         fs::set_permissions(dst, fs::Permissions::from_mode(m.mode() & 0o7777))
             .map_err(|e| io_err(dst, e))?;
     }
-    let (a, t) = meta_times(m);
-    apply::set_times(dst, a, t, is_link).map_err(|e| io_err(dst, e))
+    rustix::fs::utimensat(CWD, dst, &meta_times(m), AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(|e| io_err(dst, e.into()))
 }
 
 fn copy_tree(
@@ -257,21 +252,14 @@ fn copy_tree(
             std::os::unix::fs::symlink(&t, &d).map_err(|e| io_err(&d, e))?;
         } else {
             let kind = if ft.is_block_device() {
-                libc::S_IFBLK
+                FileType::BlockDevice
             } else if ft.is_char_device() {
-                libc::S_IFCHR
+                FileType::CharacterDevice
             } else {
-                libc::S_IFIFO
+                FileType::Fifo
             };
-            let rdev = m.rdev();
-            let (major, minor) = (libc::major(rdev), libc::minor(rdev));
-            apply::mknod(
-                &d,
-                kind | (m.mode() & 0o7777),
-                i64::from(major),
-                i64::from(minor),
-            )
-            .map_err(|e| io_err(&d, e))?;
+            let mode = Mode::from_raw_mode(m.mode() & 0o7777);
+            rustix::fs::mknodat(CWD, &d, kind, mode, m.rdev()).map_err(|e| io_err(&d, e.into()))?;
         }
         copy_meta(&s, &d, &m, as_root)?;
     }

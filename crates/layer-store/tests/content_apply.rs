@@ -694,21 +694,354 @@ fn child_layers_start_from_a_faithful_copy_of_the_parent() {
 }
 
 fn get_xattr(p: &Path, name: &str) -> Option<Vec<u8>> {
-    let path = std::ffi::CString::new(p.as_os_str().as_bytes()).expect("path");
-    let name = std::ffi::CString::new(name).expect("name");
     let mut buf = vec![0u8; 256];
-    // SAFETY: valid NUL-terminated strings and a buffer of the given length.
-    let n = unsafe {
-        libc::lgetxattr(
-            path.as_ptr(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    if n < 0 {
-        return None;
-    }
-    buf.truncate(n as usize);
+    let n = rustix::fs::lgetxattr(p, name, &mut buf[..]).ok()?;
+    buf.truncate(n);
     Some(buf)
+}
+
+/// One entry of a directory tree as seen by `lstat`: kind, mode, mtime, and content or
+/// link target.
+type Snapshot = Vec<(PathBuf, u32, i64, i64, Vec<u8>)>;
+
+/// Everything under `dir` (not following symbolic links), sorted.
+fn snapshot(dir: &Path) -> Snapshot {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let m = fs::symlink_metadata(&d).expect("lstat");
+        let data = if m.file_type().is_symlink() {
+            fs::read_link(&d)
+                .expect("readlink")
+                .into_os_string()
+                .into_vec()
+        } else if m.is_file() {
+            fs::read(&d).expect("read")
+        } else {
+            Vec::new()
+        };
+        if m.is_dir() {
+            for e in fs::read_dir(&d).expect("readdir") {
+                todo.push(e.expect("entry").path());
+            }
+        }
+        let rel = d.strip_prefix(dir).expect("under dir").to_path_buf();
+        out.push((rel, m.mode(), m.mtime(), m.mtime_nsec(), data));
+    }
+    out.sort();
+    out
+}
+
+use std::os::unix::ffi::OsStringExt;
+
+/// A store with one base layer, and a canary tree outside every layer directory: files, a
+/// subdirectory `d` and a symlink, with old times.
+struct Canary {
+    env: Env,
+    base: LayerHandle,
+    base_snapshot: Snapshot,
+    dir: PathBuf,
+    before: Snapshot,
+}
+
+impl Canary {
+    fn new() -> Canary {
+        let env = Env::new();
+        let base_tar = Tar::default()
+            .dir("keep/")
+            .file("keep/f", b"base layer")
+            .finish();
+        let base = env.store.register(&base_tar[..], None).expect("base");
+        let base_snapshot = snapshot(&env.dir_of(&base));
+        let dir = env.tmp.path().join("canary");
+        fs::create_dir(&dir).expect("canary");
+        fs::create_dir(dir.join("d")).expect("canary/d");
+        fs::write(dir.join("f"), b"canary").expect("canary/f");
+        fs::write(dir.join("d/f"), b"canary/d").expect("canary/d/f");
+        std::os::unix::fs::symlink("f", dir.join("l")).expect("canary/l");
+        let old = rustix::fs::Timestamps {
+            last_access: rustix::fs::Timespec {
+                tv_sec: 1_000_000,
+                tv_nsec: 0,
+            },
+            last_modification: rustix::fs::Timespec {
+                tv_sec: 1_000_000,
+                tv_nsec: 0,
+            },
+        };
+        for p in ["d/f", "f", "l", "d", ""] {
+            rustix::fs::utimensat(
+                rustix::fs::CWD,
+                dir.join(p),
+                &old,
+                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .expect("utimensat");
+        }
+        fs::set_permissions(dir.join("d"), fs::Permissions::from_mode(0o700)).expect("chmod");
+        let before = snapshot(&dir);
+        Canary {
+            env,
+            base,
+            base_snapshot,
+            dir,
+            before,
+        }
+    }
+
+    fn abs(&self) -> String {
+        self.dir.to_string_lossy().into_owned()
+    }
+
+    /// Registers `tar` on top of the base layer and checks that neither the canary nor the
+    /// base layer changed.
+    fn register(&self, what: &str, tar: &[u8]) -> Result<LayerHandle, RegisterError> {
+        let r = self.env.store.register(tar, Some(self.base.chain_id()));
+        assert_eq!(snapshot(&self.dir), self.before, "{what}: canary changed");
+        assert_eq!(
+            snapshot(&self.env.dir_of(&self.base)),
+            self.base_snapshot,
+            "{what}: base layer changed"
+        );
+        r
+    }
+
+    /// Registers `tar`, which must be refused with an error naming `entry`.
+    fn refused(&self, what: &str, tar: &[u8], entry: &str) {
+        let e = self
+            .register(what, tar)
+            .err()
+            .unwrap_or_else(|| panic!("{what} was accepted"));
+        let msg = content_error(e).to_string();
+        assert!(msg.contains(entry), "{what}: {msg:?} does not name {entry}");
+        self.env.assert_clean(1);
+    }
+}
+
+fn symlink_entry<'a>(name: &'a str, target: &'a str) -> H<'a> {
+    H {
+        name: name.as_bytes(),
+        typeflag: b'2',
+        link: target.as_bytes(),
+        mode: 0o777,
+        ..H::default()
+    }
+}
+
+#[test]
+fn whiteouts_of_dot_dotdot_and_empty_names_are_refused() {
+    for name in [
+        ".wh...",
+        ".wh..",
+        ".wh.",
+        "x/.wh...",
+        "x/y/.wh..",
+        "./.wh...",
+    ] {
+        let c = Canary::new();
+        let tar = Tar::default()
+            .dir("x/")
+            .dir("x/y/")
+            .file(name, b"")
+            .finish();
+        c.refused(name, &tar, name.trim_start_matches("./"));
+    }
+}
+
+#[test]
+fn whiteouts_and_opaque_markers_through_symlinks_are_refused() {
+    let c = Canary::new();
+    let abs = c.abs();
+    for (target, member) in [
+        (abs.as_str(), "l/.wh.f"),
+        (abs.as_str(), "l/.wh.d"),
+        ("../../../..", "l/.wh.keep"),
+        ("keep", "l/.wh.f"),
+        (abs.as_str(), "l/.wh..wh..opq"),
+        ("../../../..", "l/.wh..wh..opq"),
+        ("keep", "l/.wh..wh..opq"),
+        (abs.as_str(), "l/d/.wh.f"),
+    ] {
+        let tar = Tar::default()
+            .entry(symlink_entry("l", target), b"")
+            .file(member, b"")
+            .finish();
+        c.refused(&format!("l -> {target}, {member}"), &tar, member);
+    }
+}
+
+#[test]
+fn directory_times_are_never_restored_through_a_symlink() {
+    let c = Canary::new();
+    let abs = c.abs();
+    let tar = Tar::default()
+        .dir("x/d/")
+        .entry(symlink_entry("x", &abs), b"")
+        .finish();
+    // dockerd fails too: x/d no longer exists once x is a symlink.
+    c.refused("x/d/ then x -> canary", &tar, "x/d");
+    // The same with a relative link climbing out.
+    let tar = Tar::default()
+        .dir("y/d/")
+        .entry(symlink_entry("y", "../../../../../../../../.."), b"")
+        .finish();
+    assert!(c.register("y/d/ then y -> ../..", &tar).is_err());
+}
+
+#[test]
+fn links_and_files_through_symlinks_stay_in_the_layer() {
+    let c = Canary::new();
+    let abs = c.abs();
+    let hard = |name: &'static str, target: &'static str| H {
+        name: name.as_bytes(),
+        typeflag: b'1',
+        link: target.as_bytes(),
+        ..H::default()
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "hard link through a symlink",
+            Tar::default()
+                .entry(symlink_entry("l", &abs), b"")
+                .entry(hard("h", "l/f"), b"")
+                .finish(),
+        ),
+        (
+            "hard link into a subdir through a symlink",
+            Tar::default()
+                .entry(symlink_entry("l", &abs), b"")
+                .entry(hard("h", "l/d/f"), b"")
+                .finish(),
+        ),
+        (
+            "file through a symlink",
+            Tar::default()
+                .entry(symlink_entry("l", &abs), b"")
+                .file("l/pwned", b"x")
+                .finish(),
+        ),
+        (
+            "file into a subdir through a symlink",
+            Tar::default()
+                .entry(symlink_entry("l", &abs), b"")
+                .file("l/d/pwned", b"x")
+                .finish(),
+        ),
+        (
+            "directory through a symlink",
+            Tar::default()
+                .entry(symlink_entry("l", &abs), b"")
+                .dir("l/d/")
+                .finish(),
+        ),
+        (
+            "symlink and fifo through a symlink",
+            Tar::default()
+                .entry(symlink_entry("l", &format!("{abs}/d")), b"")
+                .entry(symlink_entry("l/s", "/etc/passwd"), b"")
+                .entry(
+                    H {
+                        name: b"l/p",
+                        typeflag: b'6',
+                        ..H::default()
+                    },
+                    b"",
+                )
+                .finish(),
+        ),
+    ];
+    for (what, tar) in cases {
+        assert!(c.register(what, &tar).is_err(), "{what} was accepted");
+        c.env.assert_clean(1);
+    }
+    // Through a relative symlink resolving to the layer root, everything stays inside.
+    let tar = Tar::default()
+        .entry(symlink_entry("up", "../../../../../../.."), b"")
+        .dir("up/d/")
+        .file("up/d/f", b"inside")
+        .entry(hard("up/h", "up/d/f"), b"")
+        .finish();
+    let h = c.register("relative climb", &tar).expect("contained");
+    let d = c.env.dir_of(&h);
+    assert_eq!(fs::read(d.join("d/f")).expect("d/f"), b"inside");
+    assert_eq!(fs::read(d.join("h")).expect("h"), b"inside");
+}
+
+/// `depth` nested directories `d/d/.../d/` (names in PAX records), then `extra` members.
+fn deep_tar(depth: usize, extra: impl FnOnce(&mut Tar, &str)) -> Vec<u8> {
+    let mut t = Tar::default();
+    let mut path = String::new();
+    for _ in 0..depth {
+        path.push_str("d/");
+        t.pax(&[("path", path.as_bytes())]).dir("placeholder/");
+    }
+    extra(&mut t, &path);
+    t.finish()
+}
+
+use rustix::fs::{Mode, OFlags};
+
+/// The directory `dir/d/d/...` (`depth` times), opened without building a path longer than
+/// `PATH_MAX`.
+fn open_deep(dir: &Path, depth: usize) -> std::os::fd::OwnedFd {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW;
+    let mut fd = rustix::fs::open(dir, flags, Mode::empty()).expect("open");
+    for _ in 0..depth {
+        fd = rustix::fs::openat(&fd, "d", flags, Mode::empty()).expect("open d");
+    }
+    fd
+}
+
+#[test]
+fn deep_trees_apply_quickly() {
+    let c = Canary::new();
+    let tar = deep_tar(2000, |_, _| {});
+    let start = std::time::Instant::now();
+    let h = c.register("2000 nested dirs", &tar).expect("deep");
+    let took = start.elapsed();
+    eprintln!("2000 nested directories: {took:?}");
+    let m = rustix::fs::fstat(open_deep(&c.env.dir_of(&h), 2000)).expect("deepest");
+    assert_eq!(
+        rustix::fs::FileType::from_raw_mode(m.st_mode),
+        rustix::fs::FileType::Directory
+    );
+    assert_eq!(m.st_mtime, 1_600_000_000);
+    assert_eq!(m.st_mode & 0o7777, 0o755);
+    assert!(c.env.stream(&h).expect("stream") == tar);
+}
+
+#[test]
+fn deep_symlinks_and_files_apply_quickly() {
+    let c = Canary::new();
+    let abs = c.abs();
+    let tar = deep_tar(2000, |t, path| {
+        for i in 0..300 {
+            let l = format!("{path}l{i}");
+            let target = if i % 2 == 0 {
+                abs.clone()
+            } else {
+                "../..".into()
+            };
+            t.pax(&[("path", l.as_bytes()), ("linkpath", target.as_bytes())])
+                .entry(symlink_entry("placeholder", "placeholder"), b"");
+            let f = format!("{path}f{i}");
+            t.pax(&[("path", f.as_bytes())]).file("placeholder", b"f");
+        }
+    });
+    let start = std::time::Instant::now();
+    let h = c.register("600 members at depth", &tar).expect("deep");
+    let took = start.elapsed();
+    eprintln!("600 symlinks and files at depth 2000: {took:?}");
+    let d = open_deep(&c.env.dir_of(&h), 2000);
+    let f = rustix::fs::openat(&d, "f299", OFlags::RDONLY, Mode::empty()).expect("f299");
+    let mut s = String::new();
+    fs::File::from(f).read_to_string(&mut s).expect("read");
+    assert_eq!(s, "f");
+    assert_eq!(
+        rustix::fs::readlinkat(&d, "l1", Vec::new())
+            .expect("l1")
+            .as_bytes(),
+        b"../.."
+    );
+    assert!(c.env.stream(&h).expect("stream") == tar);
 }

@@ -208,20 +208,8 @@ fn gnu_tar_available() -> bool {
 }
 
 fn set_xattr(p: &Path, name: &str, value: &[u8]) {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(p.as_os_str().as_bytes()).expect("path");
-    let name = std::ffi::CString::new(name).expect("name");
-    // SAFETY: valid NUL-terminated strings and a buffer of the given length.
-    let r = unsafe {
-        libc::setxattr(
-            path.as_ptr(),
-            name.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    assert_eq!(r, 0, "setxattr: {}", std::io::Error::last_os_error());
+    rustix::fs::setxattr(p, name, value, rustix::fs::XattrFlags::empty())
+        .unwrap_or_else(|e| panic!("setxattr {}: {e}", p.display()));
 }
 
 /// Two layers made by GNU tar with every kind of member: GNU long names, PAX records,

@@ -77,7 +77,9 @@ impl Crc64 {
                 && std::arch::is_x86_feature_detected!("sse4.1")
             {
                 // SAFETY: the CPU has the features the function is compiled for.
-                self.state = unsafe { clmul::update(self.state, data) };
+                #[allow(unsafe_code)]
+                let state = unsafe { clmul::update(self.state, data) };
+                self.state = state;
                 return;
             }
         }
@@ -89,6 +91,8 @@ impl Crc64 {
     }
 }
 
+// The SIMD loads and stores and the call of a `#[target_feature]` function need `unsafe`.
+#[allow(unsafe_code)]
 #[cfg(target_arch = "x86_64")]
 mod clmul {
     use std::arch::x86_64::{
