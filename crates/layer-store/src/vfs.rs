@@ -89,9 +89,16 @@ impl Driver for VfsDriver {
     fn create(&self, cache_id: &str, parent_cache_id: Option<&str>) -> Result<(), DriverError> {
         let dir = self.layer_dir(cache_id)?;
         let parent_dir = parent_cache_id.map(|p| self.layer_dir(p)).transpose()?;
-        fs::create_dir(&dir).map_err(|e| io_err(&dir, e))?;
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))
-            .map_err(|e| io_err(&dir, e))?;
+        // Beneath the home (which may be a link to another disk), nothing is followed: a
+        // symlink at `dir`, at the new layer or at its parent's content is an error.
+        let layers = durable_fs::Dir::open(&self.home)?.require_dir("dir")?;
+        if layers.meta(cache_id)?.is_some() {
+            return Err(io_err(&dir, io::Error::from(io::ErrorKind::AlreadyExists)));
+        }
+        layers.create_dir(cache_id, 0o755)?;
+        if let Some(p) = parent_cache_id {
+            layers.require_dir(p)?;
+        }
         if let Some(src) = parent_dir {
             copy_dir(&src, &dir)?;
         }

@@ -244,3 +244,21 @@ fn special_and_huge_files_never_hang_or_blow_up() {
         }
     }
 }
+
+#[test]
+fn new_layers_never_land_outside_through_a_symlinked_driver_dir() {
+    let canary = Canary::new().expect("canary");
+    let before = canary.snapshot().expect("snapshot");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("vfs");
+    fs::create_dir(&home).expect("mkdir");
+    symlink(canary.path(), home.join("dir")).expect("symlink");
+    let driver = VfsDriver::new(&home).expect("vfs");
+    let (store, _) = LayerStore::open(tmp.path().join("layerdb"), Box::new(driver)).expect("open");
+    let err = store
+        .register_metadata(diff(1), 1, None)
+        .expect_err("refused");
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    assert_eq!(canary.snapshot().expect("snapshot"), before);
+    assert!(store.is_empty());
+}
