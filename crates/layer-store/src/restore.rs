@@ -732,9 +732,18 @@ fn read_file(
     rel[layer.len()] = b'/';
     rel[layer.len() + 1..].copy_from_slice(file.as_bytes());
     let rel = Path::new(std::ffi::OsStr::from_bytes(rel));
-    // Beneath the algorithm directory, following no symlink; `O_NONBLOCK` so that a FIFO
+    // `<layer>` was listed as a directory by its `getdents` type (never a symlink), and the
+    // file itself is opened with `O_NOFOLLOW`: nothing is followed. (Plain `openat` here:
+    // `openat2`'s resolve flags cost more on this hot path.) `O_NONBLOCK` so that a FIFO
     // cannot block, then `fstat`: only a regular file is read.
-    let open = |flags: OFlags| durable_fs::open_beneath(dir, rel, flags, Mode::empty());
+    let open = |flags: OFlags| {
+        rustix::fs::openat(
+            dir,
+            rel,
+            flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+    };
     let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY;
     let opened = if NOATIME.load(Ordering::Relaxed) {
         match open(flags | OFlags::NOATIME) {
