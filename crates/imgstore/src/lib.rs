@@ -12,7 +12,6 @@
 //! - [`output`], [`tree`], [`fsck`]: what `ls`, `inspect`, `history`, `tree` and `fsck` print.
 //! - [`reference`](mod@reference) and [`refstore`]: Docker references and `repositories.json`.
 //! - [`gofmt`] and [`template`]: Go-compatible formatting and `--format` templates.
-//! - [`overlay2`]: layer content removal for the overlay2 driver.
 //! - [`cli`]: each command as a function returning its output.
 //!
 //! ```
@@ -42,7 +41,6 @@ pub mod fsck;
 pub mod gofmt;
 pub mod ops;
 pub mod output;
-pub mod overlay2;
 pub mod reference;
 pub mod refstore;
 pub mod store;

@@ -585,37 +585,7 @@ pub fn inspect(store: &Store, id: &Digest) -> Result<Inspect, Error> {
 /// The driver's metadata for a layer: `null` for vfs; overlay2's directories.
 fn graph_driver_data(store: &Store, chain: Option<&Digest>) -> Option<BTreeMap<String, String>> {
     let layer = store.layer_store().layer(&layer_store::ChainId(*chain?))?;
-    if store.data_root().driver() != "overlay2" {
-        return None;
-    }
-    let home = store.data_root().driver_dir();
-    let dir = home.join(&layer.cache_id);
-    if !dir.is_dir() {
-        return None;
-    }
-    let mut m = BTreeMap::new();
-    let s = |p: std::path::PathBuf| p.to_string_lossy().into_owned();
-    m.insert("MergedDir".to_owned(), s(dir.join("merged")));
-    m.insert("UpperDir".to_owned(), s(dir.join("diff")));
-    m.insert("WorkDir".to_owned(), s(dir.join("work")));
-    if let Ok(lower) = std::fs::read_to_string(dir.join("lower")) {
-        let dirs: Vec<String> = lower
-            .trim()
-            .split(':')
-            .filter(|l| !l.is_empty())
-            .map(|l| {
-                let link = home.join(l);
-                match std::fs::read_link(&link) {
-                    Ok(target) => s(link.parent().unwrap_or(&home).join(target)),
-                    Err(_) => s(link),
-                }
-            })
-            .collect();
-        if !dirs.is_empty() {
-            m.insert("LowerDir".to_owned(), dirs.join(":"));
-        }
-    }
-    Some(m)
+    store.driver_metadata(&layer.cache_id)
 }
 
 /// Renders `inspect` output: docker's indented JSON array and a newline.

@@ -326,7 +326,7 @@ impl std::fmt::Debug for Store {
 fn content_driver(root: &DataRoot) -> Result<Option<Box<dyn layer_store::Driver>>, Error> {
     Ok(match root.driver() {
         "vfs" => Some(Box::new(layer_store::VfsDriver::new(root.driver_dir())?)),
-        "overlay2" => Some(Box::new(crate::overlay2::Overlay2Remover::new(
+        "overlay2" => Some(Box::new(layer_store::Overlay2Driver::new(
             root.driver_dir(),
         ))),
         _ => None,
@@ -455,6 +455,26 @@ impl Store {
             dir.sync()?;
         }
         Ok(())
+    }
+
+    /// What the storage driver shows for a layer's content in `inspect` (`GraphDriver.Data`,
+    /// dockerd's `GetMetadata`): `None` for vfs (`null`) and for a layer whose content is
+    /// missing. Reads only.
+    pub fn driver_metadata(
+        &self,
+        cache_id: &str,
+    ) -> Option<std::collections::BTreeMap<String, String>> {
+        use layer_store::Driver as _;
+        let found = match self.root.driver() {
+            "overlay2" => {
+                layer_store::Overlay2Driver::new(self.root.driver_dir()).metadata(cache_id)
+            }
+            _ => Ok(None),
+        };
+        found.unwrap_or_else(|e| {
+            tracing::warn!(cache_id, error = %e, "cannot read the layer's driver metadata");
+            None
+        })
     }
 
     /// The data root.

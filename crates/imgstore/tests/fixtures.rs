@@ -87,6 +87,40 @@ fn inspect_matches_dockerd_byte_for_byte() {
     }
 }
 
+/// The overlay2 root dockerd 20.10 wrote: `inspect` (with `GraphDriver`) byte for byte, its
+/// data root written as `/var/lib/docker`. Devices and FIFOs of the layers' content are not
+/// extracted (they need root, and inspect does not read content).
+#[test]
+fn overlay2_inspect_matches_dockerd_byte_for_byte() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tgz = common::fixtures_dir().join("wave2/o2root-after-load.tar.gz");
+    let file = std::fs::File::open(&tgz).expect("fixture tarball");
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    archive.set_preserve_permissions(true);
+    for entry in archive.entries().expect("entries") {
+        let mut entry = entry.expect("entry");
+        let kind = entry.header().entry_type();
+        if kind.is_character_special() || kind.is_block_special() || kind.is_fifo() {
+            continue;
+        }
+        entry.unpack_in(dir.path()).expect("unpack");
+    }
+    let root = dir.path().join("o2root-after-load");
+    let want = std::fs::read_to_string(
+        common::fixtures_dir().join("wave2/o2root-after-load.expected/inspect.json"),
+    )
+    .expect("expected inspect");
+    let ids = stdout_ok(&run(&root, &["ls", "-a", "-q", "--no-trunc"]));
+    let mut ids: Vec<&str> = ids.lines().collect();
+    ids.sort();
+    ids.dedup();
+    let mut args = vec!["inspect"];
+    args.extend(ids.iter().copied());
+    let out = stdout_ok(&run(&root, &args));
+    let out = out.replace(&root.display().to_string(), "/var/lib/docker");
+    assert_eq!(out, want);
+}
+
 #[test]
 fn inspect_by_reference_and_short_id() {
     let name = "dockerroot-02-after-build";

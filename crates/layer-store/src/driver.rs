@@ -88,6 +88,16 @@ pub trait Driver: Send + Sync + fmt::Debug {
         Ok(())
     }
 
+    /// What `docker inspect` shows as `GraphDriver.Data` for layer `cache_id` (dockerd's
+    /// `GetMetadata`). The default, `None`, is what vfs shows (`null`).
+    fn metadata(
+        &self,
+        cache_id: &str,
+    ) -> Result<Option<std::collections::BTreeMap<String, String>>, DriverError> {
+        let _ = cache_id;
+        Ok(None)
+    }
+
     /// Opens the content of the member `name` (its raw name in the layer's tar stream) of
     /// layer `cache_id`, to reassemble the tar stream. The default fails with
     /// [`DriverError::Unsupported`].
