@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::dataroot::{DEFAULT_LOCK_TIMEOUT, DataRoot, default_data_root};
+use crate::dataroot::{
+    DEFAULT_LOCK_TIMEOUT, DaemonConfig, DataRoot, default_daemon_json, default_data_root,
+};
 use crate::fsck;
 use crate::output::{self, HistoryFormat, ListOptions, LsFormat};
 use crate::store::{Error, OpenOptions, Store};
@@ -16,6 +18,9 @@ pub struct Global {
     pub data_root: Option<PathBuf>,
     /// `--storage-driver`.
     pub storage_driver: Option<String>,
+    /// `--config-file`: dockerd's `daemon.json`, for the defaults of the two above
+    /// (`None`: [`default_daemon_json`]).
+    pub config_file: Option<PathBuf>,
     /// `--lock-timeout`: how long to wait for another process's lock on the data root.
     pub lock_timeout: Duration,
 }
@@ -25,6 +30,7 @@ impl Default for Global {
         Global {
             data_root: None,
             storage_driver: None,
+            config_file: None,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
         }
     }
@@ -59,14 +65,34 @@ impl Outcome {
     }
 }
 
+impl Global {
+    /// The data root and storage driver, with dockerd's defaults for what was not given:
+    /// `data-root` and `storage-driver` from its `daemon.json`, then [`default_data_root`]
+    /// and the driver found in the root. Returns (root, given explicitly, driver).
+    fn resolve(&self) -> Result<(PathBuf, bool, Option<String>), Error> {
+        if let (Some(root), Some(driver)) = (&self.data_root, &self.storage_driver) {
+            return Ok((root.clone(), true, Some(driver.clone())));
+        }
+        let config = match self.config_file.clone().or_else(default_daemon_json) {
+            Some(path) => DaemonConfig::load(&path)?,
+            None => DaemonConfig::default(),
+        };
+        let driver = self
+            .storage_driver
+            .clone()
+            .or(config.storage_driver.clone());
+        match &self.data_root {
+            Some(r) => Ok((r.clone(), true, driver)),
+            None => Ok((default_data_root(&config)?, false, driver)),
+        }
+    }
+}
+
 fn open(g: &Global, write: bool) -> Result<Store, Error> {
-    let (root, explicit) = match &g.data_root {
-        Some(r) => (r.clone(), true),
-        None => (default_data_root()?, false),
-    };
+    let (root, explicit, driver) = g.resolve()?;
     Store::open(&OpenOptions {
         root,
-        driver: g.storage_driver.clone(),
+        driver,
         write,
         create_missing: !explicit,
         lock_timeout: Some(g.lock_timeout),
@@ -87,20 +113,17 @@ enum WriteStore {
 /// (`<root>/image/<driver>`) is opened read-only instead, so that the write's failure
 /// creates no directories.
 fn open_existing_for_write(g: &Global) -> Result<WriteStore, Error> {
-    let root = match &g.data_root {
-        Some(r) => r.clone(),
-        None => default_data_root()?,
-    };
-    let resolved = DataRoot::resolve(root.clone(), g.storage_driver.as_deref())?;
+    let (root, _, driver) = g.resolve()?;
+    let resolved = DataRoot::resolve(root.clone(), driver.as_deref())?;
     match std::fs::symlink_metadata(resolved.image_dir()) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             // An explicit root must still exist and be a directory.
             if g.data_root.is_some() {
-                DataRoot::open(root.clone(), g.storage_driver.as_deref(), false)?;
+                DataRoot::open(root.clone(), driver.as_deref(), false)?;
             }
             Ok(WriteStore::Empty(Store::open(&OpenOptions {
                 root,
-                driver: g.storage_driver.clone(),
+                driver,
                 write: false,
                 create_missing: true,
                 lock_timeout: Some(g.lock_timeout),

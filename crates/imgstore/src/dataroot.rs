@@ -57,6 +57,14 @@ pub enum DataRootError {
         /// How long it was waited for.
         waited: Duration,
     },
+    /// dockerd's configuration file cannot be used.
+    #[error("dockerd configuration {path}: {message}")]
+    BadConfig {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// A dockerd uses the data root: writing behind its back would corrupt its state.
     #[error(
         "data root {root} is in use by dockerd (pid {pid}, data root {dockerd_root}): stop dockerd before changing its images, or use the docker CLI"
@@ -132,18 +140,92 @@ impl LockKind {
 /// How long a command waits for the lock unless told otherwise (`--lock-timeout`).
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The default data root: `$IMGSTORE_DATA_ROOT`, else `$XDG_DATA_HOME/imgstore`, else
-/// `$HOME/.local/share/imgstore`.
-pub fn default_data_root() -> Result<PathBuf, DataRootError> {
+/// dockerd's configuration file for a user: `/etc/docker/daemon.json` for root, else
+/// rootless dockerd's `$XDG_CONFIG_HOME/docker/daemon.json` (`~/.config/docker/daemon.json`).
+pub fn default_daemon_json() -> Option<PathBuf> {
+    if rustix::process::geteuid().is_root() {
+        return Some(PathBuf::from("/etc/docker/daemon.json"));
+    }
+    let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    non_empty("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| non_empty("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .map(|c| c.join("docker/daemon.json"))
+}
+
+/// What imgstore takes from dockerd's `daemon.json`: the same keys dockerd reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DaemonConfig {
+    /// `data-root` (or the deprecated `graph`).
+    pub data_root: Option<PathBuf>,
+    /// `storage-driver`.
+    pub storage_driver: Option<String>,
+}
+
+/// The most a `daemon.json` may hold.
+const MAX_DAEMON_JSON: u64 = 1 << 20;
+
+impl DaemonConfig {
+    /// Reads `path`; a missing file is the empty configuration (dockerd's defaults). A file
+    /// that is not a JSON object, a FIFO or one larger than 1 MiB is an error naming it.
+    pub fn load(path: &Path) -> Result<DaemonConfig, DataRootError> {
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Ok(DaemonConfig::default());
+        };
+        let bad = |message: String| DataRootError::BadConfig {
+            path: path.to_owned(),
+            message,
+        };
+        let bytes = match durable_fs::Dir::open(dir) {
+            Ok(d) => d
+                .read(name, MAX_DAEMON_JSON)
+                .map_err(|e| bad(e.to_string()))?,
+            Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => None,
+            Err(e) => return Err(bad(e.to_string())),
+        };
+        let Some(bytes) = bytes else {
+            return Ok(DaemonConfig::default());
+        };
+        let value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+        if !value.is_object() {
+            return Err(bad("not a JSON object".to_owned()));
+        }
+        let text = |k: &str| {
+            value
+                .get(k)
+                .and_then(serde_json::Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        Ok(DaemonConfig {
+            data_root: text("data-root")
+                .or_else(|| text("graph"))
+                .map(PathBuf::from),
+            storage_driver: text("storage-driver"),
+        })
+    }
+}
+
+/// The default data root, as dockerd chooses its own: `$IMGSTORE_DATA_ROOT` if set, else
+/// `data-root` in `config` (dockerd's `daemon.json`), else `/var/lib/docker` for root, and
+/// for another user rootless dockerd's `$XDG_DATA_HOME/docker` (`~/.local/share/docker`).
+pub fn default_data_root(config: &DaemonConfig) -> Result<PathBuf, DataRootError> {
     let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
     if let Some(p) = non_empty(DATA_ROOT_ENV) {
         return Ok(PathBuf::from(p));
     }
+    if let Some(p) = &config.data_root {
+        return Ok(p.clone());
+    }
+    if rustix::process::geteuid().is_root() {
+        return Ok(PathBuf::from("/var/lib/docker"));
+    }
     if let Some(p) = non_empty("XDG_DATA_HOME") {
-        return Ok(PathBuf::from(p).join("imgstore"));
+        return Ok(PathBuf::from(p).join("docker"));
     }
     if let Some(p) = non_empty("HOME") {
-        return Ok(PathBuf::from(p).join(".local/share/imgstore"));
+        return Ok(PathBuf::from(p).join(".local/share/docker"));
     }
     Err(DataRootError::NoDefault)
 }

@@ -12,13 +12,19 @@ use imgstore::cli;
 #[derive(Debug, Parser)]
 #[command(name = "imgstore", version, about)]
 struct Cli {
-    /// The data root (default: $IMGSTORE_DATA_ROOT, else $XDG_DATA_HOME/imgstore or
-    /// ~/.local/share/imgstore).
+    /// The data root, as dockerd's (default: $IMGSTORE_DATA_ROOT, else `data-root` in
+    /// dockerd's daemon.json, else /var/lib/docker for root; for other users rootless
+    /// dockerd's $XDG_DATA_HOME/docker or ~/.local/share/docker).
     #[arg(long, global = true, value_name = "DIR")]
     data_root: Option<PathBuf>,
-    /// The storage driver (default: the only one under <data-root>/image, else vfs).
+    /// The storage driver (default: `storage-driver` in dockerd's daemon.json, else the only
+    /// one under <data-root>/image, else vfs).
     #[arg(long, global = true, value_name = "NAME")]
     storage_driver: Option<String>,
+    /// dockerd's configuration file, for the defaults above (default:
+    /// /etc/docker/daemon.json for root, ~/.config/docker/daemon.json for other users).
+    #[arg(long, global = true, value_name = "FILE")]
+    config_file: Option<PathBuf>,
     /// Log level for messages on stderr (error, warn, info, debug, trace). What restore
     /// skips (reported by `fsck`) is logged from `info` on.
     #[arg(long, global = true, default_value = "warn", value_name = "LEVEL")]
@@ -162,6 +168,7 @@ fn main() -> ExitCode {
     let global = cli::Global {
         data_root: cli.data_root,
         storage_driver: cli.storage_driver,
+        config_file: cli.config_file,
         lock_timeout: cli.lock_timeout,
     };
     let started = std::time::Instant::now();

@@ -717,29 +717,55 @@ fn default_data_root_from_environment() {
         .output()
         .expect("run");
     assert_eq!(stdout_ok(&out), "7db95e6e4fe3\n");
-    // A per-user default root that does not exist yet is empty, and reading creates nothing.
+    // The default root comes from dockerd's daemon.json (`--config-file`); one that does
+    // not exist yet is empty, and reading creates nothing.
     let home = tempfile::tempdir().expect("temp dir");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_imgstore"))
-        .args(["ls", "-q"])
-        .env_remove("IMGSTORE_DATA_ROOT")
-        .env("XDG_DATA_HOME", home.path())
-        .output()
-        .expect("run");
-    assert_eq!(stdout_ok(&out), "");
-    assert!(!home.path().join("imgstore").exists());
-    // A write that fails (there is no image to tag or remove) creates nothing either.
-    for args in [["tag", "base", "x"], ["rm", "base", "7db9"]] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_imgstore"))
+    let config = home.path().join("daemon.json");
+    let default_root = home.path().join("docker");
+    std::fs::write(
+        &config,
+        format!(
+            "{{\"data-root\": {:?}, \"storage-driver\": \"vfs\"}}",
+            default_root.display().to_string()
+        ),
+    )
+    .expect("daemon.json");
+    let cmd = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_imgstore"))
+            .arg("--config-file")
+            .arg(&config)
             .args(args)
             .env_remove("IMGSTORE_DATA_ROOT")
-            .env("XDG_DATA_HOME", home.path())
             .output()
-            .expect("run");
+            .expect("run")
+    };
+    assert_eq!(stdout_ok(&cmd(&["ls", "-q"])), "");
+    assert!(!default_root.exists());
+    // A write that fails (there is no image to tag or remove) creates nothing either.
+    for args in [["tag", "base", "x"], ["rm", "base", "7db9"]] {
+        let out = cmd(&args);
         assert_eq!(out.status.code(), Some(1));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("No such image: base:latest"), "{err}");
-        assert!(!home.path().join("imgstore").exists(), "{args:?}");
+        assert!(!default_root.exists(), "{args:?}");
     }
+    // daemon.json's data root and driver are used.
+    let (_g2, fixture) = extract("dockerroot-01-after-load");
+    std::fs::write(
+        &config,
+        format!("{{\"data-root\": {:?}}}", fixture.display().to_string()),
+    )
+    .expect("daemon.json");
+    assert_eq!(stdout_ok(&cmd(&["ls", "-q"])), "7db95e6e4fe3\n");
+    // A daemon.json that is not JSON is a one-line error naming it.
+    std::fs::write(&config, "{").expect("daemon.json");
+    let out = cmd(&["ls"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("daemon.json") && err.lines().count() == 1,
+        "{err}"
+    );
     // The same on an explicit root without an image store.
     let empty = tempfile::tempdir().expect("temp dir");
     let out = run(empty.path(), &["tag", "base", "x"]);
