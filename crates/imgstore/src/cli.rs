@@ -7,7 +7,8 @@ use crate::dataroot::{
     DEFAULT_LOCK_TIMEOUT, DaemonConfig, DataRoot, default_daemon_json, default_data_root,
 };
 use crate::fsck;
-use crate::output::{self, HistoryFormat, ListOptions, LsFormat};
+use crate::query::{self, ListOptions};
+use crate::render::{self, HistoryFormat, LsFormat};
 use crate::store::{Error, OpenOptions, Store};
 use crate::tree;
 
@@ -180,7 +181,7 @@ fn split_format(f: Format) -> (bool, Option<crate::template::Template>) {
 
 /// `imgstore ls`.
 pub fn ls(g: &Global, a: &LsArgs) -> Outcome {
-    let (json, template) = match parse_format(&a.format, "table", &output::LS_FIELDS) {
+    let (json, template) = match parse_format(&a.format, "table", &render::LS_FIELDS) {
         Ok(f) => split_format(f),
         Err(e) => return Outcome::err(e),
     };
@@ -201,11 +202,11 @@ pub fn ls(g: &Global, a: &LsArgs) -> Outcome {
         all: a.all,
         filters,
     };
-    let summaries = match output::list_checked(&store, &opts) {
+    let summaries = match query::list(&store, &opts) {
         Ok(s) => s,
         Err(e) => return Outcome::err(e),
     };
-    let rows = output::ls_rows(&summaries, a.digests);
+    let rows = render::ls_rows(&summaries, a.digests);
     let fmt = LsFormat {
         quiet: a.quiet,
         no_trunc: a.no_trunc,
@@ -213,7 +214,7 @@ pub fn ls(g: &Global, a: &LsArgs) -> Outcome {
         json,
         template,
     };
-    let text = output::render_ls(&rows, &fmt, output::now_unix());
+    let text = render::render_ls(&rows, &fmt, render::now_unix());
     discard(store, summaries, rows);
     Outcome::ok(text)
 }
@@ -245,7 +246,7 @@ pub fn inspect(g: &Global, images: &[String], format: Option<&str>) -> Outcome {
     for arg in images {
         match store
             .resolve(arg)
-            .and_then(|id| output::inspect(&store, &id))
+            .and_then(|id| query::inspect(&store, &id))
         {
             Ok(v) => match &template {
                 Some(t) => {
@@ -267,7 +268,7 @@ pub fn inspect(g: &Global, images: &[String], format: Option<&str>) -> Outcome {
                 text
             }
         } else {
-            output::render_inspect(&values)
+            render::render_inspect(&values)
         },
         failed: !errors.is_empty(),
         errors,
@@ -283,7 +284,7 @@ pub fn history(
     quiet: bool,
     format: &str,
 ) -> Outcome {
-    let (json, template) = match parse_format(format, "table", &output::HISTORY_FIELDS) {
+    let (json, template) = match parse_format(format, "table", &render::HISTORY_FIELDS) {
         Ok(f) => split_format(f),
         Err(e) => return Outcome::err(e),
     };
@@ -293,9 +294,9 @@ pub fn history(
     };
     match store
         .resolve(image)
-        .and_then(|id| output::history(&store, &id))
+        .and_then(|id| query::history(&store, &id))
     {
-        Ok(items) => Outcome::ok(output::render_history(
+        Ok(items) => Outcome::ok(render::render_history(
             &items,
             &HistoryFormat {
                 no_trunc,
@@ -304,7 +305,7 @@ pub fn history(
                 json,
                 template,
             },
-            output::now_unix(),
+            render::now_unix(),
         )),
         Err(e) => Outcome::err(e),
     }

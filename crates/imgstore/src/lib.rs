@@ -9,7 +9,8 @@
 //!   `imagedb_fs::FsBackend`), which restore it with dockerd's rules, and resolves image
 //!   arguments ([`store::Store::resolve`]).
 //! - [`ops`]: `tag` and `rm` ([`store::Store::tag`], [`store::Store::delete`]).
-//! - [`output`], [`tree`], [`fsck`]: what `ls`, `inspect`, `history`, `tree` and `fsck` print.
+//! - [`query`]: dockerd's answers for `ls`, `inspect` and `history`; [`render`]: the docker
+//!   CLI's rendering of them. [`tree`], [`fsck`]: what `tree` and `fsck` print.
 //! - [`reference`](mod@reference) and [`refstore`]: Docker references and `repositories.json`.
 //! - [`gofmt`] and [`template`]: Go-compatible formatting and `--format` templates.
 //! - [`cli`]: each command as a function returning its output.
@@ -40,9 +41,10 @@ pub mod dataroot;
 pub mod fsck;
 pub mod gofmt;
 pub mod ops;
-pub mod output;
+pub mod query;
 pub mod reference;
 pub mod refstore;
+pub mod render;
 pub mod store;
 pub mod template;
 pub mod tree;

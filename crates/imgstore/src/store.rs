@@ -88,9 +88,7 @@ pub enum Error {
     /// that was not restored).
     #[error("unrecognized image ID {0:?}")]
     UnrecognizedImage(String),
-    /// A bad `ls` filter.
-    #[error(transparent)]
-    Filter(#[from] crate::output::FilterError),
+
     /// A short ID matches several images.
     #[error("{term:?} is ambiguous: it matches {count} images: {}", .candidates.join(", "))]
     Ambiguous {
