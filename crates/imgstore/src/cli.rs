@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::dataroot::{
-    DEFAULT_LOCK_TIMEOUT, DaemonConfig, DataRoot, default_daemon_json, default_data_root,
+    DEFAULT_LOCK_TIMEOUT, DaemonConfig, DataRoot, IfMissing, default_daemon_json, default_data_root,
 };
 use crate::fsck;
 use crate::query::{self, ListOptions};
@@ -120,7 +120,7 @@ fn open_existing_for_write(g: &Global) -> Result<WriteStore, Error> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             // An explicit root must still exist and be a directory.
             if g.data_root.is_some() {
-                DataRoot::open(root.clone(), driver.as_deref(), false)?;
+                DataRoot::open(root.clone(), driver.as_deref(), IfMissing::Fail)?;
             }
             Ok(WriteStore::Empty(Store::open(&OpenOptions {
                 root,
@@ -158,16 +158,37 @@ enum Format {
     Template(crate::template::Template),
 }
 
-fn parse_format(format: &str, text_name: &str, fields: &[&str]) -> Result<Format, String> {
+/// Why a `--format` value was refused.
+#[derive(Debug, thiserror::Error)]
+enum FormatError {
+    /// The command takes no templates.
+    #[error("unsupported --format {given:?}: use {default} or json")]
+    Unsupported {
+        /// The value given.
+        given: String,
+        /// The command's default format.
+        default: &'static str,
+    },
+    /// A template that does not parse.
+    #[error(transparent)]
+    Template(#[from] crate::template::TemplateError),
+}
+
+fn parse_format(
+    format: &str,
+    text_name: &'static str,
+    fields: &[&str],
+) -> Result<Format, FormatError> {
     match format {
         "json" | "{{json .}}" => Ok(Format::Json),
         f if f == text_name || f.is_empty() => Ok(Format::Default),
-        other if fields.is_empty() => Err(format!(
-            "unsupported --format {other:?}: use {text_name} or json"
-        )),
-        other => crate::template::Template::parse(other, fields)
-            .map(Format::Template)
-            .map_err(|e| e.to_string()),
+        other if fields.is_empty() => Err(FormatError::Unsupported {
+            given: other.to_owned(),
+            default: text_name,
+        }),
+        other => Ok(Format::Template(crate::template::Template::parse(
+            other, fields,
+        )?)),
     }
 }
 
@@ -330,8 +351,18 @@ pub fn tag(g: &Global, source: &str, target: &str) -> Outcome {
     }
 }
 
+/// `rm` flags.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RmArgs {
+    /// `-f`: remove images that have several references or stopped containers.
+    pub force: bool,
+    /// Delete untagged parents (`--no-prune` turns it off).
+    pub prune: bool,
+}
+
 /// `imgstore rm`: each image in turn; errors do not stop the others.
-pub fn rm(g: &Global, images: &[String], force: bool, prune: bool) -> Outcome {
+pub fn rm(g: &Global, images: &[String], args: RmArgs) -> Outcome {
+    let RmArgs { force, prune } = args;
     let mut store = match open_existing_for_write(g) {
         Ok(WriteStore::Open(s)) => s,
         Ok(WriteStore::Empty(s)) => {

@@ -283,6 +283,15 @@ pub fn choose_driver(root: &Path, explicit: Option<&str>) -> Result<String, Data
     }
 }
 
+/// What [`DataRoot::open`] does with a data root that is not there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfMissing {
+    /// It is an error ([`DataRootError::Missing`]).
+    Fail,
+    /// Create the root and its image store directory (for writes).
+    Create,
+}
+
 /// A data root with its driver chosen.
 #[derive(Debug, Clone)]
 pub struct DataRoot {
@@ -297,9 +306,14 @@ impl DataRoot {
         Ok(DataRoot { root, driver })
     }
 
-    /// Resolves the root and driver. The root must exist unless `create` is set, in which
-    /// case the image store directory is created (0700, as dockerd does).
-    pub fn open(root: PathBuf, driver: Option<&str>, create: bool) -> Result<Self, DataRootError> {
+    /// Resolves the root and driver. With [`IfMissing::Fail`] the root must exist; with
+    /// [`IfMissing::Create`] the image store directory is created (0700, as dockerd does).
+    pub fn open(
+        root: PathBuf,
+        driver: Option<&str>,
+        if_missing: IfMissing,
+    ) -> Result<Self, DataRootError> {
+        let create = if_missing == IfMissing::Create;
         match std::fs::metadata(&root) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => return Err(DataRootError::NotADirectory(root)),

@@ -210,7 +210,14 @@ fn main() -> ExitCode {
             images,
             force,
             no_prune,
-        } => cli::rm(&global, &images, force, !no_prune),
+        } => cli::rm(
+            &global,
+            &images,
+            cli::RmArgs {
+                force,
+                prune: !no_prune,
+            },
+        ),
         Command::Tree { image, no_trunc } => cli::tree(&global, image.as_deref(), no_trunc),
         Command::Fsck { format } => cli::fsck(&global, &format),
     };

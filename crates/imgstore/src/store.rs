@@ -19,7 +19,9 @@ use imagedb_fs::{FsBackend, MemBackend, StoreBackend};
 use layer_store::{ChainId, LayerStore, RestoreOutcome};
 use rayon::prelude::*;
 
-use crate::dataroot::{DEFAULT_LOCK_TIMEOUT, DataRoot, DataRootError, LockKind, RootLock};
+use crate::dataroot::{
+    DEFAULT_LOCK_TIMEOUT, DataRoot, DataRootError, IfMissing, LockKind, RootLock,
+};
 use crate::reference::{AnyReference, ReferenceError};
 use crate::refstore::{RefStore, RefStoreError};
 
@@ -337,9 +339,9 @@ impl Store {
     pub fn open(opts: &OpenOptions) -> Result<Store, Error> {
         let driver = opts.driver.as_deref();
         let root = match (opts.create_missing, opts.write) {
-            (true, true) => DataRoot::open(opts.root.clone(), driver, true)?,
+            (true, true) => DataRoot::open(opts.root.clone(), driver, IfMissing::Create)?,
             (true, false) => DataRoot::resolve(opts.root.clone(), driver)?,
-            (false, _) => DataRoot::open(opts.root.clone(), driver, false)?,
+            (false, _) => DataRoot::open(opts.root.clone(), driver, IfMissing::Fail)?,
         };
         check_layout(&root)?;
         let kind = match opts.write {
