@@ -1,7 +1,7 @@
 //! Docker's layer store: chain IDs, the layerdb on disk, reference counting and restore,
 //! byte-compatible with dockerd 20.10 (the metadata side of moby's `layer` package).
 //!
-//! - [`ChainId`], [`DiffId`], [`chain_id`]: ChainID(L0) = DiffID(L0),
+//! - [`ChainId`], [`DiffId`], [`chain_id`], [`chain_ids`]: ChainID(L0) = DiffID(L0),
 //!   ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln)).
 //! - [`LayerStore`]: the layerdb at `<data-root>/image/<driver>/layerdb`, with
 //!   `sha256/<chain-hex>/{diff,size,cache-id,parent,tar-split.json.gz}`. New layers are
@@ -50,6 +50,7 @@ pub mod apply;
 pub mod content;
 mod driver;
 mod error;
+pub mod gojson;
 mod handle;
 mod ids;
 mod map;
@@ -66,7 +67,7 @@ pub use crate::content::{
 pub use crate::driver::{Driver, DriverError, NullDriver};
 pub use crate::error::{OpenError, RegisterError};
 pub use crate::handle::{GetError, LayerGetReleaser, LayerHandle, LayerMetadata, ReleaseError};
-pub use crate::ids::{ChainId, DiffId, chain_id};
+pub use crate::ids::{ChainId, ChainIds, DiffId, chain_id, chain_ids};
 pub use crate::restore::{Leftover, LeftoverKind, RestoreOutcome, SkipReason, SkippedLayer};
 pub use crate::store::{LayerInfo, LayerStore, MAX_LAYER_DEPTH, OpenMode, PendingLayer};
 pub use crate::transaction::{Transaction, TransactionError};

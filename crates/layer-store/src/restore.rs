@@ -28,8 +28,6 @@ use crate::ids::{ChainId, DiffId};
 use crate::map::{Entry, Extra, LayerMap, NO_PARENT, hash_id};
 use crate::transaction::STAGING_PREFIX;
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
 /// Suffix of a layer directory being deleted (`<hex>-<random>-removing`).
 pub const REMOVING_SUFFIX: &str = "-removing";
 
@@ -831,15 +829,8 @@ fn read_layer(
     chain_id: ChainId,
     find: &(dyn Fn(&ChainId) -> Option<u32> + Sync),
 ) -> Result<(Entry, Option<Extra>), SkipReason> {
-    let mut hex = [0u8; 128];
-    let raw = chain_id.0.as_bytes();
-    for (pair, b) in hex.chunks_exact_mut(2).zip(raw) {
-        pair[0] = HEX[usize::from(b >> 4)];
-        pair[1] = HEX[usize::from(b & 0xf)];
-    }
-    let Ok(layer) = std::str::from_utf8(&hex[..2 * raw.len()]) else {
-        return Err(SkipReason::MissingFile { file: "diff" }); // unreachable: ASCII hex
-    };
+    let hex = chain_id.0.hex_buf();
+    let layer = hex.as_str();
     let diff = read_file(dir, layer, "diff", SMALL_FILE_LIMIT)?
         .ok_or(SkipReason::MissingFile { file: "diff" })?;
     let diff_id = DiffId(parse_digest("diff", &diff)?);

@@ -501,10 +501,7 @@ impl PendingLayer<'_> {
     /// discards this one. Returns a new handle on the layer.
     pub fn commit(mut self, diff_id: DiffId, diff_size: u64) -> Result<LayerHandle, RegisterError> {
         let parent_info = self.parent.as_ref().map(|(_, i)| i.clone());
-        let chain_id = match &parent_info {
-            Some(p) => p.chain_id.then(&diff_id),
-            None => ChainId(diff_id.0),
-        };
+        let chain_id = ChainId::step(parent_info.as_ref().map(|p| &p.chain_id), &diff_id);
         let store = self.store;
         let Some(tx) = self.tx.take() else {
             return Err(RegisterError::ReadOnly {
