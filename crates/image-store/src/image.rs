@@ -206,38 +206,11 @@ impl Checked {
         let diff_ids = parse_diff_ids(&e.diff_ids)?;
         let os = e.os.as_deref().unwrap_or("");
         Ok(Checked {
-            chain_id: chain_of(&diff_ids),
+            chain_id: layer_store::chain_id(&diff_ids),
             created: e.created,
             other_os: (!os_supported(os)).then(|| os.to_owned()),
         })
     }
-}
-
-/// The chain ID of sha256 diff IDs, as [`layer_store::chain_id`] computes it, without
-/// allocating: ChainID(L0) = DiffID(L0), ChainID(Ln) = sha256("sha256:<chain> sha256:<diff>").
-fn chain_of(diffs: &[DiffId]) -> Option<ChainId> {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    fn put(buf: &mut [u8], d: &Digest) {
-        buf[..7].copy_from_slice(b"sha256:");
-        for (i, b) in d.as_bytes().iter().enumerate() {
-            buf[7 + 2 * i] = HEX[usize::from(b >> 4)];
-            buf[8 + 2 * i] = HEX[usize::from(b & 0xf)];
-        }
-    }
-    let (first, rest) = diffs.split_first()?;
-    let mut chain = first.0;
-    let mut buf = [0u8; 143];
-    buf[71] = b' ';
-    for d in rest {
-        if chain.algorithm() != Algorithm::Sha256 || d.0.algorithm() != Algorithm::Sha256 {
-            // Not reached (diff IDs are parsed as sha256): the general rule.
-            return layer_store::chain_id(diffs);
-        }
-        put(&mut buf[..71], &chain);
-        put(&mut buf[72..], &d.0);
-        chain = Digest::sha256(&buf);
-    }
-    Some(ChainId(chain))
 }
 
 fn decode(raw: &[u8]) -> Result<ImageConfig, InvalidImage> {
@@ -658,14 +631,6 @@ mod tests {
             Image::from_bytes(moby),
             Err(InvalidImage::InvalidDiffId { index: 0, .. })
         ));
-    }
-
-    #[test]
-    fn chain_of_matches_layer_store() {
-        let diffs: Vec<DiffId> = (0..20u8).map(|i| DiffId(Digest::sha256(&[i]))).collect();
-        for n in 0..diffs.len() {
-            assert_eq!(chain_of(&diffs[..n]), layer_store::chain_id(&diffs[..n]));
-        }
     }
 
     #[test]
