@@ -44,8 +44,6 @@
 //! # }
 //! ```
 
-#![deny(unsafe_code)]
-
 pub mod apply;
 pub mod content;
 mod driver;
