@@ -51,22 +51,25 @@ mod error;
 pub mod gojson;
 mod handle;
 mod ids;
+mod info;
 mod map;
+mod outcome;
 mod random;
+mod register;
 mod restore;
 mod store;
 pub mod tarsplit;
 pub mod transaction;
 mod vfs;
 
-pub use crate::content::{
-    ContentError, DiffStream, DiffSummary, RegisterOptions, TarStream, TarStreamError,
-};
+pub use crate::content::{ContentError, DiffStream, DiffSummary, TarStream};
 pub use crate::driver::{Driver, DriverError, NullDriver};
 pub use crate::error::{OpenError, RegisterError};
 pub use crate::handle::{GetError, LayerGetReleaser, LayerHandle, LayerMetadata, ReleaseError};
 pub use crate::ids::{ChainId, ChainIds, DiffId, chain_id, chain_ids};
-pub use crate::restore::{Leftover, LeftoverKind, RestoreOutcome, SkipReason, SkippedLayer};
-pub use crate::store::{LayerInfo, LayerStore, MAX_LAYER_DEPTH, OpenMode, PendingLayer};
+pub use crate::info::{LayerInfo, MAX_LAYER_DEPTH};
+pub use crate::outcome::{Leftover, LeftoverKind, RestoreOutcome, SkipReason, SkippedLayer};
+pub use crate::register::{RegisterOptions, TarStreamError};
+pub use crate::store::{LayerStore, OpenMode, PendingLayer};
 pub use crate::transaction::{Transaction, TransactionError};
 pub use crate::vfs::VfsDriver;

@@ -19,7 +19,7 @@ use digest_set::{Algorithm, Digest};
 use hashbrown::HashTable;
 
 use crate::ids::{ChainId, DiffId};
-use crate::store::LayerInfo;
+use crate::info::LayerInfo;
 
 /// [`Entry::parent`] of a base layer.
 pub(crate) const NO_PARENT: u32 = u32::MAX;
