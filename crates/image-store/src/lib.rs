@@ -87,6 +87,7 @@ mod config;
 mod error;
 mod id;
 mod image;
+mod node;
 mod store;
 pub mod time;
 mod validate;
@@ -98,6 +99,5 @@ pub use crate::error::{
 };
 pub use crate::id::ImageId;
 pub use crate::image::{Image, InvalidImage};
-pub use crate::store::{
-    ImageInfo, ImageStore, KEY_BUILT_LOCALLY, KEY_LAST_UPDATED, KEY_PARENT, Loaded,
-};
+pub use crate::node::ImageInfo;
+pub use crate::store::{ImageStore, KEY_BUILT_LOCALLY, KEY_LAST_UPDATED, KEY_PARENT, Loaded};
