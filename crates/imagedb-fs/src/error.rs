@@ -46,7 +46,7 @@ pub enum Error {
     /// `set` was given no data.
     #[error("invalid empty data")]
     EmptyData,
-    /// The content is larger than the backend accepts ([`MAX_CONFIG_SIZE`]).
+    /// The content is larger than the backend accepts ([`MAX_CONFIG_SIZE`](crate::MAX_CONFIG_SIZE)).
     #[error("{path} is {size} bytes, over the limit of {limit} bytes for an image config")]
     TooLarge {
         /// The file.
