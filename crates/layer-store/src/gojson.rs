@@ -12,7 +12,7 @@
 //! assert_eq!(out, br#""a\u003cb\n\ufffd""#);
 //! ```
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
+use std::io::Write as _;
 
 /// Appends `s` as a JSON string (with its quotes), as Go's `json.Marshal` writes a string.
 pub fn write_string(out: &mut Vec<u8>, s: &str) {
@@ -71,11 +71,8 @@ fn write_escaped(out: &mut Vec<u8>, s: &str) {
             '\r' => out.extend_from_slice(b"\\r"),
             '\t' => out.extend_from_slice(b"\\t"),
             '<' | '>' | '&' | '\u{2028}' | '\u{2029}' | '\0'..='\u{1f}' => {
-                let v = c as u32;
-                out.extend_from_slice(b"\\u");
-                for shift in [12, 8, 4, 0] {
-                    out.push(HEX[((v >> shift) & 0xf) as usize]);
-                }
+                // Writing to a Vec cannot fail.
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
             }
             _ => {
                 let mut buf = [0u8; 4];
