@@ -19,8 +19,9 @@ use std::fs;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use digest_set::{Algorithm, Digest};
 use image_store::time::Timestamp;
-use sha2::{Digest as _, Sha256};
+use layer_store::{ChainId, DiffId};
 
 /// Parses the arguments and writes the data root.
 pub fn run(args: &[String]) -> Result<(), String> {
@@ -103,14 +104,6 @@ impl Rng {
     }
 }
 
-fn sha256_hex(data: &[u8]) -> String {
-    let mut s = String::with_capacity(64);
-    for b in Sha256::digest(data) {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
 const WORDS: [&str; 16] = [
     "alpine", "build", "cache", "debian", "entry", "fetch", "gzip", "http", "install", "java",
     "kernel", "locale", "make", "nginx", "openssl", "python",
@@ -124,21 +117,9 @@ fn timestamp(secs: u64, nanos: u64) -> String {
     Timestamp::from_unix(secs, (nanos % 1_000_000_000) as u32).to_string()
 }
 
+/// A JSON string as dockerd (Go's `encoding/json`) writes it.
 fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    layer_store::gojson::string(s)
 }
 
 fn str_list(items: &[String]) -> String {
@@ -331,7 +312,7 @@ pub fn generate(out: &Path, images: usize, seed: u64) -> Result<Summary, String>
         let base_layers = rng.range(1, 6) as usize;
 
         let mut diff_ids: Vec<String> = Vec::new();
-        let mut chain: Option<String> = None;
+        let mut chain: Option<ChainId> = None;
         let mut history: Vec<HistoryEntry> = Vec::new();
         let mut env = vec!["PATH=/usr/local/bin:/usr/bin:/bin".to_owned()];
         let mut parent_id = String::new();
@@ -341,19 +322,18 @@ pub fn generate(out: &Path, images: usize, seed: u64) -> Result<Summary, String>
             let new_layers = if step == 0 { base_layers } else { 1 };
             for _ in 0..new_layers {
                 clock += rng.range(1, 600);
-                let diff = format!("sha256:{}", rng.hex(32));
-                let next_chain = match &chain {
-                    None => diff.clone(),
-                    Some(c) => format!("sha256:{}", sha256_hex(format!("{c} {diff}").as_bytes())),
-                };
-                let dir = layerdb.join("sha256").join(&next_chain["sha256:".len()..]);
+                let diff = Digest::from_hex(Algorithm::Sha256, &rng.hex(32))
+                    .map(DiffId)
+                    .map_err(|e| e.to_string())?;
+                let next_chain = ChainId::step(chain.as_ref(), &diff);
+                let dir = layerdb.join("sha256").join(next_chain.0.hex_buf().as_str());
                 w.dir(&dir, 0o700)?;
-                w.file(&dir.join("diff"), diff.as_bytes(), 0o644)?;
+                w.file(&dir.join("diff"), diff.to_string().as_bytes(), 0o644)?;
                 let size = rng.range(0, 200 << 20);
                 w.file(&dir.join("size"), size.to_string().as_bytes(), 0o644)?;
                 w.file(&dir.join("cache-id"), rng.hex(32).as_bytes(), 0o644)?;
                 if let Some(c) = &chain {
-                    w.file(&dir.join("parent"), c.as_bytes(), 0o644)?;
+                    w.file(&dir.join("parent"), c.to_string().as_bytes(), 0o644)?;
                 }
                 summary.layers += 1;
                 history.push(HistoryEntry {
@@ -361,7 +341,7 @@ pub fn generate(out: &Path, images: usize, seed: u64) -> Result<Summary, String>
                     created_by: format!("/bin/sh -c make {}", WORDS[(rng.next() % 16) as usize]),
                     empty: false,
                 });
-                diff_ids.push(diff);
+                diff_ids.push(diff.to_string());
                 chain = Some(next_chain);
             }
             let step_text = if step == 0 {
@@ -391,7 +371,7 @@ pub fn generate(out: &Path, images: usize, seed: u64) -> Result<Summary, String>
                     target_size,
                 },
             );
-            let hex = sha256_hex(&config);
+            let hex = Digest::sha256(&config).hex();
             w.file(&content.join(&hex), &config, 0o600)?;
             let meta = metadata.join(&hex);
             if step > 0 {

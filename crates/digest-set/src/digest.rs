@@ -212,12 +212,31 @@ impl Digest {
 
     /// The lowercase hex of the hash, without the algorithm.
     pub fn hex(&self) -> String {
-        let mut out = String::with_capacity(self.algorithm.hex_len());
-        for b in self.as_bytes() {
-            out.push(HEX[(b >> 4) as usize] as char);
-            out.push(HEX[(b & 0xf) as usize] as char);
+        self.hex_buf().as_str().to_owned()
+    }
+
+    /// The lowercase hex of the hash, without the algorithm, on the stack: no allocation.
+    /// It derefs to `&str` and implements `Display`.
+    ///
+    /// ```
+    /// let d = digest_set::Digest::sha256(b"");
+    /// assert_eq!(d.hex_buf().as_str(), d.hex());
+    /// ```
+    pub fn hex_buf(&self) -> HexBuf {
+        let mut buf = [0u8; 128];
+        let len = self.write_hex(&mut buf).len();
+        HexBuf { buf, len }
+    }
+
+    /// Writes the lowercase hex of the hash into `out` and returns it: no allocation.
+    pub fn write_hex<'a>(&self, out: &'a mut [u8; 128]) -> &'a str {
+        let raw = self.as_bytes();
+        for (pair, b) in out.chunks_exact_mut(2).zip(raw) {
+            pair[0] = HEX[usize::from(b >> 4)];
+            pair[1] = HEX[usize::from(b & 0xf)];
         }
-        out
+        // The buffer only holds ASCII hex digits there.
+        std::str::from_utf8(&out[..2 * raw.len()]).unwrap_or_default()
     }
 
     /// The first 12 hex characters: Docker's short ID.
@@ -239,6 +258,47 @@ impl Digest {
 }
 
 pub(crate) const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// The lowercase hex of a [`Digest`] held on the stack ([`Digest::hex_buf`]).
+#[derive(Clone, Copy)]
+pub struct HexBuf {
+    buf: [u8; 128],
+    len: usize,
+}
+
+impl HexBuf {
+    /// The hex digits.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits are written below `len`.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+}
+
+impl std::ops::Deref for HexBuf {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for HexBuf {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Display for HexBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for HexBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
 
 /// Marks a byte that is not a lowercase hex digit in [`HEX_VALUE`].
 const INVALID: u8 = 0x80;
@@ -297,14 +357,7 @@ impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.algorithm.name())?;
         f.write_str(":")?;
-        let mut buf = [0u8; 128];
-        for (i, b) in self.as_bytes().iter().enumerate() {
-            buf[2 * i] = HEX[(b >> 4) as usize];
-            buf[2 * i + 1] = HEX[(b & 0xf) as usize];
-        }
-        let hex = &buf[..self.algorithm.hex_len()];
-        // The buffer only holds ASCII hex digits.
-        f.write_str(std::str::from_utf8(hex).map_err(|_| fmt::Error)?)
+        f.write_str(&self.hex_buf())
     }
 }
 
@@ -514,6 +567,19 @@ mod tests {
                     from_hex_model(alg, prefix)
                 );
             }
+        }
+    }
+
+    #[test]
+    fn hex_buf_matches_display() {
+        for d in [Digest::sha256(b"x"), Digest::sha512(b"x")] {
+            let mut buf = [0u8; 128];
+            let text = d.to_string();
+            let hex = &text[text.len() - d.algorithm().hex_len()..];
+            assert_eq!(d.write_hex(&mut buf), hex);
+            assert_eq!(d.hex_buf().as_str(), hex);
+            assert_eq!(d.hex_buf().to_string(), hex);
+            assert_eq!(d.hex(), hex);
         }
     }
 

@@ -29,5 +29,5 @@
 mod digest;
 mod set;
 
-pub use crate::digest::{Algorithm, Digest, ParseError};
+pub use crate::digest::{Algorithm, Digest, HexBuf, ParseError};
 pub use crate::set::{DigestSet, LookupError, MAX_CANDIDATES};

@@ -83,21 +83,21 @@
 // cold path, so their size does not matter.
 #![allow(clippy::result_large_err)]
 
+mod config;
 mod error;
 mod id;
 mod image;
+mod node;
 mod store;
 pub mod time;
 mod validate;
 
+pub use crate::config::{ContainerConfig, GoEmpty, HealthConfig, History, ImageConfig, RootFs};
 pub use crate::error::{
     CreateError, DanglingParent, DeleteError, GetError, MetadataError, NotFound, OpenError,
     RestoreReport, SearchError, SetParentError, SkipReason, SkippedImage,
 };
 pub use crate::id::ImageId;
-pub use crate::image::{
-    ContainerConfig, GoEmpty, HealthConfig, History, Image, ImageConfig, InvalidImage, RootFs,
-};
-pub use crate::store::{
-    ImageInfo, ImageStore, KEY_BUILT_LOCALLY, KEY_LAST_UPDATED, KEY_PARENT, Loaded,
-};
+pub use crate::image::{Image, InvalidImage};
+pub use crate::node::ImageInfo;
+pub use crate::store::{ImageStore, KEY_BUILT_LOCALLY, KEY_LAST_UPDATED, KEY_PARENT, Loaded};

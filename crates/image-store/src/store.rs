@@ -1,7 +1,7 @@
 //! [`ImageStore`]: moby's `image.Store`, restored in parallel and safe for concurrent use.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use dashmap::DashMap;
 use digest_set::{Digest, DigestSet};
@@ -15,6 +15,7 @@ use crate::error::{
 };
 use crate::id::ImageId;
 use crate::image::{Checked, Image};
+use crate::node::{Graph, ImageInfo, Node, forget_child};
 use crate::time::{Timestamp, parse_rfc3339};
 
 /// Metadata key of the parent link (`sha256:<hex>`).
@@ -23,81 +24,6 @@ pub const KEY_PARENT: &str = "parent";
 pub const KEY_LAST_UPDATED: &str = "lastUpdated";
 /// Metadata key of the built-locally flag (the single byte `1`).
 pub const KEY_BUILT_LOCALLY: &str = "builtLocally";
-
-/// One image in memory (moby's `imageMeta`, plus the parent link): what listing and the graph
-/// need. The config bytes are not kept: [`ImageStore::get`] reads them again, unless a caller
-/// still holds the image from an earlier `get`.
-#[derive(Debug)]
-struct Node {
-    /// The top layer's chain ID, `None` for an image with no layers.
-    chain_id: Option<ChainId>,
-    /// The config's `created`.
-    created: Option<Timestamp>,
-    /// The token of the store's reference on the top layer (meaningful when `chain_id` is set;
-    /// the chain ID and the token make up the [`LayerHandle`]).
-    layer_token: u64,
-    /// The config, for as long as some caller holds it.
-    image: Weak<Image>,
-    /// The parent link as stored on disk (possibly naming an image not in the store).
-    parent: Option<ImageId>,
-    /// Images in the store whose parent link names this image, sorted. A vector, not a set:
-    /// most images have zero or one child, and a B-tree node costs ~700 bytes.
-    children: Vec<ImageId>,
-}
-
-impl Node {
-    fn new(
-        chain_id: Option<ChainId>,
-        created: Option<Timestamp>,
-        handle: Option<&LayerHandle>,
-        parent: Option<ImageId>,
-    ) -> Node {
-        Node {
-            chain_id,
-            created,
-            layer_token: handle.map_or(0, LayerHandle::token),
-            image: Weak::new(),
-            parent,
-            children: Vec::new(),
-        }
-    }
-
-    /// The store's reference on the top layer.
-    fn layer(&self) -> Option<LayerHandle> {
-        self.chain_id.map(|c| LayerHandle::new(c, self.layer_token))
-    }
-
-    fn info(&self, id: ImageId) -> ImageInfo {
-        ImageInfo {
-            id,
-            chain_id: self.chain_id,
-            created: self.created,
-            parent: self.parent,
-        }
-    }
-}
-
-/// What the store keeps in memory of an image: everything listing needs, without the config
-/// bytes ([`ImageStore::get`] gives the whole [`Image`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ImageInfo {
-    /// The image ID.
-    pub id: ImageId,
-    /// The chain ID of its top layer, `None` for an image with no layers
-    /// ([`Image::chain_id`]).
-    pub chain_id: Option<ChainId>,
-    /// The config's `created` time ([`Image::created`]).
-    pub created: Option<Timestamp>,
-    /// Its parent link (see [`ImageStore::get_parent`]).
-    pub parent: Option<ImageId>,
-}
-
-/// State that only graph mutations touch, under the store's write lock.
-#[derive(Debug, Default)]
-struct Graph {
-    /// Parent links to images not in the store: missing parent -> children naming it.
-    waiting: HashMap<ImageId, BTreeSet<ImageId>>,
-}
 
 /// Docker's image store: image configs in a [`StoreBackend`], their layers held in a layer
 /// store, and the parent/child graph in memory.
@@ -349,31 +275,6 @@ fn unlink_missing(
                 value: id.to_string(),
                 parent: Some(id),
             });
-        }
-    }
-}
-
-/// Removes `child` from what `parent` is known to have: its children list when `parent` is in
-/// the store, the links waiting for it otherwise.
-fn forget_child(
-    images: &DashMap<ImageId, Node>,
-    graph: &mut Graph,
-    child: ImageId,
-    parent: ImageId,
-) {
-    match images.get_mut(&parent) {
-        Some(mut p) => {
-            if let Ok(at) = p.children.binary_search(&child) {
-                p.children.remove(at);
-            }
-        }
-        None => {
-            if let Some(set) = graph.waiting.get_mut(&parent) {
-                set.remove(&child);
-                if set.is_empty() {
-                    graph.waiting.remove(&parent);
-                }
-            }
         }
     }
 }

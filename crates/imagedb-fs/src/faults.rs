@@ -6,12 +6,13 @@
 //! keep another clone to add rules and read counters while the test runs.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use digest_set::Digest;
 
-use crate::backend::{CleanupReport, Error, StoreBackend};
+use crate::backend::StoreBackend;
+use crate::error::{CleanupReport, Error};
 
 /// An operation that a [`Faults`] rule can make fail.
 ///
@@ -341,14 +342,5 @@ impl<B: StoreBackend> StoreBackend for FaultyBackend<B> {
 
     fn cleanup(&self) -> Result<CleanupReport, Error> {
         self.inner.cleanup()
-    }
-}
-
-/// Wraps an injected error for a file operation.
-pub(crate) fn io_at(op: &'static str, path: &Path, source: io::Error) -> Error {
-    Error::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
     }
 }

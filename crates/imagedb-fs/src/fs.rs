@@ -12,13 +12,10 @@ use digest_set::{Algorithm, Digest};
 use rustix::fs::{CWD, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
-use crate::backend::{
-    BulkReader, CleanupReport, Direct, Error, MAX_CONFIG_SIZE, StoreBackend, validate_key,
-};
-use crate::faults::{Faults, Injector, Op, io_at};
-
-/// Names starting with this are temporary files of interrupted or in-flight writes.
-pub(crate) const TMP_PREFIX: &str = ".tmp-";
+use crate::backend::{BulkReader, Direct, MAX_CONFIG_SIZE, StoreBackend};
+use crate::error::{CleanupReport, Error, io_at};
+use crate::faults::{Faults, Injector, Op};
+use crate::key::{TMP_PREFIX, validate_key};
 
 /// How content and metadata files are opened for reading: no following a final symlink, no
 /// blocking on a FIFO.
@@ -201,7 +198,7 @@ impl FsBackend {
                 }
                 Ok(true)
             }
-            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Err(Error::NotADirectory {
+            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => Err(Error::NotADirectory {
                 path: dir.to_path_buf(),
                 what: "a parent is not a directory",
             }),

@@ -31,15 +31,17 @@
 //! ```
 
 mod backend;
+mod error;
 mod faults;
 mod fs;
+mod key;
 mod mem;
 
-pub use crate::backend::{
-    BulkReader, CleanupReport, Error, MAX_CONFIG_SIZE, StoreBackend, validate_key,
-};
+pub use crate::backend::{BulkReader, MAX_CONFIG_SIZE, StoreBackend};
+pub use crate::error::{CleanupReport, Error};
 pub use crate::faults::{Faults, FaultyBackend, Op};
 pub use crate::fs::FsBackend;
+pub use crate::key::validate_key;
 pub use crate::mem::MemBackend;
 
 /// The README's examples, compiled and run as doctests.

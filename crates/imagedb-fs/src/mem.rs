@@ -6,7 +6,9 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use digest_set::{Algorithm, Digest};
 
-use crate::backend::{Error, MAX_CONFIG_SIZE, StoreBackend, validate_key};
+use crate::backend::{MAX_CONFIG_SIZE, StoreBackend};
+use crate::error::Error;
+use crate::key::validate_key;
 
 #[derive(Debug, Default)]
 struct State {

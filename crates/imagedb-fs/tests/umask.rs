@@ -7,13 +7,12 @@ use imagedb_fs::{FsBackend, StoreBackend};
 
 #[test]
 fn modes_ignore_umask() {
-    // SAFETY: umask has no preconditions; this binary runs no other test concurrently.
-    let old = unsafe { libc::umask(0o277) };
+    // This binary runs no other test concurrently.
+    let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o277));
     let dir = tempfile::tempdir().expect("temp dir");
     let root = dir.path().join("imagedb");
     let result = modes(&root);
-    // SAFETY: as above.
-    unsafe { libc::umask(old) };
+    rustix::process::umask(old);
     assert_eq!(result, (0o600, 0o600, 0o700, 0o700, 0o700));
 }
 

@@ -128,22 +128,9 @@ pub fn rfc3339_utc(unix_seconds: i64) -> String {
 }
 
 /// Go's `encoding/json` HTML-safe escaping applied to serde_json output: `<`, `>`, `&`,
-/// U+2028 and U+2029 become `\u003c`, `\u003e`, `\u0026`, `\u2028`, `\u2029`. Safe on
-/// any JSON text (these characters only occur inside strings).
-pub fn escape_go_json(json: &str) -> String {
-    let mut out = String::with_capacity(json.len());
-    for c in json.chars() {
-        match c {
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
+/// U+2028 and U+2029 become `\u003c`, `\u003e`, `\u0026`, `\u2028`, `\u2029`
+/// ([`layer_store::gojson::escape_html`]).
+pub use layer_store::gojson::escape_html as escape_go_json;
 
 /// Go's `text/tabwriter` as the docker 20.10 CLI sets it up (`minwidth 10, tabwidth 1,
 /// padding 3, padchar ' '`): every cell but the last of a row is padded to its column's width. Widths

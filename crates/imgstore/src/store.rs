@@ -16,7 +16,7 @@ use digest_set::Digest;
 use image_store::time::Timestamp;
 use image_store::{Image, ImageId, ImageInfo, ImageStore, RestoreReport, SearchError};
 use imagedb_fs::{FsBackend, MemBackend, StoreBackend};
-use layer_store::{ChainId, LayerStore, RestoreOutcome};
+use layer_store::{LayerStore, RestoreOutcome};
 use rayon::prelude::*;
 
 use crate::dataroot::{
@@ -651,17 +651,9 @@ impl Store {
 
     /// The chain IDs of an image's layers, bottom first.
     pub fn image_chain(&self, image: &Image) -> Vec<Digest> {
-        let mut out = Vec::new();
-        let mut chain: Option<ChainId> = None;
-        for d in image.diff_ids() {
-            let next = match chain {
-                None => ChainId(d.0),
-                Some(c) => c.then(&d),
-            };
-            out.push(next.0);
-            chain = Some(next);
-        }
-        out
+        layer_store::chain_ids(image.diff_ids())
+            .map(|c| c.0)
+            .collect()
     }
 
     /// True when the store was opened for writing.

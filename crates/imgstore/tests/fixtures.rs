@@ -397,6 +397,8 @@ fn custom_format_templates() {
 
 /// Runs `imgstore --data-root <root> <args>` and returns its stdout and peak RSS in KiB
 /// (from `wait4`, so other tests' processes do not count).
+// No safe call returns a child's rusage (rustix has no wait4): libc it is.
+#[allow(unsafe_code)]
 fn run_with_peak_rss(root: &std::path::Path, args: &[&str]) -> (String, i64) {
     use std::io::Read as _;
     // Reaped by `wait4` below, which also gives its resource usage.

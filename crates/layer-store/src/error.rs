@@ -49,7 +49,7 @@ pub enum RegisterError {
     ParentNotFound(ChainId),
     /// The parent chain is already [`MAX_LAYER_DEPTH`](crate::MAX_LAYER_DEPTH) layers deep
     /// (dockerd's `ErrMaxDepthExceeded`).
-    #[error("max depth exceeded: parent {parent} is {depth} layers deep (max {max})", max = crate::MAX_LAYER_DEPTH)]
+    #[error("max depth exceeded: parent {parent} is {depth} layers deep (max {max})", max = crate::info::MAX_LAYER_DEPTH)]
     MaxDepthExceeded {
         /// The parent layer.
         parent: ChainId,

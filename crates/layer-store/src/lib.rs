@@ -1,7 +1,7 @@
 //! Docker's layer store: chain IDs, the layerdb on disk, reference counting and restore,
 //! byte-compatible with dockerd 20.10 (the metadata side of moby's `layer` package).
 //!
-//! - [`ChainId`], [`DiffId`], [`chain_id`]: ChainID(L0) = DiffID(L0),
+//! - [`ChainId`], [`DiffId`], [`chain_id`], [`chain_ids`]: ChainID(L0) = DiffID(L0),
 //!   ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln)).
 //! - [`LayerStore`]: the layerdb at `<data-root>/image/<driver>/layerdb`, with
 //!   `sha256/<chain-hex>/{diff,size,cache-id,parent,tar-split.json.gz}`. New layers are
@@ -44,32 +44,34 @@
 //! # }
 //! ```
 
-#![deny(unsafe_code)]
-
 pub mod apply;
 pub mod content;
 mod driver;
 mod error;
+pub mod gojson;
 mod handle;
 mod ids;
+mod info;
 mod map;
+mod outcome;
 mod overlay2;
 mod random;
+mod register;
 mod restore;
 mod store;
 pub mod tarsplit;
 pub mod transaction;
 mod vfs;
 
-pub use crate::content::{
-    ContentError, DiffStream, DiffSummary, RegisterOptions, TarStream, TarStreamError,
-};
+pub use crate::content::{ContentError, DiffStream, DiffSummary, TarStream};
 pub use crate::driver::{Driver, DriverError, NullDriver};
 pub use crate::error::{OpenError, RegisterError};
 pub use crate::handle::{GetError, LayerGetReleaser, LayerHandle, LayerMetadata, ReleaseError};
-pub use crate::ids::{ChainId, DiffId, chain_id};
+pub use crate::ids::{ChainId, ChainIds, DiffId, chain_id, chain_ids};
+pub use crate::info::{LayerInfo, MAX_LAYER_DEPTH};
+pub use crate::outcome::{Leftover, LeftoverKind, RestoreOutcome, SkipReason, SkippedLayer};
 pub use crate::overlay2::Overlay2Driver;
-pub use crate::restore::{Leftover, LeftoverKind, RestoreOutcome, SkipReason, SkippedLayer};
-pub use crate::store::{LayerInfo, LayerStore, MAX_LAYER_DEPTH, OpenMode, PendingLayer};
+pub use crate::register::{RegisterOptions, TarStreamError};
+pub use crate::store::{LayerStore, OpenMode, PendingLayer};
 pub use crate::transaction::{Transaction, TransactionError};
 pub use crate::vfs::VfsDriver;

@@ -19,9 +19,7 @@ use digest_set::{Algorithm, Digest};
 use hashbrown::HashTable;
 
 use crate::ids::{ChainId, DiffId};
-use crate::store::LayerInfo;
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
+use crate::info::LayerInfo;
 
 /// [`Entry::parent`] of a base layer.
 pub(crate) const NO_PARENT: u32 = u32::MAX;
@@ -374,14 +372,7 @@ impl LayerMap {
         };
         let cache_id = match extra.and_then(|x| x.cache_id.as_deref()) {
             Some(text) if e.flags & TEXT_CACHE != 0 => text.to_owned(),
-            _ => {
-                let mut out = String::with_capacity(64);
-                for b in e.cache {
-                    out.push(char::from(HEX[usize::from(b >> 4)]));
-                    out.push(char::from(HEX[usize::from(b & 0xf)]));
-                }
-                out
-            }
+            _ => Digest::from_sha256_bytes(e.cache).hex(),
         };
         Some(LayerInfo {
             chain_id: e.chain_id(extra),

@@ -10,48 +10,13 @@ use crate::driver::Driver;
 use crate::error::{OpenError, RegisterError};
 use crate::handle::{GetError, LayerGetReleaser, LayerHandle, LayerMetadata, ReleaseError};
 use crate::ids::{ChainId, DiffId};
+use crate::info::{LayerInfo, MAX_LAYER_DEPTH};
 use crate::map::{Entry, LayerMap, NO_PARENT};
+use crate::outcome::RestoreOutcome;
 use crate::random::random_hex;
-use crate::restore::{REMOVING_SUFFIX, RestoreOutcome, restore};
+use crate::restore::{REMOVING_SUFFIX, restore};
 use crate::transaction::{Transaction, TransactionError};
 use durable_fs::Dir;
-
-/// The deepest chain dockerd allows (`maxLayerDepth`): a layer cannot be registered on a
-/// parent that is already this many layers deep.
-pub const MAX_LAYER_DEPTH: usize = 125;
-
-/// What the store knows of one layer.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct LayerInfo {
-    /// The layer's chain ID (its directory name in the layerdb).
-    pub chain_id: ChainId,
-    /// The digest of its own uncompressed tar stream (`diff`).
-    pub diff_id: DiffId,
-    /// The chain ID of its parent (`parent`), `None` for a base layer.
-    pub parent: Option<ChainId>,
-    /// The content size of this layer alone (`size`).
-    pub diff_size: u64,
-    /// The content size of the whole chain: this layer plus all its parents (dockerd's
-    /// `Layer.Size()`).
-    pub size: u64,
-    /// The content driver's ID for the layer (`cache-id`).
-    pub cache_id: String,
-    /// The number of layers in the chain (1 for a base layer).
-    pub depth: usize,
-}
-
-impl LayerInfo {
-    /// The [`LayerMetadata`] of this layer.
-    pub fn metadata(&self) -> LayerMetadata {
-        LayerMetadata {
-            chain_id: self.chain_id,
-            diff_id: self.diff_id,
-            size: self.size,
-            diff_size: self.diff_size,
-            cache_id: self.cache_id.clone(),
-        }
-    }
-}
 
 /// How to open a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -501,10 +466,7 @@ impl PendingLayer<'_> {
     /// discards this one. Returns a new handle on the layer.
     pub fn commit(mut self, diff_id: DiffId, diff_size: u64) -> Result<LayerHandle, RegisterError> {
         let parent_info = self.parent.as_ref().map(|(_, i)| i.clone());
-        let chain_id = match &parent_info {
-            Some(p) => p.chain_id.then(&diff_id),
-            None => ChainId(diff_id.0),
-        };
+        let chain_id = ChainId::step(parent_info.as_ref().map(|p| &p.chain_id), &diff_id);
         let store = self.store;
         let Some(tx) = self.tx.take() else {
             return Err(RegisterError::ReadOnly {

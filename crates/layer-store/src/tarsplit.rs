@@ -105,33 +105,6 @@ pub fn clean_path(name: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Writes a JSON string the way Go's `encoding/json` does (HTML-safe escaping).
-fn write_go_json_string(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push(b'"');
-    for c in s.chars() {
-        match c {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '\r' => out.extend_from_slice(b"\\r"),
-            '\t' => out.extend_from_slice(b"\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' | '\0'..='\u{1f}' => {
-                let v = c as u32;
-                out.extend_from_slice(b"\\u");
-                for shift in [12, 8, 4, 0] {
-                    out.push(HEX[((v >> shift) & 0xf) as usize]);
-                }
-            }
-            _ => {
-                let mut buf = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-            }
-        }
-    }
-    out.push(b'"');
-}
-
 /// Writes tar-split entries as JSON lines (Go's `storage.NewJSONPacker`), refusing duplicate
 /// file paths as tar-split does.
 #[derive(Debug)]
@@ -208,7 +181,7 @@ impl<W: Write> Packer<W> {
         match std::str::from_utf8(name) {
             Ok(s) if !s.is_empty() => {
                 self.line.extend_from_slice(b"\"name\":");
-                write_go_json_string(&mut self.line, s);
+                crate::gojson::write_string(&mut self.line, s);
                 self.line.push(b',');
             }
             Ok(_) => {}
@@ -387,16 +360,6 @@ mod tests {
     fn crc_matches_go() {
         // Go: crc64.Checksum([]byte("123456789"), crc64.MakeTable(crc64.ISO)) = 0xb90956c775a41001
         assert_eq!(CRC64_ISO.checksum(b"123456789"), 0xb909_56c7_75a4_1001);
-    }
-
-    #[test]
-    fn json_escaping_like_go() {
-        let mut out = Vec::new();
-        write_go_json_string(&mut out, "a<b>&\"\\\n\u{1}\u{2028}é");
-        assert_eq!(
-            String::from_utf8(out).expect("utf8"),
-            "\"a\\u003cb\\u003e\\u0026\\\"\\\\\\n\\u0001\\u2028é\""
-        );
     }
 
     #[test]

@@ -31,8 +31,7 @@ pub fn extract_fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
 }
 
 pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }
 
 pub const FOOBAR_ID: &str =

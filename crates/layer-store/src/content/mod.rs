@@ -38,7 +38,6 @@ mod assemble;
 mod crc64;
 mod hasher;
 pub mod header;
-mod register;
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -52,7 +51,6 @@ use self::hasher::{Chunk, Hasher, Job};
 
 pub use self::assemble::{FileSource, TarStream};
 pub use self::header::{TarHeader, Timestamp};
-pub use self::register::{RegisterOptions, TarStreamError};
 
 use self::header::{BLOCK, Block};
 
@@ -87,7 +85,8 @@ pub enum ContentError {
         /// What is unsupported.
         what: String,
     },
-    /// The layer's content is larger than allowed ([`RegisterOptions::max_size`]).
+    /// The layer's content is larger than allowed
+    /// ([`RegisterOptions::max_size`](crate::RegisterOptions::max_size)).
     #[error("layer content exceeds the size limit of {limit} bytes")]
     TooLarge {
         /// The limit.
