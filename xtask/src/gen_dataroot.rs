@@ -119,7 +119,7 @@ fn timestamp(secs: u64, nanos: u64) -> String {
 
 /// A JSON string as dockerd (Go's `encoding/json`) writes it.
 fn json_str(s: &str) -> String {
-    layer_store::gojson::string(s)
+    go_json::string(s)
 }
 
 fn str_list(items: &[String]) -> String {

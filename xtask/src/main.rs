@@ -100,8 +100,10 @@ fn ci() -> Result<(), String> {
 }
 
 /// The workspace's packaged crates, as `cargo package` names its extractions.
-const LIBRARY_CRATES: [&str; 7] = [
+const LIBRARY_CRATES: [&str; 9] = [
     "durable-fs",
+    "go-json",
+    "docker-reference",
     "digest-set",
     "imagedb-fs",
     "layer-store",

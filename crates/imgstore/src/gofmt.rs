@@ -129,8 +129,8 @@ pub fn rfc3339_utc(unix_seconds: i64) -> String {
 
 /// Go's `encoding/json` HTML-safe escaping applied to serde_json output: `<`, `>`, `&`,
 /// U+2028 and U+2029 become `\u003c`, `\u003e`, `\u0026`, `\u2028`, `\u2029`
-/// ([`layer_store::gojson::escape_html`]).
-pub use layer_store::gojson::escape_html as escape_go_json;
+/// ([`go_json::escape_html`]).
+pub use go_json::escape_html as escape_go_json;
 
 /// Go's `text/tabwriter` as the docker 20.10 CLI sets it up (`minwidth 10, tabwidth 1,
 /// padding 3, padchar ' '`): every cell but the last of a row is padded to its column's width. Widths

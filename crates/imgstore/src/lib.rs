@@ -11,7 +11,8 @@
 //! - [`ops`]: `tag` and `rm` ([`store::Store::tag`], [`store::Store::delete`]).
 //! - [`query`]: dockerd's answers for `ls`, `inspect` and `history`; [`render`]: the docker
 //!   CLI's rendering of them. [`tree`], [`fsck`]: what `tree` and `fsck` print.
-//! - [`reference`](mod@reference) and [`refstore`]: Docker references and `repositories.json`.
+//! - [`reference`](mod@reference) and [`refstore`]: Docker references and `repositories.json`
+//!   (re-exported from the `docker-reference` crate).
 //! - [`gofmt`] and [`template`]: Go-compatible formatting and `--format` templates.
 //! - [`cli`]: each command as a function returning its output.
 //!
@@ -42,9 +43,11 @@ pub mod fsck;
 pub mod gofmt;
 pub mod ops;
 pub mod query;
-pub mod reference;
-pub mod refstore;
 pub mod render;
+/// Docker references: the [`docker_reference`] crate's grammar.
+pub use docker_reference::reference;
+/// `repositories.json`: the [`docker_reference`] crate's reference store.
+pub use docker_reference::refstore;
 pub mod store;
 pub mod template;
 pub mod tree;

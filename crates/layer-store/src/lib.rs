@@ -48,7 +48,6 @@ pub mod apply;
 pub mod content;
 mod driver;
 mod error;
-pub mod gojson;
 mod handle;
 mod ids;
 mod info;

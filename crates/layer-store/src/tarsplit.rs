@@ -181,7 +181,7 @@ impl<W: Write> Packer<W> {
         match std::str::from_utf8(name) {
             Ok(s) if !s.is_empty() => {
                 self.line.extend_from_slice(b"\"name\":");
-                crate::gojson::write_string(&mut self.line, s);
+                go_json::write_string(&mut self.line, s);
                 self.line.push(b',');
             }
             Ok(_) => {}

@@ -8,7 +8,7 @@
 //!
 //! ```
 //! let mut out = Vec::new();
-//! layer_store::gojson::write_bytes(&mut out, b"a<b\n\xff");
+//! go_json::write_bytes(&mut out, b"a<b\n\xff");
 //! assert_eq!(out, br#""a\u003cb\n\ufffd""#);
 //! ```
 

@@ -134,7 +134,7 @@ impl Reference {
     /// `ParseNormalizedNamed`: parses a reference as the docker CLI and dockerd accept it.
     ///
     /// ```
-    /// use imgstore::reference::Reference;
+    /// use docker_reference::Reference;
     /// let r = Reference::parse_normalized("base").expect("valid");
     /// assert_eq!(r.to_string(), "docker.io/library/base");
     /// assert_eq!(r.with_default_tag().familiar_string(), "base:latest");

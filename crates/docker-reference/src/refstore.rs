@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use digest_set::Digest;
 
-use crate::gofmt::escape_go_json;
 use crate::reference::Reference;
+use go_json::escape_html as escape_go_json;
 
 /// What went wrong with the reference store.
 #[derive(Debug, thiserror::Error)]
