@@ -6,10 +6,11 @@ use std::time::Duration;
 use crate::dataroot::{
     DEFAULT_LOCK_TIMEOUT, DaemonConfig, DataRoot, IfMissing, default_daemon_json, default_data_root,
 };
+use crate::error::{LookupError, OpenError, QueryError};
 use crate::fsck;
 use crate::query::{self, ListOptions};
 use crate::render::{self, HistoryFormat, LsFormat};
-use crate::store::{Error, OpenOptions, Store};
+use crate::store::{OpenOptions, Store};
 use crate::tree;
 
 /// The global flags.
@@ -70,7 +71,7 @@ impl Global {
     /// The data root and storage driver, with dockerd's defaults for what was not given:
     /// `data-root` and `storage-driver` from its `daemon.json`, then [`default_data_root`]
     /// and the driver found in the root. Returns (root, given explicitly, driver).
-    fn resolve(&self) -> Result<(PathBuf, bool, Option<String>), Error> {
+    fn resolve(&self) -> Result<(PathBuf, bool, Option<String>), OpenError> {
         if let (Some(root), Some(driver)) = (&self.data_root, &self.storage_driver) {
             return Ok((root.clone(), true, Some(driver.clone())));
         }
@@ -89,7 +90,7 @@ impl Global {
     }
 }
 
-fn open(g: &Global, write: bool) -> Result<Store, Error> {
+fn open(g: &Global, write: bool) -> Result<Store, OpenError> {
     let (root, explicit, driver) = g.resolve()?;
     Store::open(&OpenOptions {
         root,
@@ -113,7 +114,7 @@ enum WriteStore {
 /// Opens for a write on images that must exist. A data root without an image store
 /// (`<root>/image/<driver>`) is opened read-only instead, so that the write's failure
 /// creates no directories.
-fn open_existing_for_write(g: &Global) -> Result<WriteStore, Error> {
+fn open_existing_for_write(g: &Global) -> Result<WriteStore, OpenError> {
     let (root, _, driver) = g.resolve()?;
     let resolved = DataRoot::resolve(root.clone(), driver.as_deref())?;
     match std::fs::symlink_metadata(resolved.image_dir()) {
@@ -267,6 +268,7 @@ pub fn inspect(g: &Global, images: &[String], format: Option<&str>) -> Outcome {
     for arg in images {
         match store
             .resolve(arg)
+            .map_err(QueryError::from)
             .and_then(|id| query::inspect(&store, &id))
         {
             Ok(v) => match &template {
@@ -315,6 +317,7 @@ pub fn history(
     };
     match store
         .resolve(image)
+        .map_err(QueryError::from)
         .and_then(|id| query::history(&store, &id))
     {
         Ok(items) => Outcome::ok(render::render_history(
@@ -340,7 +343,7 @@ pub fn tag(g: &Global, source: &str, target: &str) -> Outcome {
             return match s.resolve(source) {
                 Err(e) => Outcome::err(e),
                 // Not reached: an empty store resolves nothing.
-                Ok(id) => Outcome::err(Error::NoSuchImage(id.to_string())),
+                Ok(id) => Outcome::err(LookupError::NoSuchImage(id.to_string())),
             };
         }
         Err(e) => return Outcome::err(e),
@@ -371,7 +374,7 @@ pub fn rm(g: &Global, images: &[String], args: RmArgs) -> Outcome {
                 let e = match s.resolve(arg) {
                     Err(e) => e,
                     // Not reached: an empty store resolves nothing.
-                    Ok(id) => Error::NoSuchImage(id.to_string()),
+                    Ok(id) => LookupError::NoSuchImage(id.to_string()),
                 };
                 out.errors.push(e.to_string());
                 out.failed = true;

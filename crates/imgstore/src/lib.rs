@@ -39,6 +39,7 @@
 
 pub mod cli;
 pub mod dataroot;
+pub mod error;
 pub mod fsck;
 pub mod gofmt;
 pub mod ops;

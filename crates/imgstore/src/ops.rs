@@ -7,8 +7,9 @@ use std::path::Path;
 use digest_set::Digest;
 use image_store::ImageId;
 
+use crate::error::{RemoveError, TagError};
 use crate::reference::Reference;
-use crate::store::{Error, Store};
+use crate::store::Store;
 
 /// One line of `rm` output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,7 +142,7 @@ impl Store {
     /// `docker tag SOURCE TARGET`: points `target` (default tag `latest`) at the image
     /// `source` resolves to, replacing an existing tag, and records `lastUpdated` through the
     /// image store.
-    pub fn tag(&mut self, source: &str, target: &str) -> Result<Digest, Error> {
+    pub fn tag(&mut self, source: &str, target: &str) -> Result<Digest, TagError> {
         let id = self.resolve(source)?;
         let r = Reference::parse_normalized(target)?;
         if r.is_canonical() {
@@ -160,7 +161,7 @@ impl Store {
         arg: &str,
         force: bool,
         prune: bool,
-    ) -> Result<Vec<DeleteRecord>, Error> {
+    ) -> Result<Vec<DeleteRecord>, RemoveError> {
         let mut records = Vec::new();
         self.delete_into(arg, force, prune, &mut records)?;
         Ok(records)
@@ -174,11 +175,11 @@ impl Store {
         force: bool,
         prune: bool,
         records: &mut Vec<DeleteRecord>,
-    ) -> Result<(), Error> {
+    ) -> Result<(), RemoveError> {
         // Layers of other drivers are opened read-only: deleting their metadata without
         // their content would leak it.
         if self.layer_store().mode() != layer_store::OpenMode::ReadWrite {
-            return Err(Error::UnsupportedDriver(
+            return Err(RemoveError::UnsupportedDriver(
                 self.data_root().driver().to_owned(),
             ));
         }
@@ -191,7 +192,7 @@ impl Store {
                 && is_single_reference(&repo_refs)
                 && let Some(c) = containers.iter().find(|c| c.image == id)
             {
-                return Err(Error::ReferenceInUse {
+                return Err(RemoveError::ReferenceInUse {
                     reference: arg.to_owned(),
                     container: short_container(&c.id),
                     image: id.short(),
@@ -199,7 +200,7 @@ impl Store {
             }
             let parsed = Reference::parse_normalized(arg)?.with_default_tag();
             if !self.refs_mut().delete(&parsed)? {
-                return Err(Error::ReferenceMissing(parsed.familiar_string()));
+                return Err(RemoveError::ReferenceMissing(parsed.familiar_string()));
             }
             records.push(DeleteRecord::Untagged(parsed.familiar_string()));
             repo_refs = self.refs().references(&id).to_vec();
@@ -304,7 +305,7 @@ impl Store {
         prune: bool,
         quiet: bool,
         containers: &[Container],
-    ) -> Result<(), Error> {
+    ) -> Result<(), RemoveError> {
         let mut id = id;
         let mut force = force;
         let mut quiet = quiet;
@@ -325,7 +326,7 @@ impl Store {
             }
             let removed = match self.delete_image(&id) {
                 Ok(removed) => removed,
-                Err(e @ Error::Delete(_)) if !self.contains(&id) => {
+                Err(e @ RemoveError::Delete(_)) if !self.contains(&id) => {
                     // The image is gone; releasing its layer failed (the layer store keeps a
                     // `-removing` leftover for its next read-write open to clean).
                     records.push(DeleteRecord::Deleted(id));
@@ -342,7 +343,7 @@ impl Store {
                 return Ok(());
             }
             let Ok(pid) = parent.parse::<Digest>() else {
-                return Err(Error::UnrecognizedImage(parent));
+                return Err(RemoveError::UnrecognizedImage(parent));
             };
             id = pid;
             force = false;
@@ -353,9 +354,9 @@ impl Store {
     /// The image store's `Delete` (children lose their link, the config and metadata go,
     /// the image's layer reference is released through the layer store). Returns the layers
     /// the release deleted, child first.
-    fn delete_image(&mut self, id: &Digest) -> Result<Vec<Digest>, Error> {
+    fn delete_image(&mut self, id: &Digest) -> Result<Vec<Digest>, RemoveError> {
         if !self.contains(id) {
-            return Err(Error::UnrecognizedImage(id.to_string()));
+            return Err(RemoveError::UnrecognizedImage(id.to_string()));
         }
         // Written down first, so that a kill between the image's removal and its layers'
         // leaves a note the next write open finishes (`Store::open`).
@@ -373,8 +374,8 @@ impl Store {
     }
 }
 
-fn conflict_error(id: &Digest, c: &Conflict) -> Error {
-    Error::Conflict {
+fn conflict_error(id: &Digest, c: &Conflict) -> RemoveError {
+    RemoveError::Conflict {
         short: id.short(),
         force: if c.hard {
             "cannot be forced"

@@ -9,8 +9,9 @@ use digest_set::Digest;
 use image_store::ContainerConfig;
 use serde::Serialize;
 
+use crate::error::{LookupError, QueryError};
 use crate::reference::Reference;
-use crate::store::{Error, GO_ZERO_UNIX, Store};
+use crate::store::{GO_ZERO_UNIX, Store};
 
 /// A timestamp as nanoseconds since the epoch, for ordering (no overflow for any year).
 fn instant(t: &image_store::time::Timestamp) -> i128 {
@@ -65,7 +66,7 @@ pub enum FilterError {
     /// A `before=`/`since=` image that does not resolve (dockerd's `GetImage` error, e.g.
     /// `No such image: nonexist:latest`).
     #[error(transparent)]
-    Image(Box<Error>),
+    Image(Box<LookupError>),
 }
 
 /// dockerd 20.10's `Images()`: which images are listed, with what references, newest first.
@@ -100,9 +101,9 @@ pub fn list(store: &Store, opts: &ListOptions) -> Result<Vec<Summary>, FilterErr
             let id = store
                 .resolve(arg)
                 .map_err(|e| FilterError::Image(Box::new(e)))?;
-            let entry = store
-                .image(&id)
-                .ok_or_else(|| FilterError::Image(Box::new(Error::NoSuchImage(arg.to_owned()))))?;
+            let entry = store.image(&id).ok_or_else(|| {
+                FilterError::Image(Box::new(LookupError::NoSuchImage(arg.to_owned())))
+            })?;
             created = Some(entry.created.map(|t| instant(&t)).unwrap_or(i128::MIN));
         }
         Ok(created)
@@ -248,10 +249,10 @@ struct MetadataJson {
 }
 
 /// dockerd's `ImageInspect` for one image.
-pub fn inspect(store: &Store, id: &Digest) -> Result<Inspect, Error> {
+pub fn inspect(store: &Store, id: &Digest) -> Result<Inspect, QueryError> {
     let e = store
         .image(id)
-        .ok_or_else(|| Error::NoSuchImage(id.to_string()))?;
+        .ok_or_else(|| LookupError::NoSuchImage(id.to_string()))?;
     let image = store.config(id)?;
     let cfg = image.config();
     let mut tags = Vec::new();
@@ -334,7 +335,7 @@ pub struct HistoryItem {
 }
 
 /// dockerd's `ImageHistory`: newest first, image IDs filled in along the parent chain.
-pub fn history(store: &Store, id: &Digest) -> Result<Vec<HistoryItem>, Error> {
+pub fn history(store: &Store, id: &Digest) -> Result<Vec<HistoryItem>, QueryError> {
     let image = store.config(id)?;
     let cfg = image.config();
     let chain = store.image_chain(&image);
@@ -343,11 +344,11 @@ pub fn history(store: &Store, id: &Digest) -> Result<Vec<HistoryItem>, Error> {
     for h in &cfg.history {
         let mut size = 0;
         if !h.empty_layer {
-            let c = chain.get(layer).ok_or(Error::TooManyLayers)?;
+            let c = chain.get(layer).ok_or(QueryError::TooManyLayers)?;
             size = store
                 .layer_store()
                 .layer(&layer_store::ChainId(*c))
-                .ok_or(Error::LayerMissing(*c))?
+                .ok_or(QueryError::LayerMissing(*c))?
                 .diff_size as i64;
             layer += 1;
         }

@@ -19,174 +19,15 @@ use imagedb_fs::{FsBackend, MemBackend, StoreBackend};
 use layer_store::{LayerStore, RestoreOutcome};
 use rayon::prelude::*;
 
-use crate::dataroot::{
-    DEFAULT_LOCK_TIMEOUT, DataRoot, DataRootError, IfMissing, LockKind, RootLock,
-};
-use crate::reference::{AnyReference, ReferenceError};
-use crate::refstore::{RefStore, RefStoreError};
-
-/// What went wrong opening or using a [`Store`].
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// Finding or locking the data root failed.
-    #[error(transparent)]
-    DataRoot(#[from] DataRootError),
-    /// A directory of the data root is a symbolic link where a directory belongs, or not a
-    /// directory: never followed.
-    #[error("unsafe data root: {0}")]
-    Unsafe(Box<durable_fs::Error>),
-    /// The reference store failed.
-    #[error(transparent)]
-    RefStore(#[from] RefStoreError),
-    /// An argument is not a valid reference.
-    #[error(transparent)]
-    Reference(#[from] ReferenceError),
-    /// Opening the layer store (`layerdb`) failed.
-    #[error("cannot open the layer store: {0}")]
-    LayerStore(Box<layer_store::OpenError>),
-    /// Opening the image store (`imagedb`) failed.
-    #[error("cannot open the image store: {0}")]
-    ImageStore(Box<image_store::OpenError>),
-    /// Reading an image's config again failed (removed or damaged since the store was
-    /// opened).
-    #[error(transparent)]
-    Config(Box<image_store::GetError>),
-    /// Opening the imagedb directory failed.
-    #[error("cannot open the image store: {0}")]
-    Backend(Box<imagedb_fs::Error>),
-    /// The storage driver's content directory cannot be used.
-    #[error("cannot use the storage driver's directory: {0}")]
-    Driver(Box<layer_store::DriverError>),
-    /// Deleting an image failed in the image store (or releasing its layer in the layer
-    /// store).
-    #[error(transparent)]
-    Delete(Box<image_store::DeleteError>),
-    /// Finishing the release of a layer a killed deletion left failed.
-    #[error("cannot finish an interrupted layer release: {0}")]
-    Release(Box<layer_store::ReleaseError>),
-    /// Writing image metadata failed.
-    #[error(transparent)]
-    Metadata(Box<image_store::MetadataError>),
-    /// No image matches the argument (dockerd's message).
-    #[error("No such image: {}", .0.escape_debug())]
-    NoSuchImage(String),
-    /// A container uses the image a reference names (dockerd's message).
-    #[error(
-        "conflict: unable to remove repository reference {reference:?} (must force) - container {container} is using its referenced image {image}"
-    )]
-    ReferenceInUse {
-        /// The reference given.
-        reference: String,
-        /// The container's short ID.
-        container: String,
-        /// The image's short ID.
-        image: String,
-    },
-    /// `rm` of a reference that is not in the reference store (e.g. `name:tag@digest`).
-    #[error("reference does not exist: {0}")]
-    ReferenceMissing(String),
-    /// The image store has no such image (dockerd's message when pruning reaches a parent
-    /// that was not restored).
-    #[error("unrecognized image ID {0:?}")]
-    UnrecognizedImage(String),
-
-    /// A short ID matches several images.
-    #[error("{term:?} is ambiguous: it matches {count} images: {}", .candidates.join(", "))]
-    Ambiguous {
-        /// The argument.
-        term: String,
-        /// How many images match.
-        count: usize,
-        /// Some of them (short IDs).
-        candidates: Vec<String>,
-    },
-    /// A delete conflict (dockerd's message).
-    #[error("conflict: unable to delete {short} ({force}) - {message}")]
-    Conflict {
-        /// The image's short ID.
-        short: String,
-        /// `must be forced` or `cannot be forced`.
-        force: &'static str,
-        /// Why.
-        message: String,
-    },
-    /// The layer an image needs is gone.
-    #[error("layer does not exist: {0}")]
-    LayerMissing(Digest),
-    /// A history that names more layers than the image has.
-    #[error("too many non-empty layers in History section")]
-    TooManyLayers,
-    /// The storage driver's content cannot be removed by this tool.
-    #[error("removing layers of storage driver {0:?} is not supported (only vfs and overlay2)")]
-    UnsupportedDriver(String),
-    /// An I/O failure.
-    #[error("{op} {path}: {source}")]
-    Io {
-        /// What was being done.
-        op: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-}
-
-impl From<layer_store::OpenError> for Error {
-    fn from(e: layer_store::OpenError) -> Self {
-        Error::LayerStore(Box::new(e))
-    }
-}
-
-impl From<image_store::OpenError> for Error {
-    fn from(e: image_store::OpenError) -> Self {
-        Error::ImageStore(Box::new(e))
-    }
-}
-
-impl From<image_store::GetError> for Error {
-    fn from(e: image_store::GetError) -> Self {
-        match e {
-            image_store::GetError::NotFound(n) => Error::NoSuchImage(n.0.to_string()),
-            other => Error::Config(Box::new(other)),
-        }
-    }
-}
-
-impl From<imagedb_fs::Error> for Error {
-    fn from(e: imagedb_fs::Error) -> Self {
-        Error::Backend(Box::new(e))
-    }
-}
-
-impl From<layer_store::DriverError> for Error {
-    fn from(e: layer_store::DriverError) -> Self {
-        Error::Driver(Box::new(e))
-    }
-}
-
-impl From<image_store::DeleteError> for Error {
-    fn from(e: image_store::DeleteError) -> Self {
-        Error::Delete(Box::new(e))
-    }
-}
-
-impl From<image_store::MetadataError> for Error {
-    fn from(e: image_store::MetadataError) -> Self {
-        Error::Metadata(Box::new(e))
-    }
-}
-
-impl From<durable_fs::Error> for Error {
-    fn from(e: durable_fs::Error) -> Self {
-        Error::Unsafe(Box::new(e))
-    }
-}
+use crate::dataroot::{DEFAULT_LOCK_TIMEOUT, DataRoot, IfMissing, LockKind, RootLock};
+use crate::error::{LookupError, OpenError};
+use crate::reference::AnyReference;
+use crate::refstore::RefStore;
 
 /// Completes what interrupted writes left in the imagedb, under the exclusive lock: removes
 /// temp files, and the metadata of images whose config is gone (an `rm` killed between the
 /// two steps of `ImageStore::delete`, which removes the config first).
-fn finish_interrupted_writes(backend: &FsBackend) -> Result<(), Error> {
+fn finish_interrupted_writes(backend: &FsBackend) -> Result<(), OpenError> {
     let report = backend.cleanup()?;
     for path in &report.removed {
         tracing::info!(path = %path.display(), "removed a temp file an interrupted write left");
@@ -213,7 +54,7 @@ const RELEASE_PREFIX: &str = ".imgstore-release-";
 /// another disk (resolved once), but `image/<driver>` and the directories of the imagedb and
 /// the layerdb must be real directories where they exist. A symbolic link there is an
 /// error naming it, never followed.
-fn check_layout(root: &DataRoot) -> Result<(), Error> {
+fn check_layout(root: &DataRoot) -> Result<(), OpenError> {
     let top = match durable_fs::Dir::open(root.root()) {
         Ok(d) => d,
         Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => return Ok(()),
@@ -323,7 +164,7 @@ impl std::fmt::Debug for Store {
 /// The content driver of a write open: the driver's content is removed with its layers.
 /// `None` for drivers whose content this tool cannot remove (their layers are opened
 /// read-only, so nothing is deleted without its content).
-fn content_driver(root: &DataRoot) -> Result<Option<Box<dyn layer_store::Driver>>, Error> {
+fn content_driver(root: &DataRoot) -> Result<Option<Box<dyn layer_store::Driver>>, OpenError> {
     Ok(match root.driver() {
         "vfs" => Some(Box::new(layer_store::VfsDriver::new(root.driver_dir())?)),
         "overlay2" => Some(Box::new(layer_store::Overlay2Driver::new(
@@ -336,7 +177,7 @@ fn content_driver(root: &DataRoot) -> Result<Option<Box<dyn layer_store::Driver>
 impl Store {
     /// Opens and restores a data root. Read-only opens take a shared lock and change nothing;
     /// write opens take the exclusive lock.
-    pub fn open(opts: &OpenOptions) -> Result<Store, Error> {
+    pub fn open(opts: &OpenOptions) -> Result<Store, OpenError> {
         let driver = opts.driver.as_deref();
         let root = match (opts.create_missing, opts.write) {
             (true, true) => DataRoot::open(opts.root.clone(), driver, IfMissing::Create)?,
@@ -381,7 +222,7 @@ impl Store {
             },
         );
         let ((layers, layer_outcome), layers_done) = (layers.0?, layers.1);
-        let (images, image_report) = loaded.map_err(Error::ImageStore)?.attach(layers)?;
+        let (images, image_report) = loaded.map_err(OpenError::ImageStore)?.attach(layers)?;
         tracing::debug!(
             layers = layer_outcome.loaded,
             bad_layers = layer_outcome.skipped.len(),
@@ -408,7 +249,10 @@ impl Store {
 
     /// Writes down that the layer `chain` is being released by a deletion; returns the
     /// note's name for [`clear_release`](Self::clear_release).
-    pub(crate) fn record_release(&self, chain: &layer_store::ChainId) -> Result<String, Error> {
+    pub(crate) fn record_release(
+        &self,
+        chain: &layer_store::ChainId,
+    ) -> Result<String, durable_fs::Error> {
         let dir = durable_fs::Dir::open_nofollow(self.root.image_dir())?;
         let name = format!("{RELEASE_PREFIX}{}", chain.0.hex());
         dir.atomic_write(&name, chain.to_string().as_bytes(), 0o600)?;
@@ -416,7 +260,7 @@ impl Store {
     }
 
     /// Removes a note [`record_release`](Self::record_release) wrote.
-    pub(crate) fn clear_release(&self, name: &str) -> Result<(), Error> {
+    pub(crate) fn clear_release(&self, name: &str) -> Result<(), durable_fs::Error> {
         let dir = durable_fs::Dir::open_nofollow(self.root.image_dir())?;
         if dir.remove_file(name)? {
             dir.sync()?;
@@ -427,7 +271,7 @@ impl Store {
     /// Finishes the layer releases that killed deletions left notes for: a noted layer that
     /// nothing holds any more (no image, child layer or container) is released, as the
     /// deletion would have done; then the note is removed.
-    fn finish_releases(&self) -> Result<(), Error> {
+    fn finish_releases(&self) -> Result<(), OpenError> {
         let dir = durable_fs::Dir::open_nofollow(self.root.image_dir())?;
         for entry in dir.entries()? {
             let Some(name) = entry.name.to_str() else {
@@ -446,7 +290,7 @@ impl Store {
             {
                 let released = layers
                     .release(&handle)
-                    .map_err(|e| Error::Release(Box::new(e)))?;
+                    .map_err(|e| OpenError::Release(Box::new(e)))?;
                 for l in released {
                     tracing::info!(layer = %l.chain_id, "released a layer a killed deletion left");
                 }
@@ -543,7 +387,7 @@ impl Store {
 
     /// The config of a restored image (its exact bytes and typed model), read from the
     /// imagedb unless the image store still holds it.
-    pub fn config(&self, id: &Digest) -> Result<Arc<Image>, Error> {
+    pub fn config(&self, id: &Digest) -> Result<Arc<Image>, LookupError> {
         Ok(self.images.get(&ImageId(*id))?)
     }
 
@@ -595,10 +439,10 @@ impl Store {
 
     /// Resolves an image argument as dockerd does: a full ID, then a reference, then a unique
     /// short-ID prefix.
-    pub fn resolve(&self, arg: &str) -> Result<Digest, Error> {
+    pub fn resolve(&self, arg: &str) -> Result<Digest, LookupError> {
         let parsed = AnyReference::parse(arg)?;
         let not_found = || {
-            Error::NoSuchImage(match &parsed {
+            LookupError::NoSuchImage(match &parsed {
                 AnyReference::Id(d) => d.to_string(),
                 AnyReference::Named(r) => r.clone().with_default_tag().familiar_string(),
             })
@@ -623,7 +467,7 @@ impl Store {
             Ok(d) => Ok(d.0),
             Err(SearchError::Ambiguous {
                 count, candidates, ..
-            }) => Err(Error::Ambiguous {
+            }) => Err(LookupError::Ambiguous {
                 term: arg.to_owned(),
                 count,
                 candidates: candidates.iter().map(|c| c.short()).collect(),
