@@ -516,12 +516,22 @@ impl Dir {
     pub fn open_dir(&self, rel: impl AsRef<Path>) -> Result<Option<Dir>, Error> {
         let rel = rel.as_ref();
         self.check(rel)?;
-        match open_beneath(
+        let opened = open_beneath(
             self.fd(),
             rel,
             OFlags::RDONLY | OFlags::DIRECTORY,
             Mode::empty(),
-        ) {
+        );
+        self.sub_dir(rel, opened)
+    }
+
+    /// The directory `rel` opened as `opened` says: `None` when it does not exist.
+    fn sub_dir(
+        &self,
+        rel: &Path,
+        opened: rustix::io::Result<OwnedFd>,
+    ) -> Result<Option<Dir>, Error> {
+        match opened {
             Ok(fd) => Ok(Some(Dir {
                 fd,
                 path: self.join(rel),
@@ -550,20 +560,13 @@ impl Dir {
                 base: self.path.clone(),
             });
         }
-        match rustix::fs::openat(
+        let opened = rustix::fs::openat(
             self.fd(),
             name,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
-        ) {
-            Ok(fd) => Ok(Some(Dir {
-                fd,
-                path: self.join(rel),
-                faults: self.faults.clone(),
-            })),
-            Err(Errno::NOENT) => Ok(None),
-            Err(e) => Err(self.open_error(rel, e, true)),
-        }
+        );
+        self.sub_dir(rel, opened)
     }
 
     /// Creates the directory `name` (one level, beneath this one) with exactly `mode`

@@ -3,7 +3,7 @@
 use std::fs::{self, DirBuilder, File};
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -55,29 +55,14 @@ pub struct FsBackend {
     lock: RwLock<()>,
 }
 
-fn describe(ft: fs::FileType) -> &'static str {
-    if ft.is_dir() {
-        "directory"
-    } else if ft.is_symlink() {
-        "symbolic link"
-    } else if ft.is_fifo() {
-        "named pipe"
-    } else if ft.is_socket() {
-        "socket"
-    } else if ft.is_block_device() {
-        "block device"
-    } else if ft.is_char_device() {
-        "character device"
-    } else if ft.is_file() {
-        "regular file"
-    } else {
-        "unknown file type"
-    }
+/// What `m` is, as this backend's errors name it.
+fn describe(m: &fs::Metadata) -> &'static str {
+    describe_kind(durable_fs::FileKind::from_mode(m.mode()))
 }
 
-/// The backend's error for a [`durable_fs::Error`].
-fn fs_error(e: durable_fs::Error) -> Error {
-    let kind = |k: durable_fs::FileKind| match k {
+/// How this backend's errors name a kind of file.
+fn describe_kind(k: durable_fs::FileKind) -> &'static str {
+    match k {
         durable_fs::FileKind::File => "regular file",
         durable_fs::FileKind::Dir => "directory",
         durable_fs::FileKind::Symlink => "symbolic link",
@@ -86,7 +71,12 @@ fn fs_error(e: durable_fs::Error) -> Error {
         durable_fs::FileKind::CharDevice => "character device",
         durable_fs::FileKind::BlockDevice => "block device",
         durable_fs::FileKind::Unknown => "unknown file type",
-    };
+    }
+}
+
+/// The backend's error for a [`durable_fs::Error`].
+fn fs_error(e: durable_fs::Error) -> Error {
+    let kind = describe_kind;
     match e {
         durable_fs::Error::Io(io) => Error::Io {
             op: io.op,
@@ -147,7 +137,7 @@ impl FsBackend {
             Ok(m) if m.is_dir() => Ok(backend),
             Ok(m) => Err(Error::NotADirectory {
                 path: backend.content.clone(),
-                what: describe(m.file_type()),
+                what: describe(&m),
             }),
             Err(e) => Err(io_at("stat", &backend.content, e)),
         }
@@ -182,7 +172,7 @@ impl FsBackend {
             Ok(m) if m.is_dir() => Ok(false),
             Ok(m) => Err(Error::NotADirectory {
                 path: dir.to_path_buf(),
-                what: describe(m.file_type()),
+                what: describe(&m),
             }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 DirBuilder::new()
@@ -283,7 +273,7 @@ impl FsBackend {
         if !meta.is_file() {
             return Err(Error::NotAFile {
                 path: path(),
-                what: describe(meta.file_type()),
+                what: describe(&meta),
             });
         }
         if meta.len() > MAX_CONFIG_SIZE {
@@ -340,7 +330,7 @@ impl FsBackend {
             Ok(m) => {
                 return Err(Error::NotADirectory {
                     path: dir.to_path_buf(),
-                    what: describe(m.file_type()),
+                    what: describe(&m),
                 });
             }
             Err(e) => return Err(io_at("stat", dir, e)),
@@ -349,7 +339,7 @@ impl FsBackend {
             Ok(m) if !m.is_file() => {
                 return Err(Error::NotAFile {
                     path: target,
-                    what: describe(m.file_type()),
+                    what: describe(&m),
                 });
             }
             Ok(m) if m.permissions().mode() & 0o6000 != 0 => {
@@ -390,7 +380,7 @@ impl FsBackend {
             Ok(m) if m.is_file() => Ok(()),
             Ok(m) => Err(Error::NotAFile {
                 path,
-                what: describe(m.file_type()),
+                what: describe(&m),
             }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NotFound { id: *id, path }),
             Err(e) => Err(io_at("stat", &path, e)),
@@ -553,7 +543,7 @@ impl StoreBackend for FsBackend {
             Ok(m) => {
                 return Err(Error::NotADirectory {
                     path: dir,
-                    what: describe(m.file_type()),
+                    what: describe(&m),
                 });
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -581,7 +571,7 @@ impl StoreBackend for FsBackend {
             Ok(m) => {
                 return Err(Error::NotADirectory {
                     path: dir,
-                    what: describe(m.file_type()),
+                    what: describe(&m),
                 });
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
