@@ -2,7 +2,7 @@
 //! again otherwise (and reports a config removed or damaged since), and `load` + `attach`
 //! restore exactly what `open` restores.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! State-machine property test: random creates, deletes, parent changes and reopens against a
 //! simple model, also with I/O faults injected into the backend.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::ErrorKind;

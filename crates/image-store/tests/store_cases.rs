@@ -1,6 +1,6 @@
 //! moby's store_test.go cases, plus this store's own semantics, over the in-memory backend.
 
-mod common;
+use crate::common;
 
 use std::io::ErrorKind;
 

@@ -1,6 +1,6 @@
 //! Several threads create, delete, re-parent and search at once; the invariants hold after.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::thread;

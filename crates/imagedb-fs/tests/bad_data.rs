@@ -1,6 +1,6 @@
 //! Bad data on disk: each case is a typed error naming the path, never a panic.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};

@@ -1,7 +1,5 @@
 //! Several threads reading and writing at once, then a consistency check.
 
-mod common;
-
 use std::collections::BTreeSet;
 
 use digest_set::Digest;

@@ -1,6 +1,6 @@
 //! The same contract, run against every backend.
 
-mod common;
+use crate::common;
 
 use imagedb_fs::{Faults, FaultyBackend, FsBackend, MemBackend, StoreBackend};
 

@@ -1,7 +1,7 @@
 //! dockerd 20.10 reads back an imagedb written by FsBackend. Skips (with a reason) when
 //! dockerd or the docker client is missing or the test does not run as root.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;

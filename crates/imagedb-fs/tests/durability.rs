@@ -1,7 +1,7 @@
 //! The durability sequence under injected faults: a failed write, fsync or rename leaves the
 //! previous content intact and no partial file visible; temp files are removed by cleanup.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::io::ErrorKind;

@@ -1,6 +1,6 @@
 //! The real imagedbs written by dockerd 20.10: read them, and write back what dockerd wrote.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -1,7 +1,7 @@
 //! moby's `image/fs_test.go`, case by case (by behaviour; messages are this crate's own).
 //! Backend-independent cases also run against MemBackend in `contract.rs`.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -5,7 +5,7 @@
 //! Needs root and `/usr/sbin/dockerd` + `/usr/bin/docker` (see `test_dockerd::skip_reason`);
 //! skips with a message otherwise.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Output;

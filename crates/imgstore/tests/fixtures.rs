@@ -1,7 +1,7 @@
 //! `ls`, `inspect`, `history`, `tree` and `fsck` on every dockerd 20.10 fixture root, compared
 //! with what dockerd and the docker CLI printed for the same root (`*.expected/`).
 
-mod common;
+use crate::common;
 
 use common::{
     FIXTURES, expected, extract, json_lines_without_since, run, run_at, sorted_lines, stdout_ok,

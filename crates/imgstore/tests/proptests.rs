@@ -1,7 +1,7 @@
 //! Property tests: the reference store against a map model, reference parsing against the
 //! grammar, and no panics on arbitrary input.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

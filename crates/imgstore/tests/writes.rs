@@ -1,7 +1,8 @@
 //! `tag`, `rm`, the reference store's bytes, locking and `fsck` on damaged copies of the
 //! dockerd 20.10 fixture roots.
 
-mod common;
+use crate::common;
+#[path = "hostile/mod.rs"]
 mod hostile;
 
 use std::collections::BTreeMap;

@@ -20,8 +20,10 @@ use std::io::{self, BufRead, Write};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-/// The CRC-64 used for file payloads: Go's `crc64.MakeTable(crc64.ISO)`.
-pub const CRC64_ISO: crc::Crc<u64, crc::Table<16>> =
+/// The CRC-64 used for file payloads, Go's `crc64.MakeTable(crc64.ISO)`, from the `crc` crate:
+/// the tests' reference for `content::crc64`, which computes it (see docs/benchmarks.md).
+#[cfg(test)]
+pub(crate) const CRC64_ISO: crc::Crc<u64, crc::Table<16>> =
     crc::Crc::<u64, crc::Table<16>>::new(&crc::CRC_64_GO_ISO);
 
 /// What an [`Entry`] describes.

@@ -1,6 +1,6 @@
 //! Chain IDs: properties and the real vectors dockerd produced.
 
-mod common;
+use crate::common;
 
 use std::fs;
 

@@ -1,6 +1,6 @@
 //! The store asks its driver to create and remove content at the right times.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 

@@ -2,7 +2,7 @@
 //! ever deleted, changed or quoted; nothing hangs or takes unbounded memory; leftovers are
 //! removed only when they are provably ours.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::os::unix::fs::symlink;

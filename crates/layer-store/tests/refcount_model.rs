@@ -6,7 +6,7 @@
 //! at reopen keep no handles but stay (no GC at load). After every step the store must agree
 //! with the model: same layers, same refcounts, same directories on disk.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;

@@ -1,6 +1,6 @@
 //! Restore at open: the dockerd fixtures, broken layers, leftovers.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! The layer store: moby's `layer_test.go` cases that need no graph driver, registration,
 //! reopening, the on-disk format, and concurrency.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::common::extract;
+use crate::common::extract;
 
 use test_dockerd::canary::{Canary, SECRET};
 const LIVE_CACHE: &str = "3cf2b5bd3f12c28e7a0b2c2f0b2e3bff96a4a7c0b7f6d5c9e6d9bb5e1ac3c0c1";

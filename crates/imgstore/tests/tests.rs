@@ -1,0 +1,7 @@
+//! Integration tests of `imgstore`, in one binary: one module per former test file.
+
+mod common;
+mod dockerd;
+mod fixtures;
+mod proptests;
+mod writes;
