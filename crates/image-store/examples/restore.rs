@@ -99,7 +99,7 @@ fn main() -> ExitCode {
     let total = start.elapsed();
     println!(
         "layers: {} loaded, {} skipped in {:.3} s (while the image configs were read)",
-        layer_outcome.loaded,
+        layer_outcome.restored,
         layer_outcome.skipped.len(),
         layers_done.as_secs_f64()
     );

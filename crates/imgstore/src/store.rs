@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use digest_set::Digest;
 use image_store::time::Timestamp;
-use image_store::{Image, ImageId, ImageInfo, ImageStore, RestoreReport, SearchError};
+use image_store::{Image, ImageId, ImageInfo, ImageStore, SearchError};
 use imagedb_fs::{FsBackend, MemBackend, StoreBackend};
-use layer_store::{LayerStore, RestoreOutcome};
+use layer_store::LayerStore;
 use rayon::prelude::*;
 
 use crate::dataroot::{DEFAULT_LOCK_TIMEOUT, DataRoot, IfMissing, LockKind, RootLock};
@@ -145,8 +145,8 @@ pub struct Store {
     _lock: Option<RootLock>,
     refs: RefStore,
     images: Images,
-    layer_outcome: RestoreOutcome,
-    image_report: RestoreReport,
+    layer_outcome: layer_store::RestoreReport,
+    image_report: image_store::RestoreReport,
     write: bool,
 }
 
@@ -224,7 +224,7 @@ impl Store {
         let ((layers, layer_outcome), layers_done) = (layers.0?, layers.1);
         let (images, image_report) = loaded.map_err(OpenError::ImageStore)?.attach(layers)?;
         tracing::debug!(
-            layers = layer_outcome.loaded,
+            layers = layer_outcome.restored,
             bad_layers = layer_outcome.skipped.len(),
             images = image_report.restored,
             skipped_images = image_report.skipped.len(),
@@ -342,12 +342,12 @@ impl Store {
     }
 
     /// What the layer store's restore found: skipped layers and why, leftovers, mounts.
-    pub fn layer_restore(&self) -> &RestoreOutcome {
+    pub fn layer_restore(&self) -> &layer_store::RestoreReport {
         &self.layer_outcome
     }
 
     /// What the image store's restore found: skipped images and why, dangling parent links.
-    pub fn image_restore(&self) -> &RestoreReport {
+    pub fn image_restore(&self) -> &image_store::RestoreReport {
         &self.image_report
     }
 

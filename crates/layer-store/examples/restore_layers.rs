@@ -30,7 +30,7 @@ fn main() -> ExitCode {
                 let elapsed = start.elapsed();
                 println!(
                     "layers: {} loaded, {} skipped, {} mounts in {:.3} s",
-                    outcome.loaded,
+                    outcome.restored,
                     outcome.skipped.len(),
                     outcome.mounts,
                     elapsed.as_secs_f64()

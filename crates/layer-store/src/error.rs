@@ -7,7 +7,7 @@ use crate::ids::ChainId;
 use crate::transaction::TransactionError;
 
 /// Why a [`LayerStore`](crate::LayerStore) could not be opened. Broken layers never cause
-/// this: they are skipped and reported in the [`RestoreOutcome`](crate::RestoreOutcome).
+/// this: they are skipped and reported in the [`RestoreReport`](crate::RestoreReport).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {

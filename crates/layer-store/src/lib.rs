@@ -12,7 +12,7 @@
 //!   every [`LayerHandle`]; [`LayerStore::release`] deletes what is no longer referenced and
 //!   returns it, child first. [`LayerStore`] implements [`LayerGetReleaser`].
 //! - Restore ([`LayerStore::open`]) skips broken layers (and their children) with a
-//!   [`SkipReason`] in the [`RestoreOutcome`], and never deletes them.
+//!   [`SkipReason`] in the [`RestoreReport`], and never deletes them.
 //! - Layer contents live in a [`Driver`], keyed by cache ID; [`NullDriver`] keeps nothing.
 //!
 //! # Example
@@ -22,7 +22,7 @@
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let dir = tempfile::tempdir()?;
 //! let (store, outcome) = LayerStore::open(dir.path().join("layerdb"), Box::new(NullDriver))?;
-//! assert_eq!(outcome.loaded, 0);
+//! assert_eq!(outcome.restored, 0);
 //!
 //! let base: DiffId = "sha256:516408ace5e52b139d13e99da654811994859543e92849eb04ab72af8d752856".parse()?;
 //! let top: DiffId = "sha256:4061e969f27fa3e1c20287f02b25d50c8d30d319c29c3c48208b1872836930d8".parse()?;
@@ -68,7 +68,7 @@ pub use crate::error::{OpenError, RegisterError};
 pub use crate::handle::{GetError, LayerGetReleaser, LayerHandle, LayerMetadata, ReleaseError};
 pub use crate::ids::{ChainId, ChainIds, DiffId, chain_id, chain_ids};
 pub use crate::info::{LayerInfo, MAX_LAYER_DEPTH};
-pub use crate::outcome::{Leftover, LeftoverKind, RestoreOutcome, SkipReason, SkippedLayer};
+pub use crate::outcome::{Leftover, LeftoverKind, RestoreReport, SkipReason, SkippedLayer};
 pub use crate::overlay2::Overlay2Driver;
 pub use crate::register::{RegisterOptions, TarStreamError};
 pub use crate::store::{LayerStore, OpenMode, PendingLayer};

@@ -1,4 +1,4 @@
-//! What opening a store found: [`RestoreOutcome`], [`SkippedLayer`] and [`SkipReason`],
+//! What opening a store found: [`RestoreReport`], [`SkippedLayer`] and [`SkipReason`],
 //! [`Leftover`] and [`LeftoverKind`].
 
 use std::fmt;
@@ -9,9 +9,9 @@ use crate::ids::ChainId;
 /// What opening a store found: the layers loaded, the layers skipped and why, and the
 /// leftovers of interrupted writes and deletions.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RestoreOutcome {
-    /// Number of layers loaded.
-    pub loaded: usize,
+pub struct RestoreReport {
+    /// Number of layers restored (loaded). Named as `image_store::RestoreReport`'s count.
+    pub restored: usize,
     /// Layers that could not be loaded, sorted by chain ID. Their directories are left alone.
     pub skipped: Vec<SkippedLayer>,
     /// Leftover staging and `-removing` directories, and whether they were removed.
@@ -22,20 +22,20 @@ pub struct RestoreOutcome {
     pub skipped_mounts: Vec<(PathBuf, String)>,
 }
 
-impl RestoreOutcome {
+impl RestoreReport {
     /// Whether the layerdb was fully healthy: nothing skipped, no leftovers, no bad mounts.
     pub fn is_clean(&self) -> bool {
         self.skipped.is_empty() && self.leftovers.is_empty() && self.skipped_mounts.is_empty()
     }
 }
 
-impl fmt::Display for RestoreOutcome {
+impl fmt::Display for RestoreReport {
     /// A human-readable report, one problem a line, as `fsck` shows it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "{} layers loaded, {} skipped, {} leftovers, {} mounts",
-            self.loaded,
+            self.restored,
             self.skipped.len(),
             self.leftovers.len(),
             self.mounts

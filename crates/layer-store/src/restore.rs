@@ -25,7 +25,7 @@ use crate::driver::Driver;
 use crate::error::OpenError;
 use crate::ids::{ChainId, DiffId};
 use crate::map::{Entry, Extra, LayerMap, NO_PARENT, hash_id};
-use crate::outcome::{Leftover, LeftoverKind, RestoreOutcome, SkipReason, SkippedLayer};
+use crate::outcome::{Leftover, LeftoverKind, RestoreReport, SkipReason, SkippedLayer};
 use crate::transaction::STAGING_PREFIX;
 
 /// Suffix of a layer directory being deleted (`<hex>-<random>-removing`).
@@ -36,7 +36,7 @@ pub(crate) const LAYER_ALGORITHMS: [Algorithm; 2] = [Algorithm::Sha256, Algorith
 
 pub(crate) struct Restored {
     pub(crate) layers: LayerMap,
-    pub(crate) outcome: RestoreOutcome,
+    pub(crate) outcome: RestoreReport,
 }
 
 /// Whether entry `name` of directory `dir`, of type `file_type` as `getdents` gave it, is a
@@ -66,7 +66,7 @@ pub(crate) fn restore(
     cleanup: bool,
     driver: &dyn Driver,
 ) -> Result<Restored, OpenError> {
-    let mut outcome = RestoreOutcome::default();
+    let mut outcome = RestoreReport::default();
     let mut candidates = Candidates::default();
     let mut alg_dirs: Vec<(Algorithm, OwnedFd)> = Vec::new();
     let Some(dir) = dir else {
@@ -137,7 +137,7 @@ pub(crate) fn restore(
 
     let (layers, skipped) = load_layers(root, &alg_dirs, candidates);
     drop(alg_dirs);
-    outcome.loaded = layers.len();
+    outcome.restored = layers.len();
     outcome.skipped = skipped;
     let mut restored = Restored { layers, outcome };
     let mount_cache_ids = load_mounts(dir, &mut restored)?;

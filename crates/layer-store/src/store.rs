@@ -12,7 +12,7 @@ use crate::handle::{GetError, LayerGetReleaser, LayerHandle, LayerMetadata, Rele
 use crate::ids::{ChainId, DiffId};
 use crate::info::{LayerInfo, MAX_LAYER_DEPTH};
 use crate::map::{Entry, LayerMap, NO_PARENT};
-use crate::outcome::RestoreOutcome;
+use crate::outcome::RestoreReport;
 use crate::random::random_hex;
 use crate::restore::{REMOVING_SUFFIX, restore};
 use crate::transaction::{Transaction, TransactionError};
@@ -74,7 +74,7 @@ impl LayerStore {
     pub fn open(
         layerdb_root: impl Into<PathBuf>,
         driver: Box<dyn Driver>,
-    ) -> Result<(LayerStore, RestoreOutcome), OpenError> {
+    ) -> Result<(LayerStore, RestoreReport), OpenError> {
         Self::open_with(layerdb_root, driver, OpenMode::ReadWrite)
     }
 
@@ -82,7 +82,7 @@ impl LayerStore {
     pub fn open_read_only(
         layerdb_root: impl Into<PathBuf>,
         driver: Box<dyn Driver>,
-    ) -> Result<(LayerStore, RestoreOutcome), OpenError> {
+    ) -> Result<(LayerStore, RestoreReport), OpenError> {
         Self::open_with(layerdb_root, driver, OpenMode::ReadOnly)
     }
 
@@ -90,12 +90,12 @@ impl LayerStore {
     ///
     /// In [`OpenMode::ReadWrite`] the root is created with mode 0700 and `sha256/` and `tmp/`
     /// with 0755 (as dockerd), and leftovers are removed. Layers that cannot be loaded are
-    /// skipped and reported in the [`RestoreOutcome`], never deleted.
+    /// skipped and reported in the [`RestoreReport`], never deleted.
     pub fn open_with(
         layerdb_root: impl Into<PathBuf>,
         driver: Box<dyn Driver>,
         mode: OpenMode,
-    ) -> Result<(LayerStore, RestoreOutcome), OpenError> {
+    ) -> Result<(LayerStore, RestoreReport), OpenError> {
         let root = layerdb_root.into();
         let dir = if mode == OpenMode::ReadWrite {
             let mkdir = |path: PathBuf, dir_mode: u32| {
@@ -132,7 +132,7 @@ impl LayerStore {
         )?;
         tracing::debug!(
             root = %root.display(),
-            loaded = restored.outcome.loaded,
+            loaded = restored.outcome.restored,
             skipped = restored.outcome.skipped.len(),
             "layer store restored"
         );

@@ -149,7 +149,7 @@ proptest! {
                     drop(store);
                     let (s, outcome) = reopen(&root);
                     store = s;
-                    prop_assert_eq!(outcome.loaded, model.layers.len());
+                    prop_assert_eq!(outcome.restored, model.layers.len());
                     prop_assert!(outcome.skipped.is_empty());
                     model.handles.clear();
                 }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use common::{DATA_ROOTS, diff, extract, fresh, reopen, tree};
 use layer_store::{
-    ChainId, DiffId, LayerStore, LeftoverKind, NullDriver, RestoreOutcome, SkipReason,
+    ChainId, DiffId, LayerStore, LeftoverKind, NullDriver, RestoreReport, SkipReason,
 };
 
 /// Every layer of every fixture loads, with the values of its files.
@@ -24,7 +24,7 @@ fn fixtures_load_fully() {
             .expect("sha256")
             .map(|e| e.expect("entry").path())
             .collect();
-        assert_eq!(outcome.loaded, dirs.len(), "{name}");
+        assert_eq!(outcome.restored, dirs.len(), "{name}");
         assert_eq!(store.len(), dirs.len(), "{name}");
         for dir in dirs {
             let hex = dir.file_name().and_then(|n| n.to_str()).expect("name");
@@ -117,7 +117,7 @@ fn check_broken(breakage: impl FnOnce(&Path), expect: impl FnOnce(&SkipReason) -
     breakage(&dir(&root, &c2));
     let before = tree(&root);
     let (store, outcome) = reopen(&root);
-    assert_eq!(outcome.loaded, 2);
+    assert_eq!(outcome.restored, 2);
     assert!(store.contains(&c1) && store.contains(&c4));
     assert!(!store.contains(&c2) && !store.contains(&c3));
     let mut skipped = outcome.skipped.clone();
@@ -255,7 +255,7 @@ fn parent_cycle_is_skipped() {
     // 1's parent is 3: 1 -> 3 -> 2 -> 1.
     fs::write(dir(&root, &c1).join("parent"), c3.to_string()).expect("write");
     let (store, outcome) = reopen(&root);
-    assert_eq!(outcome.loaded, 1);
+    assert_eq!(outcome.restored, 1);
     assert_eq!(outcome.skipped.len(), 3);
     assert!(
         outcome
@@ -284,7 +284,7 @@ fn leftovers_are_cleaned_on_open() {
     fs::create_dir(root.join("sha256/not-a-layer")).expect("other");
 
     let (store, outcome) = reopen(&root);
-    assert_eq!(outcome.loaded, 4);
+    assert_eq!(outcome.restored, 4);
     assert_eq!(outcome.leftovers.len(), 2);
     let kinds: Vec<_> = outcome.leftovers.iter().map(|l| l.kind).collect();
     assert!(kinds.contains(&LeftoverKind::Staging));
@@ -343,7 +343,7 @@ fn many_layers_restore() {
     let root = store.root().to_owned();
     // Write 2000 layers directly in dockerd's format: 40 chains of 50.
     drop(store);
-    let mut expected = RestoreOutcome::default();
+    let mut expected = RestoreReport::default();
     for chain in 0..40u64 {
         let mut parent: Option<ChainId> = None;
         for n in 0..50u64 {
@@ -358,7 +358,7 @@ fn many_layers_restore() {
                 fs::write(dir.join("parent"), p.to_string()).expect("parent");
             }
             parent = Some(c);
-            expected.loaded += 1;
+            expected.restored += 1;
         }
     }
     let (store, outcome) = reopen(&root);
@@ -445,8 +445,8 @@ fn large_store_loads_in_parallel() {
     .expect("parent");
 
     let (store, outcome) = LayerStore::open_read_only(&root, Box::new(NullDriver)).expect("open");
-    assert_eq!(outcome.loaded, 5000 - 6 - 10);
-    assert_eq!(store.len(), outcome.loaded);
+    assert_eq!(outcome.restored, 5000 - 6 - 10);
+    assert_eq!(store.len(), outcome.restored);
     assert_eq!(outcome.skipped.len(), 16);
     let reason = |id: &ChainId| {
         outcome
@@ -505,7 +505,7 @@ fn large_store_loads_in_parallel() {
             assert_eq!(store.ref_count(id), Some(children), "chain {i} layer {j}");
         }
     }
-    assert_eq!(store.layers().len(), outcome.loaded);
+    assert_eq!(store.layers().len(), outcome.restored);
 }
 
 /// Only directories named by a digest are layers: files, symlinks (even to a layer
@@ -520,7 +520,7 @@ fn non_layer_entries_are_ignored() {
     std::os::unix::fs::symlink(dir(&root, &c1), sha.join(link.0.hex())).expect("symlink");
     fs::create_dir(sha.join("not-a-digest")).expect("dir");
     let (store, outcome) = LayerStore::open_read_only(&root, Box::new(NullDriver)).expect("open");
-    assert_eq!(outcome.loaded, 4);
+    assert_eq!(outcome.restored, 4);
     assert!(outcome.is_clean(), "{outcome}");
     for c in [c1, c2, c3, c4] {
         assert!(store.contains(&c));
@@ -556,7 +556,7 @@ fn sha512_layers_and_text_cache_ids_load() {
     }
     let (store, outcome) = LayerStore::open_read_only(&root, Box::new(NullDriver)).expect("open");
     assert!(outcome.is_clean(), "{outcome}");
-    assert_eq!(outcome.loaded, 2);
+    assert_eq!(outcome.restored, 2);
     for (id, diff_id, cache, parent) in &layers {
         let info = store.layer(id).expect("loaded");
         assert_eq!(info.chain_id, *id);

@@ -139,7 +139,7 @@ fn reopened_store_equals_the_store_before() {
     let before = store.layers();
     drop(store);
     let (store, outcome) = reopen(&tmp.path().join("layerdb"));
-    assert_eq!(outcome.loaded, 3);
+    assert_eq!(outcome.restored, 3);
     assert!(outcome.skipped.is_empty());
     assert_eq!(store.layers(), before);
     let l3 = store.layer(h3.chain_id()).expect("l3");
@@ -257,7 +257,7 @@ fn read_only_changes_nothing() {
     fs::create_dir(root.join("tmp/write-set-leftover")).expect("leftover");
     let before = tree(&root);
     let (ro, outcome) = LayerStore::open_read_only(&root, Box::new(NullDriver)).expect("open");
-    assert_eq!(outcome.loaded, 2);
+    assert_eq!(outcome.restored, 2);
     assert_eq!(outcome.leftovers.len(), 1);
     assert!(!outcome.leftovers[0].cleaned);
     assert!(matches!(

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use digest_set::Digest;
-use layer_store::{DiffId, LayerStore, NullDriver, RestoreOutcome};
+use layer_store::{DiffId, LayerStore, NullDriver, RestoreReport};
 
 /// `tests/fixtures` of the workspace.
 pub fn fixtures() -> PathBuf {
@@ -41,12 +41,12 @@ pub fn fresh() -> (tempfile::TempDir, LayerStore) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (store, outcome) =
         LayerStore::open(tmp.path().join("layerdb"), Box::new(NullDriver)).expect("open");
-    assert_eq!(outcome, RestoreOutcome::default());
+    assert_eq!(outcome, RestoreReport::default());
     (tmp, store)
 }
 
 /// Reopens the store at `root` read-write.
-pub fn reopen(root: &Path) -> (LayerStore, RestoreOutcome) {
+pub fn reopen(root: &Path) -> (LayerStore, RestoreReport) {
     LayerStore::open(root, Box::new(NullDriver)).expect("reopen")
 }
 
