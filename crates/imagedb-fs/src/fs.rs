@@ -2,14 +2,14 @@
 
 use std::fs::{self, DirBuilder, File};
 use std::io::{self, Read};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use digest_set::{Algorithm, Digest};
 
-use rustix::fs::{CWD, Mode, OFlags, ResolveFlags};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
 use crate::backend::{BulkReader, Direct, MAX_CONFIG_SIZE, StoreBackend};
@@ -104,6 +104,13 @@ fn fs_error(e: durable_fs::Error) -> Error {
     }
 }
 
+/// Whether [`FsBackend::ensure_dir`] follows a symlink at the directory's place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Follow {
+    Yes,
+    No,
+}
+
 impl FsBackend {
     /// Opens (creating if missing, like moby's `MkdirAll(.., 0700)`) the imagedb at `root`.
     ///
@@ -133,7 +140,8 @@ impl FsBackend {
             io: Injector::new(None),
             lock: RwLock::new(()),
         };
-        match fs::metadata(&backend.content) {
+        // The root may be a symlink; `content/sha256` may not.
+        match fs::symlink_metadata(&backend.content) {
             Ok(m) if m.is_dir() => Ok(backend),
             Ok(m) => Err(Error::NotADirectory {
                 path: backend.content.clone(),
@@ -153,22 +161,29 @@ impl FsBackend {
             io: Injector::new(faults),
             lock: RwLock::new(()),
         };
+        // The root may be a symlink (resolved once); the layout directories beneath it may
+        // not: a symlink there is refused, never followed.
+        backend.ensure_dir(root, Follow::Yes)?;
         for dir in [
-            root.to_path_buf(),
             root.join("content"),
             backend.content.clone(),
             root.join("metadata"),
             backend.metadata.clone(),
         ] {
-            backend.ensure_dir(&dir)?;
+            backend.ensure_dir(&dir, Follow::No)?;
         }
         Ok(backend)
     }
 
-    /// Makes sure `dir` is a directory (following symlinks, as `MkdirAll` does), creating it
-    /// (and its parents) with mode 0700 when missing. Returns whether it was created.
-    fn ensure_dir(&self, dir: &Path) -> Result<bool, Error> {
-        match fs::metadata(dir) {
+    /// Makes sure `dir` is a directory (following a symlink there only with
+    /// [`Follow::Yes`]), creating it (and its parents) with mode 0700 when missing. Returns
+    /// whether it was created.
+    fn ensure_dir(&self, dir: &Path, follow: Follow) -> Result<bool, Error> {
+        let meta = match follow {
+            Follow::Yes => fs::metadata(dir),
+            Follow::No => fs::symlink_metadata(dir),
+        };
+        match meta {
             Ok(m) if m.is_dir() => Ok(false),
             Ok(m) => Err(Error::NotADirectory {
                 path: dir.to_path_buf(),
@@ -238,11 +253,20 @@ impl FsBackend {
             .map_err(|e| io_at("fsync directory", dir, e))
     }
 
-    /// Reads a regular file without following symlinks, refusing more than the limit.
-    /// `Ok(None)` when it does not exist.
+    /// Reads a regular file beneath the root without following any symlink on the way
+    /// (`openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` through [`durable_fs`]), refusing
+    /// more than the limit. `Ok(None)` when it does not exist.
     fn read_file(&self, path: &Path) -> Result<Option<Vec<u8>>, Error> {
         self.read_with(
-            || rustix::fs::openat(CWD, path, READ_FLAGS, Mode::empty()),
+            || {
+                let rel = path.strip_prefix(&self.root).map_err(|_| Errno::INVAL)?;
+                let root = rustix::fs::open(
+                    &self.root,
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                durable_fs::open_beneath(root.as_fd(), rel, READ_FLAGS, Mode::empty())
+            },
             &|| path.to_path_buf(),
         )
     }
@@ -650,16 +674,11 @@ impl StoreBackend for FsBackend {
             // Fault tests count every operation of the path-based methods.
             return Ok(Box::new(Direct(self)));
         }
-        let open_dir = |dir: &Path| {
-            rustix::fs::open(
-                dir,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-        };
-        let content =
-            open_dir(&self.content).map_err(|e| io_at("open", &self.content, e.into()))?;
-        let metadata = open_dir(&self.metadata).ok();
+        // Beneath the root, following no symlink (the root itself may be one).
+        let root = durable_fs::Dir::open(&self.root).map_err(fs_error)?;
+        let open_dir = |rel: &str| root.require_dir(rel).map(durable_fs::Dir::into_fd);
+        let content = open_dir("content/sha256").map_err(fs_error)?;
+        let metadata = open_dir("metadata/sha256").ok();
         Ok(Box::new(FsReader {
             backend: self,
             content,

@@ -316,16 +316,22 @@ fn symlinked_metadata_dir_is_not_followed() {
 }
 
 #[test]
-fn symlinked_layout_dirs_are_followed() {
-    // /var/lib/docker is often a symlink; the layout directories may be too (MkdirAll follows).
+fn symlinked_layout_dirs_are_refused() {
+    // The imagedb itself may be a symlink (a data root on another disk); the layout
+    // directories beneath it may not: a crafted root must not lead reads or writes outside.
     let dir = tempfile::tempdir().expect("temp dir");
     let real = dir.path().join("real");
     fs::create_dir_all(real.join("content/sha256")).expect("mkdir");
     let root = dir.path().join("root");
     fs::create_dir(&root).expect("mkdir");
     symlink(real.join("content"), root.join("content")).expect("symlink");
-    let store = FsBackend::open(&root).expect("open");
+    let err = FsBackend::open(&root).expect_err("symlinked content dir");
+    assert!(matches!(err, Error::NotADirectory { .. }), "{err:?}");
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    // The root itself may be a link.
+    let linked_root = dir.path().join("linked");
+    symlink(&real, &linked_root).expect("symlink");
+    let store = FsBackend::open(&linked_root).expect("open through a linked root");
     let id = store.set(b"foobar").expect("set");
-    assert!(real.join("content/sha256").join(id.hex()).exists());
     assert_eq!(store.get(&id).expect("get"), b"foobar");
 }
