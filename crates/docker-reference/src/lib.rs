@@ -1,6 +1,6 @@
 //! Docker's image references and reference store, as moby's `reference` package has them:
 //!
-//! - [`reference`]: the reference grammar (`docker/distribution/reference`): parsing and
+//! - [`reference`](mod@reference): the reference grammar (`docker/distribution/reference`): parsing and
 //!   normalising (`base` is `docker.io/library/base:latest`), familiar names, digest
 //!   references, and `path.Match` patterns for `--filter reference=`.
 //! - [`refstore`]: `repositories.json`, dockerd's tags and digest references of images, read
