@@ -93,7 +93,14 @@ fn ci() -> Result<(), String> {
     // directory of their own, where our crates' artifacts are dropped first (third-party ones
     // stay cached).
     clear_stale_package_sources()?;
-    let verify_target = target_dir().join("package-verify");
+    // In CI (a fresh clone, nothing built after this step) the verify builds share the main
+    // target directory, so the third-party crates the tests already built are reused;
+    // elsewhere they get their own, so that a developer's build is not thrown away.
+    let verify_target = if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+        target_dir()
+    } else {
+        target_dir().join("package-verify")
+    };
     clear_own_artifacts(&verify_target)?;
     let mut package = ci_cargo();
     package
