@@ -140,11 +140,16 @@ impl LockKind {
 /// How long a command waits for the lock unless told otherwise (`--lock-timeout`).
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// dockerd's configuration file for a user: `/etc/docker/daemon.json` for root, else
+/// dockerd's configuration file (for root).
+pub const DEFAULT_DAEMON_JSON: &str = "/etc/docker/daemon.json";
+/// dockerd's data root (for root).
+pub const DEFAULT_DOCKERD_ROOT: &str = "/var/lib/docker";
+
+/// dockerd's configuration file for a user: [`DEFAULT_DAEMON_JSON`] for root, else
 /// rootless dockerd's `$XDG_CONFIG_HOME/docker/daemon.json` (`~/.config/docker/daemon.json`).
 pub fn default_daemon_json() -> Option<PathBuf> {
     if rustix::process::geteuid().is_root() {
-        return Some(PathBuf::from("/etc/docker/daemon.json"));
+        return Some(PathBuf::from(DEFAULT_DAEMON_JSON));
     }
     let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
     non_empty("XDG_CONFIG_HOME")
@@ -219,7 +224,7 @@ pub fn default_data_root(config: &DaemonConfig) -> Result<PathBuf, DataRootError
         return Ok(p.clone());
     }
     if rustix::process::geteuid().is_root() {
-        return Ok(PathBuf::from("/var/lib/docker"));
+        return Ok(PathBuf::from(DEFAULT_DOCKERD_ROOT));
     }
     if let Some(p) = non_empty("XDG_DATA_HOME") {
         return Ok(PathBuf::from(p).join("docker"));

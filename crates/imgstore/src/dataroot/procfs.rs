@@ -9,10 +9,7 @@ use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
-/// dockerd's default configuration file.
-const DEFAULT_DAEMON_JSON: &str = "/etc/docker/daemon.json";
-/// dockerd's default data root.
-const DEFAULT_DOCKERD_ROOT: &str = "/var/lib/docker";
+use super::{DEFAULT_DAEMON_JSON, DEFAULT_DOCKERD_ROOT, DaemonConfig};
 
 /// The major and minor numbers of a device as `/proc/locks` prints them (glibc's
 /// `major`/`minor` on the kernel's user-space encoding).
@@ -167,15 +164,10 @@ fn resolve(cwd: Option<&Path>, path: PathBuf) -> PathBuf {
     }
 }
 
-/// `data-root` (or the deprecated `graph`) in a daemon.json.
+/// `data-root` (or the deprecated `graph`) in a daemon.json; `None` when the file is
+/// missing or unusable (dockerd's default then applies).
 fn data_root_in_config(path: &Path) -> Option<PathBuf> {
-    let bytes = std::fs::read(path).ok()?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    ["data-root", "graph"]
-        .iter()
-        .find_map(|k| value.get(*k).and_then(serde_json::Value::as_str))
-        .filter(|s| !s.is_empty())
-        .map(PathBuf::from)
+    DaemonConfig::load(path).ok()?.data_root
 }
 
 /// The dockerd flags that choose its data root, as Go's `pflag` reads them: `--data-root X`,
