@@ -71,9 +71,6 @@ fn content_file(store: &Store, id: &Digest) -> PathBuf {
         .join(id.hex())
 }
 
-/// The most an image config may hold (as the image store reads it).
-const MAX_CONFIG_SIZE: u64 = 16 << 20;
-
 /// Why an image was not restored, from the image store's verdict, as `(kind, message)`.
 /// For a config that could not be read, the file is hashed again only to say what it
 /// hashes to.
@@ -85,19 +82,15 @@ fn skipped_image(
     use image_store::SkipReason as R;
     match reason {
         R::Unreadable(e) => {
-            let file = content_file(store, id);
-            let read = file
+            // Read again (capped, never through a link) only to say what it hashes to.
+            let content = content_file(store, id);
+            let actual = content
                 .parent()
-                .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
-                .map_err(|e| e.to_string())
-                .and_then(|dir| {
-                    durable_fs::Dir::open_nofollow(dir)
-                        .and_then(|d| d.read(id.hex(), MAX_CONFIG_SIZE))
-                        .map_err(|e| e.to_string())
-                })
-                .and_then(|b| b.ok_or_else(|| "missing".to_owned()));
-            match read.map(|b| Digest::sha256(&b)) {
-                Ok(actual) if actual != *id => (
+                .and_then(|dir| durable_fs::Dir::open_nofollow(dir).ok())
+                .and_then(|d| d.read(id.hex(), imagedb_fs::MAX_CONFIG_SIZE).ok().flatten())
+                .map(|b| Digest::sha256(&b));
+            match actual {
+                Some(actual) if actual != *id => (
                     "config-verify",
                     format!(
                         "image config fails verification: its content hashes to {actual}; dockerd does not restore this image"
