@@ -574,6 +574,10 @@ impl Dir {
     /// there is an error.
     pub fn create_dir(&self, rel: impl AsRef<Path>, mode: u32) -> Result<Dir, Error> {
         let rel = rel.as_ref();
+        // Usually there already: one open, no failing mkdirat.
+        if let Some(dir) = self.open_dir(rel)? {
+            return Ok(dir);
+        }
         let (parent, name) = self.parent_of(rel)?;
         let at = parent.as_ref().map_or(self.fd(), |d| d.fd());
         match rustix::fs::mkdirat(at, name, Mode::from_raw_mode(mode)) {

@@ -112,9 +112,7 @@ impl LayerStore {
             mkdir(root.clone(), 0o700)?;
             let dir = Dir::open_nofollow(&root)?;
             for sub in ["sha256", "tmp"] {
-                if dir.meta(sub)?.is_none() {
-                    dir.create_dir(sub, 0o755)?;
-                }
+                dir.create_dir(sub, 0o755)?;
             }
             Some(dir)
         } else {
@@ -267,7 +265,7 @@ impl LayerStore {
             return Ok(Vec::new());
         }
         let mut deleted = Vec::new();
-        let mut to_remove: Vec<(LayerInfo, PathBuf, bool)> = Vec::new();
+        let mut to_remove: Vec<(LayerInfo, Dir, String, bool)> = Vec::new();
         let mut first_error: Option<ReleaseError> = None;
         let mut note_error = |chain_id: ChainId, message: String| {
             tracing::warn!(layer = %chain_id, %message, "failed to delete layer");
@@ -290,7 +288,7 @@ impl LayerStore {
             // Another layer with the same content (a damaged or crafted root): keep it.
             let shared = state.layers.uses_cache_id(&info.cache_id);
             match self.rename_for_removal(&info) {
-                Ok(path) => to_remove.push((info, path, shared)),
+                Ok((alg, removing)) => to_remove.push((info, alg, removing, shared)),
                 Err(message) => note_error(id, message),
             }
             current = parent;
@@ -302,7 +300,7 @@ impl LayerStore {
         }
         drop(state);
         // The slow part (driver content, directory tree) runs without the lock.
-        for (info, removing, shared) in to_remove {
+        for (info, alg, removing, shared) in to_remove {
             if shared {
                 tracing::warn!(layer = %info.chain_id, cache_id = %info.cache_id, "content shared with another layer: not removed");
             } else if let Err(e) = self.driver.remove(&info.cache_id) {
@@ -312,11 +310,7 @@ impl LayerStore {
                 );
                 continue;
             }
-            let removed = match (&self.dir, removing.strip_prefix(&self.root)) {
-                (Some(dir), Ok(rel)) => dir.remove_tree(rel).map(|_| ()),
-                _ => Ok(()),
-            };
-            if let Err(e) = removed {
+            if let Err(e) = alg.remove_tree(&removing) {
                 note_error(info.chain_id, format!("cannot remove: {e}"));
             }
             tracing::debug!(layer = %info.chain_id, "deleted layer");
@@ -327,9 +321,9 @@ impl LayerStore {
         }
     }
 
-    /// Renames a layer directory to `<hex>-<random>-removing` and fsyncs its parent.
-    fn rename_for_removal(&self, info: &LayerInfo) -> Result<PathBuf, String> {
-        let dir = self.layer_dir(&info.chain_id);
+    /// Renames a layer directory to `<hex>-<random>-removing` and fsyncs its parent;
+    /// returns that parent (the algorithm directory) and the new name.
+    fn rename_for_removal(&self, info: &LayerInfo) -> Result<(Dir, String), String> {
         let Some(root) = &self.dir else {
             return Err(format!("{} is not open", self.root.display()));
         };
@@ -344,7 +338,7 @@ impl LayerStore {
         if let Err(e) = alg.sync() {
             tracing::warn!(error = %e, "cannot fsync layerdb directory");
         }
-        Ok(dir.with_file_name(removing))
+        Ok((alg, removing))
     }
 
     /// Starts registering a layer on `parent`: takes a reference on the parent, checks the

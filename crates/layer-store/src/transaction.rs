@@ -78,10 +78,7 @@ impl Transaction {
     /// Creates `<layerdb>/tmp` (0755) if needed and a fresh staging directory in it. Neither
     /// may be a symbolic link.
     pub(crate) fn start(layerdb: &Dir) -> Result<Transaction, TransactionError> {
-        let tmp = match layerdb.open_dir("tmp")? {
-            Some(d) => d,
-            None => layerdb.create_dir("tmp", 0o755)?,
-        };
+        let tmp = layerdb.create_dir("tmp", 0o755)?;
         let rand = durable_fs::random_hex(8)
             .map_err(|e| TransactionError::new("read random bytes for", tmp.path(), e))?;
         let name = format!("{STAGING_PREFIX}{rand}");
@@ -159,10 +156,7 @@ impl Transaction {
             self.sync()?;
         }
         let alg_name = chain_id.0.algorithm().name();
-        let alg = match root.open_dir(alg_name)? {
-            Some(d) => d,
-            None => root.create_dir(alg_name, 0o755)?,
-        };
+        let alg = root.create_dir(alg_name, 0o755)?;
         let hex = chain_id.0.hex();
         // rename(2) would replace an empty directory: refuse an existing target, as
         // dockerd's rename does ("file exists").
