@@ -877,6 +877,65 @@ impl Dir {
             .collect())
     }
 
+    /// Creates the symbolic link `rel` (beneath this directory) pointing at `target`. An
+    /// existing entry at `rel` is an error (`AlreadyExists`). Not synced: see [`Dir::sync`].
+    pub fn symlink(&self, target: impl AsRef<OsStr>, rel: impl AsRef<Path>) -> Result<(), Error> {
+        let rel = rel.as_ref();
+        let (parent, name) = self.parent_of(rel)?;
+        let at = parent.as_ref().map_or(self.fd(), |d| d.fd());
+        rustix::fs::symlinkat(target.as_ref(), at, name)
+            .map_err(|e| io_err("create symlink", self.join(rel), e))
+    }
+
+    /// Creates the new regular file `rel` (beneath this directory) with exactly `mode` and
+    /// writes `data` to it. An existing entry at `rel` is an error (`AlreadyExists`); a
+    /// symlink is never followed. Neither the file nor the directory is synced: for files
+    /// inside a directory that becomes visible only later (by a rename), whose caller syncs
+    /// the whole tree first. On failure the file is removed.
+    pub fn write_new(&self, rel: impl AsRef<Path>, data: &[u8], mode: u32) -> Result<(), Error> {
+        let rel = rel.as_ref();
+        let (parent, name) = self.parent_of(rel)?;
+        let at = parent.as_ref().map_or(self.fd(), |d| d.fd());
+        let path = self.join(rel);
+        let fd = rustix::fs::openat(
+            at,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode),
+        )
+        .map_err(|e| io_err("create", path.clone(), e))?;
+        let result = (|| {
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
+                .map_err(|e| io_err("chmod", path.clone(), e))?;
+            if let Some(h) = &self.faults
+                && let Err(e) = h.hit(FaultPoint::Write)
+            {
+                return Err(io_err("write", path.clone(), e));
+            }
+            File::from(fd)
+                .write_all(data)
+                .map_err(|e| io_err("write", path.clone(), e))
+        })();
+        if result.is_err() {
+            let _ = rustix::fs::unlinkat(at, name, AtFlags::empty());
+        }
+        result
+    }
+
+    /// The apparent size of the tree at `rel`, as Go's `directory.Size` in moby counts it
+    /// (`du --apparent-size -b` without directories): the sum of the sizes of every entry
+    /// that is not a directory (a symlink counts its target's length), each inode once (a
+    /// hard-linked file counts once). Nothing is followed; at most two descriptors are open
+    /// at any depth.
+    pub fn apparent_size(&self, rel: impl AsRef<Path>) -> Result<u64, Error> {
+        let rel = rel.as_ref();
+        let top = match components(&self.path, rel)?.is_empty() {
+            true => self.try_clone()?,
+            false => self.require_dir(rel)?,
+        };
+        apparent_size_of(top.fd, top.path)
+    }
+
     /// Reads the symbolic link `rel` (never following it). At most 4096 bytes.
     pub fn read_link(&self, rel: impl AsRef<Path>) -> Result<Option<OsString>, Error> {
         let rel = rel.as_ref();
@@ -1075,6 +1134,90 @@ fn remove_tree_at(parent: BorrowedFd<'_>, name: &OsStr, path: &Path) -> Result<b
         }
     }
     Ok(true)
+}
+
+/// The walk of [`Dir::apparent_size`], from the open directory `top`.
+fn apparent_size_of(top: OwnedFd, path: PathBuf) -> Result<u64, Error> {
+    let open_dir = |at: BorrowedFd<'_>, n: &OsStr| {
+        rustix::fs::openat(
+            at,
+            n,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+    };
+    let mut seen: std::collections::HashSet<(u64, u64)> = std::collections::HashSet::new();
+    let mut total: u64 = 0;
+    // Adds the non-directories of `dir`, returns its subdirectories.
+    let mut scan = |dir: BorrowedFd<'_>, at: &Path| -> Result<Vec<OsString>, Error> {
+        let mut names = Vec::new();
+        list(dir, at, |n, _| names.push(n.to_owned()))?;
+        let mut subdirs = Vec::new();
+        for n in names {
+            let st = match rustix::fs::statat(dir, n.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => st,
+                Err(Errno::NOENT) => continue,
+                Err(e) => return Err(io_err("stat", at.join(&n), e)),
+            };
+            if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                subdirs.push(n);
+                continue;
+            }
+            let size = u64::try_from(st.st_size).unwrap_or(0);
+            if size == 0 || !seen.insert((st.st_dev, st.st_ino)) {
+                continue;
+            }
+            total = total.saturating_add(size);
+        }
+        Ok(subdirs)
+    };
+    let st = rustix::fs::fstat(&top).map_err(|e| io_err("stat", path.clone(), e))?;
+    let mut cur = top;
+    let mut cur_path = path;
+    let mut stack = vec![Frame {
+        name: OsString::new(),
+        dev_ino: (st.st_dev, st.st_ino),
+        pending: scan(cur.as_fd(), &cur_path)?,
+    }];
+    while let Some(frame) = stack.last_mut() {
+        if let Some(sub) = frame.pending.pop() {
+            let sub_path = cur_path.join(&sub);
+            match open_dir(cur.as_fd(), &sub) {
+                Ok(fd) => {
+                    let st =
+                        rustix::fs::fstat(&fd).map_err(|e| io_err("stat", sub_path.clone(), e))?;
+                    let pending = scan(fd.as_fd(), &sub_path)?;
+                    stack.push(Frame {
+                        name: sub,
+                        dev_ino: (st.st_dev, st.st_ino),
+                        pending,
+                    });
+                    cur = fd;
+                    cur_path = sub_path;
+                }
+                // Gone or replaced meanwhile: not counted.
+                Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR) => {}
+                Err(e) => return Err(io_err("open", sub_path, e)),
+            }
+            continue;
+        }
+        let Some(_done) = stack.pop() else { break };
+        let Some(up) = stack.last() else { break };
+        let parent_fd = open_dir(cur.as_fd(), OsStr::new(".."))
+            .map_err(|e| io_err("open", cur_path.join(".."), e))?;
+        let st =
+            rustix::fs::fstat(&parent_fd).map_err(|e| io_err("stat", cur_path.join(".."), e))?;
+        if (st.st_dev, st.st_ino) != up.dev_ino {
+            return Err(io_err(
+                "measure",
+                cur_path,
+                io::Error::other("the directory was moved while it was being measured"),
+            ));
+        }
+        cur = parent_fd;
+        let _ = cur_path.pop();
+    }
+    Ok(total)
 }
 
 /// `2 * bytes` random lowercase hex characters from `getrandom(2)`.
