@@ -684,10 +684,28 @@ pub(crate) fn is_root_user() -> bool {
     rustix::process::geteuid().is_root()
 }
 
+/// How whiteouts of a layer are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WhiteoutFormat {
+    /// The root holds the whole file system (vfs): `.wh.NAME` removes `NAME`, `.wh..wh..opq`
+    /// empties its directory of what lower layers put there (dockerd's `UnpackLayer`).
+    #[default]
+    Remove,
+    /// The root holds only this layer's changes (overlay2's `diff/`): `.wh.NAME` becomes a
+    /// 0/0 character device `NAME` owned as the member, `.wh..wh..opq` the extended attribute
+    /// `trusted.overlay.opaque=y` on its directory, and an existing root is left as it is
+    /// (dockerd's `Unpack` with its overlay whiteout converter).
+    Overlay,
+}
+
+/// The extended attribute that marks an overlay directory opaque.
+pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+
 /// Applies members to a root directory; see the [module docs](self).
 #[derive(Debug)]
 pub struct Applier {
     root: PathBuf,
+    format: WhiteoutFormat,
     /// Opened on first use.
     tree: Option<Tree>,
     /// Real paths (relative to the root) of the entries this layer created.
@@ -709,8 +727,14 @@ enum Created {
 impl Applier {
     /// An applier writing into `root`, which must exist.
     pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self::with_format(root, WhiteoutFormat::Remove)
+    }
+
+    /// An applier writing into `root` (which must exist), applying whiteouts as `format`.
+    pub fn with_format(root: impl Into<PathBuf>, format: WhiteoutFormat) -> Self {
         Applier {
             root: root.into(),
+            format,
             tree: None,
             unpacked: HashSet::new(),
             dirs: Vec::new(),
@@ -785,6 +809,10 @@ impl Applier {
                     reason: "a non-directory member cannot replace the layer root".into(),
                 });
             }
+            if self.format == WhiteoutFormat::Overlay {
+                // `Unpack` skips the root when it exists (it always does here).
+                return Ok(());
+            }
             let fd = rustix::fs::openat(&*parent.fd, ".", dir_flags(), Mode::empty())
                 .map_err(|e| ContentError::apply("open", &member_path, errno_io(e)))?;
             self.set_meta(h, &parent, None, Created::Fd(fd), false, &member_path)?;
@@ -800,6 +828,9 @@ impl Applier {
                     name: h.name.clone(),
                     reason: "a whiteout in a directory reached through a symbolic link".into(),
                 });
+            }
+            if self.format == WhiteoutFormat::Overlay {
+                return self.overlay_whiteout(h, &parent, orig, &base, &member_path);
             }
             if base == WHITEOUT_OPAQUE {
                 let unpacked = &self.unpacked;
@@ -825,6 +856,61 @@ impl Applier {
             self.dirs.push((real.clone(), h.atime, h.mtime));
         }
         self.unpacked.insert(real);
+        Ok(())
+    }
+
+    /// A whiteout in the overlay format: the opaque marker as an extended attribute of its
+    /// directory, any other `.wh.NAME` as a 0/0 character device `NAME` (mode 0) owned as
+    /// the member says. `NAME` must not exist in this layer yet (dockerd's `mknod` fails the
+    /// same way).
+    fn overlay_whiteout(
+        &mut self,
+        h: &TarHeader,
+        parent: &DirRef,
+        orig: &[u8],
+        base: &[u8],
+        member_path: &Path,
+    ) -> Result<(), ContentError> {
+        let dir = parent.fd.as_fd();
+        if base == WHITEOUT_OPAQUE {
+            let set = fsetxattr(dir, OVERLAY_OPAQUE_XATTR.as_bytes(), b"y").map_err(|e| {
+                ContentError::apply(
+                    "mark opaque",
+                    member_path.parent().unwrap_or(member_path),
+                    e,
+                )
+            })?;
+            if !set {
+                return Err(ContentError::apply(
+                    "mark opaque",
+                    member_path.parent().unwrap_or(member_path),
+                    io::Error::new(
+                        io::ErrorKind::PermissionDenied,
+                        "cannot set trusted.overlay.opaque (overlay2 needs root and a file system with trusted.* extended attributes)",
+                    ),
+                ));
+            }
+            return Ok(());
+        }
+        let target = member_path.with_file_name(os(orig));
+        rustix::fs::mknodat(
+            dir,
+            os(orig),
+            FileType::CharacterDevice,
+            Mode::empty(),
+            rustix::fs::makedev(0, 0),
+        )
+        .map_err(|e| ContentError::apply("create whiteout device", &target, errno_io(e)))?;
+        if self.as_root {
+            rustix::fs::chownat(
+                dir,
+                os(orig),
+                Some(rustix::fs::Uid::from_raw(h.uid as u32)),
+                Some(rustix::fs::Gid::from_raw(h.gid as u32)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| ContentError::apply("lchown", &target, errno_io(e)))?;
+        }
         Ok(())
     }
 
@@ -1119,7 +1205,17 @@ enum Source<'r, 'd> {
 
 /// Applies every member of `diff` to `root` (which must exist) and returns the layer size.
 pub fn apply_diff(root: &Path, diff: &mut DiffStream<'_>) -> Result<u64, ContentError> {
-    let mut applier = Applier::new(root);
+    apply_diff_with(root, diff, WhiteoutFormat::Remove)
+}
+
+/// Applies every member of `diff` to `root` (which must exist), whiteouts as `format`, and
+/// returns the layer size as the stream counts it.
+pub fn apply_diff_with(
+    root: &Path,
+    diff: &mut DiffStream<'_>,
+    format: WhiteoutFormat,
+) -> Result<u64, ContentError> {
+    let mut applier = Applier::with_format(root, format);
     while let Some(h) = diff.next_entry()? {
         applier.apply_from(&h, Source::Diff(diff))?;
     }
