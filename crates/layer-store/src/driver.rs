@@ -44,6 +44,23 @@ pub enum DriverError {
     /// a path leaving the directory): never followed.
     #[error(transparent)]
     Fs(#[from] durable_fs::Error),
+    /// The driver cannot write layers as this user (overlay2 creates character devices and
+    /// `trusted.*` extended attributes, which need root).
+    #[error("the {driver} driver needs root to write layers: {why}")]
+    NeedsRoot {
+        /// The driver's name.
+        driver: String,
+        /// What needs it.
+        why: String,
+    },
+    /// The layer is deeper than the driver can stack.
+    #[error("the {driver} driver cannot stack more than {max} lower layers (max depth exceeded)")]
+    TooDeep {
+        /// The driver's name.
+        driver: String,
+        /// The most lower layers it stacks.
+        max: usize,
+    },
     /// Any other failure.
     #[error("driver error: {0}")]
     Other(String),
@@ -84,6 +101,15 @@ pub trait Driver: Send + Sync + fmt::Debug {
     /// Makes the content of `cache_id` durable (flushes it to disk). The default does
     /// nothing.
     fn sync(&self, cache_id: &str) -> Result<(), DriverError> {
+        let _ = cache_id;
+        Ok(())
+    }
+
+    /// Makes the content of `cache_id`, complete and synced, the layer's for good, just
+    /// before its layerdb entry is committed (overlay2 renames its in-flight directory and
+    /// links it). Called once per layer; [`remove`](Self::remove) must still remove the
+    /// content afterwards. The default does nothing.
+    fn commit(&self, cache_id: &str) -> Result<(), DriverError> {
         let _ = cache_id;
         Ok(())
     }

@@ -386,7 +386,11 @@ impl LayerStore {
                 root: self.root.clone(),
             });
         };
-        pending.tx = Some(Transaction::start(root)?);
+        let tx = Transaction::start(root)?;
+        // Before any content exists: a crash from here on leaves a staging directory naming
+        // the content, which the next write open removes with it.
+        tx.write_file_durable("cache-id", pending.cache_id.as_bytes())?;
+        pending.tx = Some(tx);
         let parent_cache = pending.parent.as_ref().map(|(_, i)| i.cache_id.as_str());
         self.driver
             .create(&pending.cache_id, parent_cache)
@@ -470,12 +474,20 @@ impl PendingLayer<'_> {
         // Written before taking the lock; discarded if the layer turns out to exist.
         tx.write_file("diff", diff_id.to_string().as_bytes())?;
         tx.write_file("size", diff_size.to_string().as_bytes())?;
-        tx.write_file("cache-id", self.cache_id.as_bytes())?;
         if let Some(p) = &parent_info {
             tx.write_file("parent", p.chain_id.to_string().as_bytes())?;
         }
         let mut tx = tx;
         tx.sync()?;
+        // The driver's content becomes final (overlay2 renames its in-flight directory);
+        // if the layer turns out to exist, dropping `self` removes it again.
+        store
+            .driver
+            .commit(&self.cache_id)
+            .map_err(|source| RegisterError::Driver {
+                cache_id: self.cache_id.clone(),
+                source,
+            })?;
         let mut state = store.state();
         if state.layers.contains(&chain_id) {
             let handle = state.new_handle(chain_id);

@@ -105,6 +105,20 @@ impl Transaction {
             .map_err(|e| TransactionError::new("write", &path, e))
     }
 
+    /// Writes the file `name` (mode 0644) in the staging directory and makes it durable at
+    /// once (the file and the directory are fsynced): for what a crash must find, such as
+    /// the `cache-id` that names driver content created next.
+    pub fn write_file_durable(&self, name: &str, data: &[u8]) -> Result<(), TransactionError> {
+        let mut f = self.create_file(name)?;
+        let path = self.dir.join(name);
+        f.write_all(data)
+            .map_err(|e| TransactionError::new("write", &path, e))?;
+        f.sync_all()
+            .map_err(|e| TransactionError::new("fsync", &path, e))?;
+        self.tmp.require_dir(&self.name)?.sync()?;
+        Ok(())
+    }
+
     /// Creates the file `name` (mode 0644, must not exist) in the staging directory, for
     /// streaming writes (e.g. `tar-split.json.gz`). It is fsynced at commit; the caller only
     /// has to write it fully (and finish any encoder) before committing.
