@@ -7,7 +7,8 @@
 //! - [`skip_reason`] says why dockerd cannot run here. Tests print it with `eprintln!` and
 //!   return: they never fail or get `#[ignore]`d because dockerd is missing.
 //! - [`Dockerd::start`] starts [`DOCKERD`] with the vfs storage driver and no networking
-//!   (`--storage-driver=vfs --iptables=false --ip6tables=false --bridge=none`) on a data root,
+//!   (`--storage-driver=vfs --iptables=false --ip6tables=false --bridge=none`) on a data root
+//!   ([`Dockerd::start_with_driver`] with another driver, such as `overlay2`),
 //!   with its exec root, pid file, socket and log in a short temp dir under `/tmp` (unix
 //!   socket paths are limited to about 100 bytes), and waits (up to 60 s) until
 //!   `docker version` answers.
@@ -176,6 +177,11 @@ impl Dockerd {
     /// answers, up to 60 s. Waits first for any other [`Dockerd`] of this process to be
     /// dropped.
     pub fn start(data_root: &Path) -> Result<Dockerd, Error> {
+        Self::start_with_driver(data_root, "vfs")
+    }
+
+    /// Like [`start`](Self::start), with the storage driver `driver` (`vfs`, `overlay2`).
+    pub fn start_with_driver(data_root: &Path, driver: &str) -> Result<Dockerd, Error> {
         let guard = ONE_AT_A_TIME
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -195,12 +201,8 @@ impl Dockerd {
             .try_clone()
             .map_err(io_err(format_args!("clone log {}", log.display())))?;
         let child = Command::new(DOCKERD)
-            .args([
-                "--storage-driver=vfs",
-                "--iptables=false",
-                "--ip6tables=false",
-                "--bridge=none",
-            ])
+            .arg(format!("--storage-driver={driver}"))
+            .args(["--iptables=false", "--ip6tables=false", "--bridge=none"])
             .arg("--data-root")
             .arg(data_root)
             .arg("--exec-root")
