@@ -69,7 +69,9 @@ pub use crate::handle::{GetError, LayerGetReleaser, LayerHandle, LayerMetadata, 
 pub use crate::ids::{ChainId, ChainIds, DiffId, chain_id, chain_ids};
 pub use crate::info::{LayerInfo, MAX_LAYER_DEPTH};
 pub use crate::outcome::{Leftover, LeftoverKind, RestoreReport, SkipReason, SkippedLayer};
-pub use crate::overlay2::Overlay2Driver;
+pub use crate::overlay2::{
+    IN_FLIGHT_PREFIX, MAX_LOWERS, Overlay2Driver, SHORT_ID_LEN, in_flight_cache_id, is_short_id,
+};
 pub use crate::register::{RegisterOptions, TarStreamError};
 pub use crate::store::{LayerStore, OpenMode, PendingLayer};
 pub use crate::transaction::{Transaction, TransactionError};

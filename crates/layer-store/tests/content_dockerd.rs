@@ -2,7 +2,6 @@
 //! by dockerd byte for byte, and layers dockerd registered are streamed back by us byte for
 //! byte. Skipped (with a printed reason) where dockerd cannot run.
 
-use std::collections::HashMap;
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -17,58 +16,6 @@ fn fixtures() -> PathBuf {
 }
 
 const SAVE: &str = "archives/child-and-base.docker-save.tar";
-
-/// The files of a `docker save` archive, with `docker save`'s symlinked layers resolved.
-fn archive_files(path: &Path) -> HashMap<String, Vec<u8>> {
-    let mut ar = tar::Archive::new(fs::File::open(path).expect("open archive"));
-    let mut files = HashMap::new();
-    let mut links = Vec::new();
-    for e in ar.entries().expect("entries") {
-        let mut e = e.expect("entry");
-        let name = e.path().expect("path").to_string_lossy().into_owned();
-        if let Some(t) = e.link_name().expect("link") {
-            links.push((
-                name,
-                t.to_string_lossy().trim_start_matches("../").to_string(),
-            ));
-            continue;
-        }
-        let mut data = Vec::new();
-        e.read_to_end(&mut data).expect("read");
-        files.insert(name, data);
-    }
-    for (name, target) in links {
-        let data = files.get(&target).cloned().unwrap_or_default();
-        files.insert(name, data);
-    }
-    files
-}
-
-struct Image {
-    tag: String,
-    config_name: String,
-    layers: Vec<Vec<u8>>,
-}
-
-fn images(files: &HashMap<String, Vec<u8>>) -> Vec<Image> {
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&files["manifest.json"]).expect("manifest");
-    manifest
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|m| Image {
-            tag: m["RepoTags"][0].as_str().expect("tag").to_string(),
-            config_name: m["Config"].as_str().expect("config").to_string(),
-            layers: m["Layers"]
-                .as_array()
-                .expect("layers")
-                .iter()
-                .map(|l| files[l.as_str().expect("layer")].clone())
-                .collect(),
-        })
-        .collect()
-}
 
 fn sha(b: &[u8]) -> DiffId {
     DiffId(Digest::sha256(b))
@@ -88,8 +35,8 @@ fn dockerd_saves_layers_we_registered_byte_for_byte() {
         eprintln!("skipping: {why}");
         return;
     }
-    let files = archive_files(&fixtures().join(SAVE));
-    let imgs = images(&files);
+    let files = crate::common::archive_files(&fixtures().join(SAVE));
+    let imgs = crate::common::images(&files);
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path().join("root");
     {
@@ -146,8 +93,8 @@ fn dockerd_saves_layers_we_registered_byte_for_byte() {
     d.docker_ok(&args).expect("docker");
     drop(d);
 
-    let saved = archive_files(&out);
-    let saved_imgs = images(&saved);
+    let saved = crate::common::archive_files(&out);
+    let saved_imgs = crate::common::images(&saved);
     assert_eq!(saved_imgs.len(), imgs.len());
     for img in &imgs {
         let s = saved_imgs
@@ -167,8 +114,8 @@ fn we_stream_back_layers_dockerd_registered() {
         eprintln!("skipping: {why}");
         return;
     }
-    let files = archive_files(&fixtures().join(SAVE));
-    let imgs = images(&files);
+    let files = crate::common::archive_files(&fixtures().join(SAVE));
+    let imgs = crate::common::images(&files);
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path().join("root");
     {
@@ -407,8 +354,8 @@ fn rich_layers_round_trip_through_dockerd_both_ways() {
     d.docker_ok(&["rm", cid]).expect("docker");
     drop(d);
 
-    let saved = archive_files(&out);
-    let img = images(&saved).pop().expect("image");
+    let saved = crate::common::archive_files(&out);
+    let img = crate::common::images(&saved).pop().expect("image");
     assert_eq!(img.layers.len(), layers.len());
     for (i, (s, l)) in img.layers.iter().zip(&layers).enumerate() {
         assert!(s == l, "layer {i} saved by dockerd differs");

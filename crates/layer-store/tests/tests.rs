@@ -9,6 +9,7 @@ mod content_fixtures;
 mod content_props;
 mod driver_calls;
 mod hostile;
+mod overlay2;
 mod refcount_model;
 mod restore;
 mod store;

@@ -1,6 +1,9 @@
 //! Helpers shared by the layer-store tests.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
+use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use digest_set::Digest;
@@ -66,4 +69,58 @@ pub fn tree(dir: &Path) -> Vec<PathBuf> {
     walk(dir, dir, &mut out);
     out.sort();
     out
+}
+
+/// The files of a `docker save` archive, with `docker save`'s symlinked layers resolved.
+pub fn archive_files(path: &Path) -> HashMap<String, Vec<u8>> {
+    let mut ar = tar::Archive::new(fs::File::open(path).expect("open archive"));
+    let mut files = HashMap::new();
+    let mut links = Vec::new();
+    for e in ar.entries().expect("entries") {
+        let mut e = e.expect("entry");
+        let name = e.path().expect("path").to_string_lossy().into_owned();
+        if let Some(t) = e.link_name().expect("link") {
+            links.push((
+                name,
+                t.to_string_lossy().trim_start_matches("../").to_string(),
+            ));
+            continue;
+        }
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).expect("read");
+        files.insert(name, data);
+    }
+    for (name, target) in links {
+        let data = files.get(&target).cloned().unwrap_or_default();
+        files.insert(name, data);
+    }
+    files
+}
+
+/// One image of a `docker save` archive.
+pub struct Image {
+    pub tag: String,
+    pub config_name: String,
+    pub layers: Vec<Vec<u8>>,
+}
+
+/// The images of a `docker save` manifest, with their layers' bytes.
+pub fn images(files: &HashMap<String, Vec<u8>>) -> Vec<Image> {
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&files["manifest.json"]).expect("manifest");
+    manifest
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|m| Image {
+            tag: m["RepoTags"][0].as_str().expect("tag").to_string(),
+            config_name: m["Config"].as_str().expect("config").to_string(),
+            layers: m["Layers"]
+                .as_array()
+                .expect("layers")
+                .iter()
+                .map(|l| files[l.as_str().expect("layer")].clone())
+                .collect(),
+        })
+        .collect()
 }
