@@ -445,7 +445,7 @@ pub fn fsck(g: &Global, format: &str) -> Outcome {
         }
         out.push('\n');
     }
-    if findings.is_empty() && !json {
+    if !findings.iter().any(fsck::Finding::is_damage) && !json {
         out.push_str(&format!(
             "ok: {} images, {} layers, {} references; nothing wrong found\n",
             store.images().len(),
@@ -456,6 +456,6 @@ pub fn fsck(g: &Global, format: &str) -> Outcome {
     Outcome {
         stdout: out,
         errors: Vec::new(),
-        failed: !findings.is_empty(),
+        failed: findings.iter().any(fsck::Finding::is_damage),
     }
 }

@@ -269,7 +269,17 @@ pub fn drivers_in(root: &Path) -> Result<Vec<String>, DataRootError> {
     Ok(out)
 }
 
-/// Chooses the storage driver: `explicit` if given, else the only one found, else `vfs`.
+/// Whether `<root>/<name>` is a non-empty directory (dockerd's prior-driver test).
+fn has_prior_state(root: &Path, name: &str) -> bool {
+    std::fs::read_dir(root.join(name)).is_ok_and(|mut d| d.next().is_some())
+}
+
+/// Chooses the storage driver as dockerd 20.10 does (`graphdriver.New`): `explicit` if
+/// given; else the only image store under `<root>/image`; with several, the one whose
+/// driver directory `<root>/<name>` holds state (dockerd's prior-driver scan, in which vfs
+/// never counts), or overlay2 (first in dockerd's priority list) when none does; with no
+/// image store yet, overlay2 if `<root>/overlay2` holds state, else `vfs`. Several drivers
+/// with state are an error, as in dockerd. A choice among several is logged at info level.
 pub fn choose_driver(root: &Path, explicit: Option<&str>) -> Result<String, DataRootError> {
     if let Some(d) = explicit {
         if d.is_empty() || d.contains('/') || d == "." || d == ".." {
@@ -279,12 +289,32 @@ pub fn choose_driver(root: &Path, explicit: Option<&str>) -> Result<String, Data
     }
     let drivers = drivers_in(root)?;
     match drivers.len() {
+        0 if has_prior_state(root, "overlay2") => Ok("overlay2".to_owned()),
         0 => Ok("vfs".to_owned()),
         1 => Ok(drivers.into_iter().next().unwrap_or_default()),
-        _ => Err(DataRootError::SeveralDrivers {
-            root: root.to_owned(),
-            drivers,
-        }),
+        _ => {
+            let priors: Vec<&String> = drivers
+                .iter()
+                .filter(|d| d.as_str() != "vfs" && has_prior_state(root, d))
+                .collect();
+            let chosen = match priors.as_slice() {
+                [one] => (*one).clone(),
+                [] if drivers.iter().any(|d| d == "overlay2") => "overlay2".to_owned(),
+                _ => {
+                    return Err(DataRootError::SeveralDrivers {
+                        root: root.to_owned(),
+                        drivers,
+                    });
+                }
+            };
+            tracing::info!(
+                root = %root.display(),
+                found = %drivers.join(", "),
+                driver = %chosen,
+                "several image stores: using {chosen}, as dockerd 20.10 would (choose with --storage-driver)"
+            );
+            Ok(chosen)
+        }
     }
 }
 

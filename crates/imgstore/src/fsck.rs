@@ -15,7 +15,9 @@ use crate::store::Store;
 pub struct Finding {
     /// A stable keyword: `config-unreadable`, `config-verify`, `config-invalid`, `image-os`,
     /// `image-layer-missing`, `layer-bad`, `parent-dangling`, `metadata-orphan`,
-    /// `metadata-bad`, `parent-cycle`, `container-image-missing`, `reference-missing`, `reference-invalid`, `layer-orphan`, `leftover`.
+    /// `metadata-bad`, `parent-cycle`, `container-image-missing`, `reference-missing`, `reference-invalid`, `layer-orphan`, `leftover`,
+    /// `driver-content-missing`, `driver-link`, `driver-lower`, `driver-unnamed` (a note, not
+    /// damage), `driver-unreadable`.
     pub kind: &'static str,
     /// The ID concerned (`sha256:<hex>`), or empty.
     pub id: String,
@@ -354,6 +356,7 @@ pub fn check(store: &Store) -> Vec<Finding> {
             });
         }
     }
+    driver_findings(store, &mut out);
     // Leftovers the layer store found (interrupted writes and deletions).
     for l in &store.layer_restore().leftovers {
         let (name, what) = match l.kind {
@@ -398,6 +401,116 @@ pub fn check(store: &Store) -> Vec<Finding> {
     }
     out.sort_by(|a, b| a.kind.cmp(b.kind).then(a.path.cmp(&b.path)));
     out
+}
+
+/// What the storage driver's directory holds against the layerdb: missing content, broken
+/// overlay2 links and `lower` entries, interrupted writes, and directories nothing names
+/// (reported, never damage: BuildKit keeps content there).
+fn driver_findings(store: &Store, out: &mut Vec<Finding>) {
+    let Some(driver) = store.reading_driver() else {
+        return;
+    };
+    let layers = store.layer_store().layers();
+    let used: Vec<&str> = layers.iter().map(|l| l.cache_id.as_str()).collect();
+    let report = store.layer_restore();
+    let mut others: Vec<String> = report.mount_cache_ids.clone();
+    let read_cache_id = |dir: &std::path::Path| {
+        durable_fs::Dir::open_nofollow(dir)
+            .ok()
+            .and_then(|d| d.read("cache-id", 4096).ok().flatten())
+            .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+    };
+    others.extend(report.skipped.iter().filter_map(|s| read_cache_id(&s.path)));
+    others.extend(
+        report
+            .leftovers
+            .iter()
+            .filter_map(|l| read_cache_id(&l.path)),
+    );
+    let others: Vec<&str> = others.iter().map(String::as_str).collect();
+    let issues = match driver.check_content(&used, &others) {
+        Ok(i) => i,
+        Err(e) => {
+            out.push(Finding {
+                kind: "driver-unreadable",
+                id: String::new(),
+                path: store.data_root().driver_dir(),
+                message: format!(
+                    "the {} driver's directory cannot be checked: {e}",
+                    driver.name()
+                ),
+            });
+            return;
+        }
+    };
+    let chain_of = |cache_id: &str| {
+        layers
+            .iter()
+            .find(|l| l.cache_id == cache_id)
+            .map(|l| l.chain_id.to_string())
+            .unwrap_or_default()
+    };
+    for issue in issues {
+        use layer_store::ContentIssue as I;
+        let (kind, id, path, message) = match issue {
+            I::Missing { cache_id, path } => (
+                "driver-content-missing",
+                chain_of(&cache_id),
+                path,
+                format!("the layer's content (cache-id {cache_id}) is missing: containers cannot run from it"),
+            ),
+            I::BadLink { cache_id, path, why } => (
+                "driver-link",
+                chain_of(&cache_id),
+                path,
+                format!("the layer's short link is broken ({why}): images above it cannot be mounted"),
+            ),
+            I::LowerMissing { cache_id, path, entry } => (
+                "driver-lower",
+                chain_of(&cache_id),
+                path,
+                format!("lower names {entry}, which leads to no layer: the layer cannot be mounted"),
+            ),
+            I::DanglingLink { path, target } => (
+                "driver-link",
+                String::new(),
+                path,
+                format!("short link to {target}, which does not exist"),
+            ),
+            I::InFlight { path, cache_id } => (
+                "leftover",
+                String::new(),
+                path,
+                format!("leftover layer content for cache-id {cache_id}: a write was interrupted"),
+            ),
+            I::Unnamed { path } => (
+                "driver-unnamed",
+                String::new(),
+                path,
+                "no layer or container names this directory; it may belong to another user of the driver (BuildKit): not ours to remove".to_owned(),
+            ),
+            other => (
+                "driver-content",
+                String::new(),
+                store.data_root().driver_dir(),
+                format!("{other:?}"),
+            ),
+        };
+        out.push(Finding {
+            kind,
+            id,
+            path,
+            message,
+        });
+    }
+}
+
+impl Finding {
+    /// Whether this finding is damage (`fsck` exits 1) rather than a note: a directory of
+    /// the driver nothing names may be another program's, and is only reported.
+    pub fn is_damage(&self) -> bool {
+        self.kind != "driver-unnamed"
+    }
 }
 
 fn file_name(p: &std::path::Path) -> String {

@@ -301,6 +301,17 @@ impl Store {
         Ok(())
     }
 
+    /// The storage driver, for reading and checking its content: creates nothing. `None`
+    /// for drivers this tool does not know.
+    pub fn reading_driver(&self) -> Option<Box<dyn layer_store::Driver>> {
+        let home = self.root.driver_dir();
+        match self.root.driver() {
+            "vfs" => Some(Box::new(layer_store::VfsDriver::existing(home))),
+            "overlay2" => Some(Box::new(layer_store::Overlay2Driver::new(home))),
+            _ => None,
+        }
+    }
+
     /// What the storage driver shows for a layer's content in `inspect` (`GraphDriver.Data`,
     /// dockerd's `GetMetadata`): `None` for vfs (`null`) and for a layer whose content is
     /// missing. Reads only.

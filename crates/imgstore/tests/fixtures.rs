@@ -92,6 +92,82 @@ fn inspect_matches_dockerd_byte_for_byte() {
 /// extracted (they need root, and inspect does not read content).
 #[test]
 fn overlay2_inspect_matches_dockerd_byte_for_byte() {
+    let (_dir, root) = extract_o2root();
+    let want = std::fs::read_to_string(
+        common::fixtures_dir().join("wave2/o2root-after-load.expected/inspect.json"),
+    )
+    .expect("expected inspect");
+    let ids = stdout_ok(&run(&root, &["ls", "-a", "-q", "--no-trunc"]));
+    let mut ids: Vec<&str> = ids.lines().collect();
+    ids.sort();
+    ids.dedup();
+    let mut args = vec!["inspect"];
+    args.extend(ids.iter().copied());
+    let out = stdout_ok(&run(&root, &args));
+    let out = out.replace(&root.display().to_string(), "/var/lib/docker");
+    assert_eq!(out, want);
+}
+
+/// `fsck` on dockerd's overlay2 root finds nothing; then each kind of damage to the driver's
+/// directory is found, and a directory nothing names is only a note.
+#[test]
+fn fsck_knows_overlay2() {
+    let (_dir, root) = extract_o2root();
+    let fsck = |root: &std::path::Path| {
+        let out = run(root, &["fsck"]);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, text) = fsck(&root);
+    assert_eq!(code, Some(0), "{text}");
+    let o2 = root.join("overlay2");
+    // A directory of another user of the driver (BuildKit): reported, not damage.
+    std::fs::create_dir(o2.join("buildkit-snapshot-1")).expect("mkdir");
+    let (code, text) = fsck(&root);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("driver-unnamed") && text.contains("buildkit-snapshot-1"),
+        "{text}"
+    );
+    // What an interrupted write of ours left.
+    let partial = format!("imgstore-partial-{}", "ab".repeat(32));
+    std::fs::create_dir(o2.join(&partial)).expect("mkdir");
+    let (code, text) = fsck(&root);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("leftover") && text.contains(&partial),
+        "{text}"
+    );
+    std::fs::remove_dir(o2.join(&partial)).expect("rm");
+    // A layer's l/ link gone, and so the lower of the layers above it.
+    let base = "dfa385424919f3f47ccd3c242cd82459f032e86e0444eef40fed61060248a2d0";
+    let short = std::fs::read_to_string(o2.join(base).join("link")).expect("link");
+    std::fs::remove_file(o2.join("l").join(&short)).expect("rm link");
+    let (code, text) = fsck(&root);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("driver-link") && text.contains(&short),
+        "{text}"
+    );
+    assert!(
+        text.contains("driver-lower") && text.contains(&format!("l/{short}")),
+        "{text}"
+    );
+    // A dangling link.
+    std::os::unix::fs::symlink("../nothing/diff", o2.join("l/AAAAAAAAAAAAAAAAAAAAAAAAAA"))
+        .expect("symlink");
+    let (_, text) = fsck(&root);
+    assert!(
+        text.contains("AAAAAAAAAAAAAAAAAAAAAAAAAA") && text.contains("../nothing/diff"),
+        "{text}"
+    );
+}
+
+/// dockerd's overlay2 root, extracted without its devices and FIFOs (they need root, and
+/// neither inspect nor fsck reads content).
+fn extract_o2root() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
     let tgz = common::fixtures_dir().join("wave2/o2root-after-load.tar.gz");
     let file = std::fs::File::open(&tgz).expect("fixture tarball");
@@ -106,19 +182,7 @@ fn overlay2_inspect_matches_dockerd_byte_for_byte() {
         entry.unpack_in(dir.path()).expect("unpack");
     }
     let root = dir.path().join("o2root-after-load");
-    let want = std::fs::read_to_string(
-        common::fixtures_dir().join("wave2/o2root-after-load.expected/inspect.json"),
-    )
-    .expect("expected inspect");
-    let ids = stdout_ok(&run(&root, &["ls", "-a", "-q", "--no-trunc"]));
-    let mut ids: Vec<&str> = ids.lines().collect();
-    ids.sort();
-    ids.dedup();
-    let mut args = vec!["inspect"];
-    args.extend(ids.iter().copied());
-    let out = stdout_ok(&run(&root, &args));
-    let out = out.replace(&root.display().to_string(), "/var/lib/docker");
-    assert_eq!(out, want);
+    (dir, root)
 }
 
 #[test]

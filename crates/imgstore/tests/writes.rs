@@ -696,13 +696,25 @@ fn rm_removes_images_on_a_parent_cycle() {
 fn several_drivers_need_a_choice() {
     let (_g, root) = extract("dockerroot-01-after-load");
     std::fs::create_dir_all(root.join("image/overlay2")).expect("mkdir");
+    // dockerd 20.10 with image stores for vfs and overlay2 and no driver state picks
+    // overlay2 (vfs never counts as prior state), and so do we.
+    let out = stdout_ok(&run(&root, &["ls", "-q"]));
+    assert_eq!(out, "");
+    // With state in two drivers' directories, dockerd refuses to choose: so do we.
+    std::fs::create_dir_all(root.join("image/btrfs")).expect("mkdir");
+    std::fs::create_dir_all(root.join("overlay2/l")).expect("mkdir");
+    std::fs::create_dir_all(root.join("btrfs/subvolumes")).expect("mkdir");
     let out = run(&root, &["ls"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("overlay2, vfs") && err.contains("--storage-driver"),
+        err.contains("btrfs, overlay2, vfs") && err.contains("--storage-driver"),
         "{err}"
     );
+    // With state in overlay2's only, overlay2.
+    std::fs::remove_dir_all(root.join("btrfs")).expect("rm");
+    let out = stdout_ok(&run(&root, &["ls", "-q"]));
+    assert_eq!(out, "");
     let out = stdout_ok(&run(&root, &["--storage-driver", "vfs", "ls", "-q"]));
     assert_eq!(out, "7db95e6e4fe3\n");
     let out = stdout_ok(&run(&root, &["ls", "-q", "--storage-driver", "overlay2"]));

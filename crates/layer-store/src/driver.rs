@@ -66,6 +66,61 @@ pub enum DriverError {
     Other(String),
 }
 
+/// Something wrong, or not ours, in a driver's directory: what
+/// [`Driver::check_content`] finds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ContentIssue {
+    /// A layer's content directory is missing.
+    Missing {
+        /// The layer's cache ID.
+        cache_id: String,
+        /// Where its content should be.
+        path: PathBuf,
+    },
+    /// A layer's short link (overlay2's `link` file and `l/<short>` symlink) is missing,
+    /// unreadable or does not lead to the layer's `diff/`.
+    BadLink {
+        /// The layer's cache ID.
+        cache_id: String,
+        /// The file or link concerned.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// A layer's `lower` names a short link that leads to no layer.
+    LowerMissing {
+        /// The layer's cache ID.
+        cache_id: String,
+        /// Its `lower` file.
+        path: PathBuf,
+        /// The entry (`l/<short>`).
+        entry: String,
+    },
+    /// A short link whose target is missing.
+    DanglingLink {
+        /// The link.
+        path: PathBuf,
+        /// Where it points.
+        target: String,
+    },
+    /// A directory one of this store's writes was building when it was interrupted (named
+    /// for `cache_id`): provably ours, safe to remove when no layer uses `cache_id`.
+    InFlight {
+        /// The directory.
+        path: PathBuf,
+        /// The cache ID it was for.
+        cache_id: String,
+    },
+    /// A directory no layer or mount names. It may be live data of another user of the
+    /// driver (dockerd's BuildKit keeps content there under its own records): never ours
+    /// to delete.
+    Unnamed {
+        /// The directory.
+        path: PathBuf,
+    },
+}
+
 /// Where layer contents live, keyed by cache ID (dockerd's graph driver).
 ///
 /// Implementations must be usable from several threads.
@@ -122,6 +177,18 @@ pub trait Driver: Send + Sync + fmt::Debug {
     ) -> Result<Option<std::collections::BTreeMap<String, String>>, DriverError> {
         let _ = cache_id;
         Ok(None)
+    }
+
+    /// Checks the driver's directory against the cache IDs in use (`layers`: those of the
+    /// layers, whose content must be whole; `others`: mounts and layers that failed to load,
+    /// whose content must not be called unnamed). Reads only. The default finds nothing.
+    fn check_content(
+        &self,
+        layers: &[&str],
+        others: &[&str],
+    ) -> Result<Vec<ContentIssue>, DriverError> {
+        let _ = (layers, others);
+        Ok(Vec::new())
     }
 
     /// Opens the content of the member `name` (its raw name in the layer's tar stream) of

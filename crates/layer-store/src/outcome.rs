@@ -20,6 +20,9 @@ pub struct RestoreReport {
     pub mounts: usize,
     /// Mounts whose `parent` could not be used, with the reason.
     pub skipped_mounts: Vec<(PathBuf, String)>,
+    /// The driver content the RW mounts use (their `mount-id` and `init-id`), sorted: never
+    /// a layer's, never to be deleted with one.
+    pub mount_cache_ids: Vec<String>,
 }
 
 impl RestoreReport {

@@ -25,7 +25,7 @@ use durable_fs::{Dir, FileKind};
 
 use crate::apply::{self, WhiteoutFormat};
 use crate::content::DiffStream;
-use crate::driver::{Driver, DriverError};
+use crate::driver::{ContentIssue, Driver, DriverError};
 
 /// The most a `link` or `lower` file may hold (128 lower layers of `l/` + 26 characters).
 const SMALL_FILE_LIMIT: u64 = 64 * 1024;
@@ -413,6 +413,126 @@ impl Driver for Overlay2Driver {
             }
         }
         Ok(Some(m))
+    }
+
+    /// Each layer's directory, `link`, `l/` link and `lower` entries; dangling `l/` links;
+    /// in-flight directories of interrupted writes; directories nothing names. A root
+    /// without `overlay2/` holds metadata only: nothing is reported.
+    fn check_content(
+        &self,
+        layers: &[&str],
+        others: &[&str],
+    ) -> Result<Vec<ContentIssue>, DriverError> {
+        let mut out = Vec::new();
+        // A root without the driver's directory holds metadata only: nothing to check.
+        let Some(home) = self.open_home()? else {
+            return Ok(out);
+        };
+        // Short links, and the layer directory each leads to.
+        let mut links: BTreeMap<String, Option<String>> = BTreeMap::new();
+        if let Some(l) = home.open_dir(LINK_DIR)? {
+            for e in l.entries()? {
+                let name = e.name.to_string_lossy().into_owned();
+                let target = l.read_link(&e.name).ok().flatten();
+                let layer = target.as_ref().and_then(|t| {
+                    let t = t.to_string_lossy();
+                    let id = t.strip_prefix("../")?.strip_suffix("/diff")?.to_owned();
+                    component(&id).then_some(id)
+                });
+                let resolves = match &layer {
+                    Some(id) => home
+                        .meta(Path::new(id).join("diff"))
+                        .ok()
+                        .flatten()
+                        .is_some_and(|m| m.kind == FileKind::Dir),
+                    None => false,
+                };
+                if !resolves {
+                    out.push(ContentIssue::DanglingLink {
+                        path: l.join(&e.name),
+                        target: target.map_or_else(
+                            || "(not a symbolic link)".to_owned(),
+                            |t| t.to_string_lossy().into_owned(),
+                        ),
+                    });
+                }
+                links.insert(name, layer.filter(|_| resolves));
+            }
+        }
+        for &cache_id in layers {
+            if !component(cache_id) {
+                continue;
+            }
+            match home.meta(cache_id)? {
+                Some(m) if m.kind == FileKind::Dir => {}
+                _ => {
+                    out.push(ContentIssue::Missing {
+                        cache_id: cache_id.to_owned(),
+                        path: home.join(cache_id),
+                    });
+                    continue;
+                }
+            }
+            let link_file = home.join(Path::new(cache_id).join("link"));
+            match Self::read_link_id(&home, cache_id) {
+                Ok(Some(id)) => {
+                    if links.get(&id).and_then(Option::as_deref) != Some(cache_id) {
+                        out.push(ContentIssue::BadLink {
+                            cache_id: cache_id.to_owned(),
+                            path: home.join(Path::new(LINK_DIR).join(&id)),
+                            why: format!("missing, or not a link to ../{cache_id}/diff"),
+                        });
+                    }
+                }
+                Ok(None) => out.push(ContentIssue::BadLink {
+                    cache_id: cache_id.to_owned(),
+                    path: link_file,
+                    why: "missing".to_owned(),
+                }),
+                Err(e) => out.push(ContentIssue::BadLink {
+                    cache_id: cache_id.to_owned(),
+                    path: link_file,
+                    why: e.to_string(),
+                }),
+            }
+            let lower_rel = Path::new(cache_id).join("lower");
+            if let Ok(Some(b)) = home.read(&lower_rel, SMALL_FILE_LIMIT) {
+                for entry in String::from_utf8_lossy(&b)
+                    .trim()
+                    .split(':')
+                    .filter(|e| !e.is_empty())
+                {
+                    let ok = entry
+                        .strip_prefix("l/")
+                        .and_then(|s| links.get(s))
+                        .is_some_and(Option::is_some);
+                    if !ok {
+                        out.push(ContentIssue::LowerMissing {
+                            cache_id: cache_id.to_owned(),
+                            path: home.join(&lower_rel),
+                            entry: entry.to_owned(),
+                        });
+                    }
+                }
+            }
+        }
+        let named: std::collections::HashSet<&str> =
+            layers.iter().chain(others.iter()).copied().collect();
+        for e in home.entries()? {
+            let name = e.name.to_string_lossy().into_owned();
+            if name == LINK_DIR || named.contains(name.as_str()) {
+                continue;
+            }
+            let path = home.join(&e.name);
+            match in_flight_cache_id(&name) {
+                Some(id) if e.kind == FileKind::Dir => out.push(ContentIssue::InFlight {
+                    path,
+                    cache_id: id.to_owned(),
+                }),
+                _ => out.push(ContentIssue::Unnamed { path }),
+            }
+        }
+        Ok(out)
     }
 
     fn open_file(

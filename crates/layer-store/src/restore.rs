@@ -141,6 +141,9 @@ pub(crate) fn restore(
     outcome.skipped = skipped;
     let mut restored = Restored { layers, outcome };
     let mount_cache_ids = load_mounts(dir, &mut restored)?;
+    let mut ids: Vec<String> = mount_cache_ids.iter().cloned().collect();
+    ids.sort();
+    restored.outcome.mount_cache_ids = ids;
     if cleanup {
         clean_leftovers(dir, &mut restored, &mount_cache_ids, driver);
     }

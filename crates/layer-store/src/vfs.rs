@@ -16,7 +16,7 @@ use rustix::io::Errno;
 
 use crate::apply;
 use crate::content::{ContentError, DiffStream};
-use crate::driver::{Driver, DriverError};
+use crate::driver::{ContentIssue, Driver, DriverError};
 
 /// The `vfs` driver, laid out as dockerd 20.10's: `<data-root>/vfs/dir/<cache-id>/` holds the
 /// whole root file system of a layer, a copy of its parent's directory with the layer's diff
@@ -44,19 +44,29 @@ fn mkdir_mode(p: &Path, mode: u32) -> io::Result<()> {
 }
 
 impl VfsDriver {
-    /// A driver keeping its layers under `home` (dockerd's `<data-root>/vfs`), creating
-    /// `home` and `home/dir` (mode 0710) when missing.
+    /// A driver keeping its layers under `home` (dockerd's `<data-root>/vfs`). `home` and
+    /// `home/dir` are created (mode 0710) by the first layer written, not before: opening a
+    /// store changes nothing on disk.
     pub fn new(home: impl Into<PathBuf>) -> Result<Self, DriverError> {
-        let home = home.into();
+        Ok(VfsDriver { home: home.into() })
+    }
+
+    /// Creates `home` and `home/dir` (mode 0710) when missing.
+    fn create_home(&self) -> Result<(), DriverError> {
+        let home = &self.home;
         if let Some(parent) = home.parent()
             && !parent.as_os_str().is_empty()
         {
             fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
         }
-        mkdir_mode(&home, 0o710).map_err(|e| io_err(&home, e))?;
+        mkdir_mode(home, 0o710).map_err(|e| io_err(home, e))?;
         let dir = home.join("dir");
-        mkdir_mode(&dir, 0o710).map_err(|e| io_err(&dir, e))?;
-        Ok(VfsDriver { home })
+        mkdir_mode(&dir, 0o710).map_err(|e| io_err(&dir, e))
+    }
+
+    /// The driver for `home`, as [`new`](Self::new), infallibly (for reading and checking).
+    pub fn existing(home: impl Into<PathBuf>) -> Self {
+        VfsDriver { home: home.into() }
     }
 
     /// The driver's home (`<data-root>/vfs`).
@@ -89,6 +99,7 @@ impl Driver for VfsDriver {
     fn create(&self, cache_id: &str, parent_cache_id: Option<&str>) -> Result<(), DriverError> {
         let dir = self.layer_dir(cache_id)?;
         let parent_dir = parent_cache_id.map(|p| self.layer_dir(p)).transpose()?;
+        self.create_home()?;
         // Beneath the home (which may be a link to another disk), nothing is followed: a
         // symlink at `dir`, at the new layer or at its parent's content is an error.
         let layers = durable_fs::Dir::open(&self.home)?.require_dir("dir")?;
@@ -110,8 +121,15 @@ impl Driver for VfsDriver {
         // The home may be a link to another disk (resolved once); nothing beneath it is
         // followed: a symlink at `dir` is an error, one at `dir/<cache-id>` is removed as a
         // link.
-        let home = durable_fs::Dir::open(&self.home)?;
-        home.remove_tree(Path::new("dir").join(cache_id))?;
+        let home = match durable_fs::Dir::open(&self.home) {
+            Ok(h) => h,
+            Err(e) if e.io_kind() == Some(io::ErrorKind::NotFound) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let Some(dir) = home.open_dir("dir")? else {
+            return Ok(());
+        };
+        dir.remove_tree(cache_id)?;
         Ok(())
     }
 
@@ -124,6 +142,48 @@ impl Driver for VfsDriver {
         let dir = self.layer_dir(cache_id)?;
         let f = fs::File::open(&dir).map_err(|e| io_err(&dir, e))?;
         rustix::fs::syncfs(&f).map_err(|e| io_err(&dir, e.into()))
+    }
+
+    /// Each layer's directory under `dir/`, and directories there that nothing names. A
+    /// root without `vfs/dir` holds metadata only: nothing is reported.
+    fn check_content(
+        &self,
+        layers: &[&str],
+        others: &[&str],
+    ) -> Result<Vec<ContentIssue>, DriverError> {
+        let mut out = Vec::new();
+        // A root without the driver's directory holds metadata only (a copy of the image
+        // store): nothing to check.
+        let home = match durable_fs::Dir::open(&self.home) {
+            Ok(h) => h,
+            Err(e) if e.io_kind() == Some(io::ErrorKind::NotFound) => return Ok(out),
+            Err(e) => return Err(e.into()),
+        };
+        let Some(dir) = home.open_dir("dir")? else {
+            return Ok(out);
+        };
+        for &c in layers {
+            let present = self.layer_dir(c).is_ok()
+                && dir
+                    .meta(c)?
+                    .is_some_and(|m| m.kind == durable_fs::FileKind::Dir);
+            if !present {
+                out.push(ContentIssue::Missing {
+                    cache_id: c.to_owned(),
+                    path: dir.join(c),
+                });
+            }
+        }
+        let named: std::collections::HashSet<&str> =
+            layers.iter().chain(others.iter()).copied().collect();
+        for e in dir.entries()? {
+            if !named.contains(e.name.to_string_lossy().as_ref()) {
+                out.push(ContentIssue::Unnamed {
+                    path: dir.join(&e.name),
+                });
+            }
+        }
+        Ok(out)
     }
 
     fn open_file(

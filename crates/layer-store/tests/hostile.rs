@@ -64,7 +64,7 @@ fn leftovers_are_removed_only_when_provably_ours() {
     let (tmp, root, live_cache) = store_with_layers();
     let vfs_home = tmp.path().join("vfs");
     let driver = VfsDriver::new(&vfs_home).expect("vfs");
-    fs::create_dir(vfs_home.join("dir").join(&live_cache)).expect("live content");
+    fs::create_dir_all(vfs_home.join("dir").join(&live_cache)).expect("live content");
     fs::write(vfs_home.join("dir").join(&live_cache).join("bin"), "x").expect("write");
     let orphan = "ef".repeat(32);
     fs::create_dir(vfs_home.join("dir").join(&orphan)).expect("orphan content");
