@@ -118,7 +118,7 @@ fn ci() -> Result<(), String> {
 }
 
 /// The workspace's packaged crates, as `cargo package` names its extractions.
-const LIBRARY_CRATES: [&str; 9] = [
+const LIBRARY_CRATES: [&str; 10] = [
     "durable-fs",
     "go-json",
     "docker-reference",
@@ -126,6 +126,7 @@ const LIBRARY_CRATES: [&str; 9] = [
     "imagedb-fs",
     "layer-store",
     "image-store",
+    "image-archive",
     "imgstore",
     "test-dockerd",
 ];

@@ -1,0 +1,3 @@
+//! Integration tests of `image-archive`, in one binary.
+
+mod format;
