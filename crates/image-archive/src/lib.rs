@@ -4,6 +4,11 @@
 //!   legacy `<v1 id>/{VERSION,json,layer.tar}`) and of an OCI image layout (`oci-layout`,
 //!   `index.json`, image manifests and descriptors), with the media types and annotations
 //!   docker, skopeo and umoci use.
+//! - [`source`]: random access to an archive's members ([`source::TarFile`] read in place or
+//!   staged from a stream, [`source::DirSource`] for a layout directory), names confined to
+//!   the archive.
+//! - [`plan`]: the images an archive holds (any of the formats above, found from the
+//!   content), and their layers as verified, decompressed streams ([`compress`]).
 //!
 //! # Example
 //!
@@ -16,4 +21,10 @@
 //! # Ok::<(), serde_json::Error>(())
 //! ```
 
+pub mod compress;
+mod error;
 pub mod format;
+pub mod plan;
+pub mod source;
+
+pub use error::ReadError;

@@ -1,0 +1,170 @@
+//! Planning loads from archives real tools wrote, and reading their layers back to the
+//! config's diff IDs.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use digest_set::Digest;
+use image_archive::ReadError;
+use image_archive::plan::{PlatformSpec, open_layer, plan};
+use image_archive::source::{DirSource, Source, TarFile};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+fn diff_ids(config: &[u8]) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_slice(config).expect("config");
+    v["rootfs"]["diff_ids"]
+        .as_array()
+        .expect("diff_ids")
+        .iter()
+        .map(|d| d.as_str().expect("str").to_owned())
+        .collect()
+}
+
+/// Plans `src`, reads every layer and checks it against the config's diff IDs; returns
+/// (tags, image ID) per image.
+fn check(src: &dyn Source) -> Vec<(Vec<String>, String)> {
+    let images = plan(src, &PlatformSpec::host()).expect("plan");
+    images
+        .iter()
+        .map(|img| {
+            let want = diff_ids(&img.config);
+            assert_eq!(want.len(), img.layers.len(), "{}", img.origin);
+            for (l, want) in img.layers.iter().zip(&want) {
+                let mut data = Vec::new();
+                open_layer(src, l)
+                    .expect("open layer")
+                    .read_to_end(&mut data)
+                    .expect("read layer");
+                assert_eq!(&Digest::sha256(&data).to_string(), want, "{}", l.name);
+            }
+            (img.tags.clone(), Digest::sha256(&img.config).to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn docker_save_with_a_linked_layer() {
+    let src = TarFile::open(&fixtures().join("wave2/bbapp.docker-save.tar")).expect("open");
+    let got = check(&src);
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].0, ["bbapp:1"]);
+    assert_eq!(got[1].0, ["bb:1"]);
+}
+
+#[test]
+fn skopeo_docker_archive_and_docker_save_of_two_images() {
+    for f in [
+        "archives/base.docker-archive.skopeo.tar",
+        "archives/child-and-base.docker-save.tar",
+    ] {
+        let src = TarFile::open(&fixtures().join(f)).expect("open");
+        assert!(!check(&src).is_empty(), "{f}");
+    }
+}
+
+#[test]
+fn skopeo_oci_archive_with_gzip_layers() {
+    let src = TarFile::open(&fixtures().join("wave2/bbapp.oci-archive.tar")).expect("open");
+    let got = check(&src);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, ["bbapp:1"]);
+}
+
+#[test]
+fn umoci_layout_directory_and_staged_compressed_archive() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tgz = fixtures().join("archives/base.oci-layout.umoci.tar.gz");
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(
+        std::fs::File::open(&tgz).expect("open"),
+    ));
+    ar.unpack(tmp.path()).expect("unpack");
+    let src = DirSource::new(tmp.path().join("oci"));
+    let images = plan(&src, &PlatformSpec::host()).expect("plan");
+    assert_eq!(images.len(), 1);
+    // umoci names the manifest with a bare tag.
+    assert_eq!(images[0].bare_ref_name.as_deref(), Some("base"));
+    assert!(images[0].tags.is_empty());
+    check(&src);
+    // The docker-save archive gzipped, from a stream: staged, then read the same.
+    let raw = std::fs::read(fixtures().join("wave2/bbapp.docker-save.tar")).expect("read");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &raw).expect("gzip");
+    let gz = gz.finish().expect("gzip");
+    let staged = TarFile::stage(&gz[..], tmp.path(), ".stage-").expect("stage");
+    assert_eq!(check(&staged).len(), 2);
+    drop(staged);
+    assert!(
+        std::fs::read_dir(tmp.path()).expect("ls").all(|e| !e
+            .expect("e")
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".stage-")),
+        "the staging file is removed"
+    );
+}
+
+#[test]
+fn hostile_archives_fail_with_the_member_named() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let raw =
+        std::fs::read(fixtures().join("archives/child-and-base.docker-save.tar")).expect("read");
+    // Truncated at every 4 KiB boundary: an error, never a panic, never a wrong image.
+    for cut in (4096..raw.len()).step_by(4096) {
+        let p = tmp.path().join("cut.tar");
+        std::fs::write(&p, &raw[..cut]).expect("write");
+        let r = TarFile::open(&p).and_then(|src| {
+            let images = plan(&src, &PlatformSpec::host())?;
+            for img in &images {
+                for l in &img.layers {
+                    let mut sink = Vec::new();
+                    open_layer(&src, l)?
+                        .read_to_end(&mut sink)
+                        .map_err(|e| ReadError::io(&l.name, e))?;
+                    let want = diff_ids(&img.config);
+                    let i = img.layers.iter().position(|x| x == l).unwrap_or(0);
+                    if Digest::sha256(&sink).to_string() != want[i] {
+                        return Err(ReadError::Truncated {
+                            name: l.name.clone(),
+                        });
+                    }
+                }
+            }
+            Ok(())
+        });
+        let e = r.expect_err("a truncated archive fails").to_string();
+        assert!(!e.contains('\n'), "{e}");
+    }
+    // A member that climbs out.
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(2);
+    h.set_mode(0o644);
+    {
+        let gnu = h.as_gnu_mut().expect("gnu");
+        gnu.name[..14].copy_from_slice(b"../escape.json");
+    }
+    h.set_cksum();
+    b.append(&h, &b"{}"[..]).expect("append");
+    let p = tmp.path().join("escape.tar");
+    std::fs::write(&p, b.into_inner().expect("tar")).expect("write");
+    let e = TarFile::open(&p).expect_err("escape").to_string();
+    assert!(e.contains("../escape.json"), "{e}");
+    // A manifest naming a missing config.
+    let mut b = tar::Builder::new(Vec::new());
+    let m = br#"[{"Config":"nothere.json","RepoTags":null,"Layers":[]}]"#;
+    let mut h = tar::Header::new_gnu();
+    h.set_size(m.len() as u64);
+    h.set_mode(0o644);
+    b.append_data(&mut h, "manifest.json", &m[..])
+        .expect("append");
+    let p = tmp.path().join("missing.tar");
+    std::fs::write(&p, b.into_inner().expect("tar")).expect("write");
+    let src = TarFile::open(&p).expect("open");
+    let e = plan(&src, &PlatformSpec::host())
+        .expect_err("missing")
+        .to_string();
+    assert!(e.contains("nothere.json") && e.contains("missing"), "{e}");
+}
