@@ -412,6 +412,38 @@ pub fn tree(g: &Global, image: Option<&str>, no_trunc: bool) -> Outcome {
     Outcome::ok(tree::render_tree(&store, root, no_trunc))
 }
 
+/// `imgstore load`: the data root (and its image store) is created when missing.
+pub fn load(g: &Global, args: &crate::load::LoadArgs, quiet: bool) -> Outcome {
+    let opened = g.resolve().and_then(|(root, _, driver)| {
+        Store::open(&OpenOptions {
+            root,
+            driver,
+            write: true,
+            create_missing: true,
+            lock_timeout: Some(g.lock_timeout),
+        })
+    });
+    let mut store = match opened {
+        Ok(s) => s,
+        Err(e) => return Outcome::err(e),
+    };
+    let progress = crate::progress::Progress::stderr(quiet);
+    let (loaded, result) = crate::load::load(&mut store, args, &progress);
+    let mut stdout = String::new();
+    for l in &loaded.lines {
+        stdout.push_str(l);
+        stdout.push('\n');
+    }
+    match result {
+        Ok(()) => Outcome::ok(stdout),
+        Err(e) => Outcome {
+            stdout,
+            errors: vec![e.to_string()],
+            failed: true,
+        },
+    }
+}
+
 /// `imgstore fsck`: exit 1 when anything is found.
 pub fn fsck(g: &Global, format: &str) -> Outcome {
     let json = match parse_format(format, "text", &[]) {

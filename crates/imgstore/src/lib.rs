@@ -42,7 +42,9 @@ pub mod dataroot;
 pub mod error;
 pub mod fsck;
 pub mod gofmt;
+pub mod load;
 pub mod ops;
+pub mod progress;
 pub mod query;
 pub mod render;
 /// Docker references: the [`docker_reference`] crate's grammar.

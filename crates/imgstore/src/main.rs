@@ -123,6 +123,21 @@ enum Command {
         #[arg(long)]
         no_trunc: bool,
     },
+    /// Load images from an archive (docker load): docker save (20.10 and 25+), skopeo's
+    /// docker-archive, an OCI layout as a tar or a directory; the archive or its layers
+    /// may be gzip, bzip2, xz or zstd compressed.
+    Load {
+        /// Read from this archive file or OCI layout directory instead of standard input.
+        #[arg(short, long)]
+        input: Option<std::path::PathBuf>,
+        /// Suppress the progress output.
+        #[arg(short, long)]
+        quiet: bool,
+        /// The platform to load from a multi-platform index (os/arch[/variant]); default:
+        /// this machine's.
+        #[arg(long)]
+        platform: Option<String>,
+    },
     /// Check the data root and explain what is wrong; changes nothing.
     Fsck {
         /// Output format: text or json (one object per line).
@@ -220,6 +235,15 @@ fn main() -> ExitCode {
         ),
         Command::Tree { image, no_trunc } => cli::tree(&global, image.as_deref(), no_trunc),
         Command::Fsck { format } => cli::fsck(&global, &format),
+        Command::Load {
+            input,
+            quiet,
+            platform,
+        } => cli::load(
+            &global,
+            &imgstore::load::LoadArgs { input, platform },
+            quiet,
+        ),
     };
     tracing::debug!(
         elapsed_ms = started.elapsed().as_millis() as u64,

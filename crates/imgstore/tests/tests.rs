@@ -3,5 +3,6 @@
 mod common;
 mod dockerd;
 mod fixtures;
+mod load;
 mod proptests;
 mod writes;
