@@ -168,3 +168,77 @@ fn hostile_archives_fail_with_the_member_named() {
         .to_string();
     assert!(e.contains("nothere.json") && e.contains("missing"), "{e}");
 }
+
+fn compress_with(kind: &str, data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    match kind {
+        "gzip" => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(data).expect("gzip");
+            e.finish().expect("gzip")
+        }
+        "bzip2" => {
+            let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+            e.write_all(data).expect("bzip2");
+            e.finish().expect("bzip2")
+        }
+        "xz" => {
+            let mut e = liblzma::write::XzEncoder::new(Vec::new(), 1);
+            e.write_all(data).expect("xz");
+            e.finish().expect("xz")
+        }
+        "zstd" => zstd::encode_all(data, 1).expect("zstd"),
+        _ => data.to_vec(),
+    }
+}
+
+/// Layers compressed with each format (zstd too, which dockerd 20.10 cannot read), and the
+/// whole archive compressed: every layer still reads back to its diff ID.
+#[test]
+fn every_compression_of_layers_and_archives() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // A small archive (debug builds of the C codecs are slow).
+    let path = fixtures().join("archives/child-and-base.docker-save.tar");
+    let mut ar = tar::Archive::new(std::fs::File::open(&path).expect("open"));
+    let mut members: Vec<(String, Vec<u8>, Option<String>)> = Vec::new();
+    for e in ar.entries().expect("entries") {
+        let mut e = e.expect("entry");
+        let name = e.path().expect("path").to_string_lossy().into_owned();
+        let link = e
+            .link_name()
+            .expect("link")
+            .map(|l| l.to_string_lossy().into_owned());
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).expect("read");
+        members.push((name, data, link));
+    }
+    for kind in ["gzip", "bzip2", "xz", "zstd"] {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data, link) in &members {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o644);
+            if let Some(l) = link {
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_size(0);
+                b.append_link(&mut h, name, l).expect("link");
+                continue;
+            }
+            let data = if name.ends_with("layer.tar") {
+                compress_with(kind, data)
+            } else {
+                data.clone()
+            };
+            h.set_size(data.len() as u64);
+            b.append_data(&mut h, name, &data[..]).expect("append");
+        }
+        let archive = b.into_inner().expect("tar");
+        let p = tmp.path().join(format!("{kind}.tar"));
+        std::fs::write(&p, &archive).expect("write");
+        let src = TarFile::open(&p).expect("open");
+        assert_eq!(check(&src).len(), 2, "{kind} layers");
+        // The whole archive compressed the same way, staged.
+        let staged =
+            TarFile::stage(&compress_with(kind, &archive)[..], tmp.path(), ".s-").expect("stage");
+        assert_eq!(check(&staged).len(), 2, "{kind} archive");
+    }
+}
