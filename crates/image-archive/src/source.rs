@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::compress;
@@ -281,6 +281,7 @@ fn create_staging(dir: &Path, prefix: &str) -> Result<(String, File), ReadError>
             .read(true)
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(dir.join(&name))
         {
             Ok(f) => return Ok((name, f)),

@@ -17,8 +17,9 @@ struct Cli {
     /// dockerd's $XDG_DATA_HOME/docker or ~/.local/share/docker).
     #[arg(long, global = true, value_name = "DIR")]
     data_root: Option<PathBuf>,
-    /// The storage driver (default: `storage-driver` in dockerd's daemon.json, else the only
-    /// one under <data-root>/image, else vfs).
+    /// The storage driver (default: `storage-driver` in dockerd's daemon.json, else the one
+    /// dockerd 20.10 would use: the only one under <data-root>/image, the one with state
+    /// among several, and overlay2 (vfs when not root) on a new root).
     #[arg(long, global = true, value_name = "NAME")]
     storage_driver: Option<String>,
     /// dockerd's configuration file, for the defaults above (default:
