@@ -420,6 +420,11 @@ impl Type {
         &self.fields
     }
 
+    /// Its own methods (not promoted ones), in the order given.
+    pub fn methods(&self) -> &[Method] {
+        &self.methods
+    }
+
     /// The method named `name`, if the type has it.
     pub fn method(&self, name: &str) -> Option<&Method> {
         self.methods.iter().find(|m| m.name == name)

@@ -237,7 +237,7 @@ fn main() -> ExitCode {
         let _ = writeln!(std::io::stderr(), "imgstore: {}", one_line(err));
     }
     if outcome.failed || !outcome.errors.is_empty() {
-        ExitCode::from(1)
+        ExitCode::from(outcome.status.unwrap_or(1))
     } else {
         ExitCode::SUCCESS
     }
