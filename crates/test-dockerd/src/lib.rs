@@ -176,6 +176,12 @@ impl Dockerd {
     /// answers, up to 60 s. Waits first for any other [`Dockerd`] of this process to be
     /// dropped.
     pub fn start(data_root: &Path) -> Result<Dockerd, Error> {
+        Dockerd::start_with_driver(data_root, "vfs")
+    }
+
+    /// Like [`Dockerd::start`], with another storage driver (`overlay2` for an overlay2
+    /// data root).
+    pub fn start_with_driver(data_root: &Path, driver: &str) -> Result<Dockerd, Error> {
         let guard = ONE_AT_A_TIME
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -195,12 +201,8 @@ impl Dockerd {
             .try_clone()
             .map_err(io_err(format_args!("clone log {}", log.display())))?;
         let child = Command::new(DOCKERD)
-            .args([
-                "--storage-driver=vfs",
-                "--iptables=false",
-                "--ip6tables=false",
-                "--bridge=none",
-            ])
+            .arg(format!("--storage-driver={driver}"))
+            .args(["--iptables=false", "--ip6tables=false", "--bridge=none"])
             .arg("--data-root")
             .arg(data_root)
             .arg("--exec-root")
