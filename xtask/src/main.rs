@@ -121,6 +121,7 @@ fn ci() -> Result<(), String> {
 const LIBRARY_CRATES: [&str; 10] = [
     "durable-fs",
     "go-json",
+    "go-template",
     "docker-reference",
     "digest-set",
     "imagedb-fs",

@@ -60,8 +60,10 @@ enum Command {
         /// since=IMAGE).
         #[arg(short, long, value_name = "FILTER")]
         filter: Vec<String>,
-        /// Output format: table, json (also '{{json .}}'), or a template such as
-        /// 'table {{.Repository}}\t{{.ID}}' ({{.Field}} and {{json .}} actions).
+        /// Output format: table, raw, json (one object per line), or a Go template as the
+        /// docker 20.10 CLI runs it, e.g. '{{.Repository}}:{{.Tag}}' or
+        /// 'table {{.Repository}}\t{{.ID}}' (fields ID, Repository, Tag, Digest,
+        /// CreatedSince, CreatedAt, Size, VirtualSize, SharedSize, UniqueSize, Containers).
         #[arg(long, default_value = "table")]
         format: String,
         /// Only images with this reference (a `reference=` filter), as `docker images NAME`.
@@ -73,8 +75,8 @@ enum Command {
         /// Images: ID, reference or unique ID prefix.
         #[arg(required = true)]
         images: Vec<String>,
-        /// Print with a template instead of JSON: {{.Path.To.Field}} and {{json .Path}}
-        /// actions, e.g. '{{.Id}}' or '{{json .Config.Env}}'.
+        /// Print with a Go template instead of JSON, as docker inspect -f does: e.g. '{{.Id}}',
+        /// '{{index .Config.Labels "x"}}', '{{range .RepoTags}}{{.}} {{end}}', '{{json .Config}}'.
         #[arg(short, long)]
         format: Option<String>,
     },
@@ -92,7 +94,8 @@ enum Command {
         /// Only show image IDs.
         #[arg(short, long)]
         quiet: bool,
-        /// Output format: table, json, or a template ({{.Field}} and {{json .}} actions).
+        /// Output format: table, json (one object per line), or a Go template as the docker
+        /// 20.10 CLI runs it (fields ID, CreatedSince, CreatedAt, CreatedBy, Size, Comment).
         #[arg(long, default_value = "table")]
         format: String,
     },
@@ -262,7 +265,7 @@ fn main() -> ExitCode {
         let _ = writeln!(std::io::stderr(), "imgstore: {}", one_line(err));
     }
     if outcome.failed || !outcome.errors.is_empty() {
-        ExitCode::from(1)
+        ExitCode::from(outcome.status.unwrap_or(1))
     } else {
         ExitCode::SUCCESS
     }

@@ -5,4 +5,5 @@ mod dockerd;
 mod fixtures;
 mod load;
 mod proptests;
+mod templates;
 mod writes;
