@@ -16,10 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "vfs" => Box::new(VfsDriver::new(root.join("vfs"))?),
         _ => Box::new(Overlay2Driver::new(root.join("overlay2"))),
     };
-    let (store, _) = LayerStore::open(
-        root.join("image").join(&args[1]).join("layerdb"),
-        driver,
-    )?;
+    let (store, _) = LayerStore::open(root.join("image").join(&args[1]).join("layerdb"), driver)?;
     let opts = RegisterOptions {
         max_size: None,
         sync: !args.iter().any(|a| a == "--no-sync"),
