@@ -483,12 +483,8 @@ fn write_in_parallel<'s>(
     for r in results {
         match r {
             Some(Ok(d)) => out.push(d),
-            Some(Err(e)) => {
-                if first_err.is_none() {
-                    first_err = Some(e);
-                }
-            }
-            None => {}
+            Some(Err(e)) if first_err.is_none() => first_err = Some(e),
+            _ => {}
         }
     }
     match first_err {
