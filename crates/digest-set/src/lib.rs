@@ -26,8 +26,9 @@
 //! assert_eq!(id.short(), "7db95e6e4fe3");
 //! ```
 
+mod buckets;
 mod digest;
 mod set;
 
 pub use crate::digest::{Algorithm, Digest, HexBuf, ParseError};
-pub use crate::set::{DigestSet, LookupError, MAX_CANDIDATES};
+pub use crate::set::{DigestSet, Iter, LookupError, MAX_CANDIDATES};
