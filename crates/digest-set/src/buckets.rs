@@ -243,23 +243,27 @@ impl Buckets {
 
     /// The number of keys from `from` on that satisfy `is_match`, which must hold for a run of
     /// keys starting at `from` and for no key after that run (as for a prefix and its lower
-    /// bound). Whole buckets inside the run are counted by their length.
+    /// bound). The first bucket is galloped from `from` (a short run reads one or two cache
+    /// lines); later buckets inside the run are counted by their length.
     pub(crate) fn count_run(&self, from: Pos, is_match: impl Fn(&Key) -> bool) -> usize {
-        let mut count = 0;
-        for (b, v) in self.buckets.iter().enumerate().skip(from.bucket) {
-            let rest = if b == from.bucket {
-                v.get(from.index..).unwrap_or_default()
-            } else if is_match(&self.floor(b)) {
-                &v[..]
-            } else {
+        let Some(first) = self.buckets.get(from.bucket) else {
+            return 0;
+        };
+        let rest = first.get(from.index..).unwrap_or_default();
+        let mut count = gallop(rest, &is_match);
+        if count < rest.len() {
+            return count;
+        }
+        for (b, v) in self.buckets.iter().enumerate().skip(from.bucket + 1) {
+            if !is_match(&self.floor(b)) {
                 // The run ended before this bucket's range starts.
                 break;
-            };
-            match rest.last() {
+            }
+            match v.last() {
                 None => {}
-                Some(last) if is_match(last) => count += rest.len(),
+                Some(last) if is_match(last) => count += v.len(),
                 Some(_) => {
-                    count += gallop(rest, &is_match);
+                    count += gallop(v, &is_match);
                     break;
                 }
             }
