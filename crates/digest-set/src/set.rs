@@ -138,14 +138,14 @@ impl Term {
 /// A set of digests kept in sorted order, searchable by hex prefix.
 ///
 /// This is the set Docker's image store uses to resolve short image IDs (digestset), with
-/// three differences: inserting and removing cost about the same at any size instead of
-/// shifting the whole set, bulk loading ([`FromIterator`], [`Extend`]) sorts once, and
-/// malformed terms are errors instead of accidents.
+/// three differences: inserting and removing shift one small bucket instead of the whole set,
+/// bulk loading ([`FromIterator`], [`Extend`]) sorts once, and malformed terms are errors
+/// instead of accidents.
 ///
-/// Inside, a sha256 digest takes its 32 raw bytes and little more (under 40 bytes in all at
-/// 100k digests): the keys sit in sorted buckets picked by their leading bits, about 32 to 64
-/// to a bucket, so an insert shifts a kilobyte at most and a lookup by a 12-character short ID
-/// reads one or two cache lines of keys. sha512 digests, which are rare, sit beside them in
+/// Inside, a sha256 digest takes its 32 raw bytes and little more (about 35 bytes asked of
+/// the allocator at 100k digests): the keys sit in sorted buckets picked by their leading
+/// bits, 32 to 64 to a bucket on average, so an insert shifts under a kilobyte on average and
+/// a lookup by a 12-character short ID reads one or two cache lines of keys. sha512 digests, which are rare, sit beside them in
 /// their own sorted tree. Digests crafted to share their leading bits share a bucket: they
 /// stay correct and searchable in logarithmic time, but inserting among them shifts that
 /// bucket, as a plain sorted array would.
