@@ -83,6 +83,8 @@ pub struct Loaded<B> {
     graph: Graph,
     /// Configs skipped so far and the parent links that dangle so far.
     report: RestoreReport,
+    /// Whether pass one skipped nothing and found no bad parent link.
+    read_cleanly: bool,
 }
 
 /// What pass one has to report about one config; loaded images are already in the map
@@ -177,6 +179,7 @@ impl<B: StoreBackend> Loaded<B> {
             mut digests,
             mut graph,
             mut report,
+            read_cleanly: _,
         } = self;
         let mut taken: Vec<LayerHandle> = Vec::new();
         let mut missing: Vec<(ImageId, ChainId)> = Vec::new();
@@ -324,7 +327,36 @@ impl<B: StoreBackend> ImageStore<B, ()> {
                 Outcome::Dangling(d) => report.dangling_parents.push(d),
             }
         }
+        Ok(Loaded::link(backend, images, report))
+    }
 
+    /// A loaded store of `images`, as an earlier [`load`](Self::load) of `backend` found
+    /// them ([`Loaded::for_each_image`]), without reading the backend: the second half of
+    /// `load` (linking children to parents, building the digest set) runs on them. Finish
+    /// with [`Loaded::attach`].
+    ///
+    /// The result is what `load` gives as long as the backend still holds the same configs
+    /// and parent links and that load read every one of them cleanly
+    /// ([`Loaded::read_cleanly`]); telling whether it does is the caller's business. Of two
+    /// images with one ID the last is kept.
+    pub fn load_records(backend: B, images: impl IntoIterator<Item = ImageInfo>) -> Loaded<B> {
+        let images = images.into_iter();
+        let map: DashMap<ImageId, Node> = DashMap::with_capacity(images.size_hint().0);
+        for info in images {
+            map.insert(
+                info.id,
+                Node::new(info.chain_id, info.created, None, info.parent),
+            );
+        }
+        Loaded::link(backend, map, RestoreReport::default())
+    }
+}
+
+impl<B> Loaded<B> {
+    /// Pass two of a load: links children to parents and builds the digest set. `report`
+    /// holds what pass one found.
+    fn link(backend: B, images: DashMap<ImageId, Node>, mut report: RestoreReport) -> Loaded<B> {
+        let read_cleanly = report.skipped.is_empty() && report.dangling_parents.is_empty();
         // Pass two: link children to parents. Links to images not loaded stay as they are
         // (on disk and in the child's `parent`) and wait for their parent.
         let links: Vec<(ImageId, ImageId)> = images
@@ -354,13 +386,31 @@ impl<B: StoreBackend> ImageStore<B, ()> {
         let mut keys: Vec<Digest> = Vec::with_capacity(images.len());
         keys.extend(images.iter().map(|e| e.key().0));
         let digests: DigestSet = keys.into_iter().collect();
-        Ok(Loaded {
+        Loaded {
             backend,
             images,
             digests,
             graph,
             report,
-        })
+            read_cleanly,
+        }
+    }
+
+    /// Whether the load read every config and parent link cleanly: no config was skipped
+    /// (unreadable, invalid, for another OS) and no parent link was unreadable or
+    /// malformed. (Links to images that are not in the store follow from the images
+    /// present and do not count.)
+    pub fn read_cleanly(&self) -> bool {
+        self.read_cleanly
+    }
+
+    /// Calls `f` with every loaded image (including those whose top layer
+    /// [`attach`](Self::attach) will find missing): what
+    /// [`ImageStore::load_records`] takes to build this `Loaded` again.
+    pub fn for_each_image(&self, mut f: impl FnMut(ImageInfo)) {
+        for e in self.images.iter() {
+            f(e.value().info(*e.key()));
+        }
     }
 }
 
