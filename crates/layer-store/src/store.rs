@@ -246,6 +246,12 @@ impl LayerStore {
             .and_then(|i| state.layers.info(i))
     }
 
+    /// The size of layer `chain_id`'s whole chain ([`LayerInfo::size`]), if loaded, without
+    /// building its [`LayerInfo`].
+    pub fn chain_size(&self, chain_id: &ChainId) -> Option<u64> {
+        self.state().layers.get(chain_id).map(|e| e.size)
+    }
+
     /// The [`LayerMetadata`] of layer `chain_id`, if loaded.
     pub fn metadata(&self, chain_id: &ChainId) -> Option<LayerMetadata> {
         let state = self.state();

@@ -139,3 +139,32 @@ fn records_out_of_order_are_skipped() {
             .all(|s| matches!(s.reason, SkipReason::MissingParent { .. }))
     );
 }
+
+/// A tree of layers (chains branching at several depths, several bases) comes back whole:
+/// records come depth first, each parent before its descendants.
+#[test]
+fn branching_chains_open_from_records() {
+    let (_tmp, store) = fresh();
+    let mut handles = Vec::new();
+    for base in 0..3u64 {
+        let b = store
+            .register_metadata(diff(100 + base), base, None)
+            .expect("base");
+        for branch in 0..3u64 {
+            let mut parent = *b.chain_id();
+            for depth in 0..=branch {
+                let h = store
+                    .register_metadata(diff(1000 * base + 10 * branch + depth), 7, Some(&parent))
+                    .expect("layer");
+                parent = *h.chain_id();
+                handles.push(h);
+            }
+        }
+        handles.push(b);
+    }
+    let root = store.root().to_owned();
+    drop(store);
+    let (again, report) = same_both_ways(&root);
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(again.len(), 3 + 3 * 6);
+}
