@@ -358,33 +358,39 @@ impl<B> Loaded<B> {
     fn link(backend: B, images: DashMap<ImageId, Node>, mut report: RestoreReport) -> Loaded<B> {
         let read_cleanly = report.skipped.is_empty() && report.dangling_parents.is_empty();
         // Pass two: link children to parents. Links to images not loaded stay as they are
-        // (on disk and in the child's `parent`) and wait for their parent.
-        let links: Vec<(ImageId, ImageId)> = images
-            .iter()
-            .filter_map(|e| e.value().parent.map(|p| (*e.key(), p)))
-            .collect();
-        let mut graph = Graph::default();
-        for (child, parent) in links {
-            if let Some(mut p) = images.get_mut(&parent) {
-                p.children.push(child);
-            } else {
-                graph.waiting.entry(parent).or_default().insert(child);
-                report.dangling_parents.push(DanglingParent {
-                    child,
-                    value: parent.to_string(),
-                    parent: Some(parent),
-                });
-            }
-        }
-        for mut node in images.iter_mut() {
-            if !node.children.is_empty() {
-                node.children.sort_unstable();
-                node.children.shrink_to_fit();
-            }
-        }
-        // The digest set is built in bulk: one sort, no per-insert shifting.
+        // (on disk and in the child's `parent`) and wait for their parent. Links are sorted
+        // by parent, so that each parent is looked up once and gets its children sorted, in
+        // a vector of the right size.
         let mut keys: Vec<Digest> = Vec::with_capacity(images.len());
-        keys.extend(images.iter().map(|e| e.key().0));
+        let mut links: Vec<(ImageId, ImageId)> = Vec::new();
+        for e in images.iter() {
+            keys.push(e.key().0);
+            if let Some(p) = e.value().parent {
+                links.push((p, *e.key()));
+            }
+        }
+        links.sort_unstable();
+        let mut graph = Graph::default();
+        for group in links.chunk_by(|a, b| a.0 == b.0) {
+            let Some(&(parent, _)) = group.first() else {
+                continue;
+            };
+            if let Some(mut p) = images.get_mut(&parent) {
+                p.children = group.iter().map(|&(_, child)| child).collect();
+            } else {
+                let waiting = graph.waiting.entry(parent).or_default();
+                for &(_, child) in group {
+                    waiting.insert(child);
+                    report.dangling_parents.push(DanglingParent {
+                        child,
+                        value: parent.to_string(),
+                        parent: Some(parent),
+                    });
+                }
+            }
+        }
+        drop(links);
+        // The digest set is built in bulk: one sort, no per-insert shifting.
         let digests: DigestSet = keys.into_iter().collect();
         Loaded {
             backend,
@@ -687,6 +693,15 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
             .iter()
             .map(|e| (*e.key(), e.value().info(*e.key())))
             .collect()
+    }
+
+    /// The IDs of every image, in no particular order, from memory: cheaper than
+    /// [`map`](Self::map) for a caller that looks images up one by one
+    /// ([`info`](Self::info)).
+    pub fn ids(&self) -> Vec<ImageId> {
+        let mut ids = Vec::with_capacity(self.images.len());
+        ids.extend(self.images.iter().map(|e| *e.key()));
+        ids
     }
 
     /// The images that are no image's parent (moby's `Heads`), from memory.
