@@ -279,7 +279,8 @@ pub fn ls(g: &Global, a: &LsArgs) -> Outcome {
         details,
     };
     let result = render::render_ls(&rows, &fmt, render::now_unix());
-    discard(store, summaries, rows);
+    drop(rows);
+    discard(store, summaries, fmt);
     match result {
         Ok(text) => Outcome::ok(text),
         Err(e) => Outcome::template_err(e),

@@ -17,7 +17,6 @@ use image_store::time::Timestamp;
 use image_store::{Image, ImageId, ImageInfo, ImageStore, SearchError};
 use imagedb_fs::{FsBackend, MemBackend, StoreBackend};
 use layer_store::LayerStore;
-use rayon::prelude::*;
 
 use crate::dataroot::{DEFAULT_LOCK_TIMEOUT, DataRoot, IfMissing, LockKind, RootLock};
 use crate::error::{LookupError, OpenError};
@@ -390,8 +389,8 @@ impl Store {
     fn entry(&self, info: ImageInfo) -> ImageEntry {
         let size = info
             .chain_id
-            .and_then(|c| self.layer_store().layer(&c))
-            .map(|l| i64::try_from(l.size).unwrap_or(i64::MAX))
+            .and_then(|c| self.layer_store().chain_size(&c))
+            .map(|size| i64::try_from(size).unwrap_or(i64::MAX))
             .unwrap_or(0);
         ImageEntry {
             id: info.id.0,
@@ -402,15 +401,18 @@ impl Store {
         }
     }
 
-    /// Restored images by ID (built in parallel: `ls` needs every image's size and time).
+    /// Restored images by ID.
     pub fn images(&self) -> BTreeMap<Digest, ImageEntry> {
-        let all: Vec<ImageInfo> = self.images.map().into_values().collect();
-        let entries: Vec<(Digest, ImageEntry)> = all
-            .into_par_iter()
-            .with_min_len(256)
-            .map(|info| (info.id.0, self.entry(info)))
-            .collect();
-        entries.into_iter().collect()
+        self.image_ids()
+            .into_iter()
+            .filter_map(|id| Some((id, self.image(&id)?)))
+            .collect()
+    }
+
+    /// The IDs of the restored images, in no particular order: to go through them one by
+    /// one with [`image`](Self::image) without building every entry at once.
+    pub fn image_ids(&self) -> Vec<Digest> {
+        self.images.ids().into_iter().map(|id| id.0).collect()
     }
 
     /// A restored image.
