@@ -201,15 +201,16 @@ pub fn list(store: &Store, opts: &ListOptions) -> Result<Vec<Summary>, FilterErr
                 tags.push(r.familiar_string());
             }
         }
-        if tags.is_empty() && digests.is_empty() {
-            if (!opts.all && !store.children(id).is_empty())
+        // An untagged image, unless left out here, is answered `<none>:<none>` and
+        // `<none>@<none>` by dockerd; its summary keeps both lists empty (no allocation for
+        // each of many untagged images).
+        if tags.is_empty()
+            && digests.is_empty()
+            && ((!opts.all && !store.children(id).is_empty())
                 || (!dangling.is_empty() && !dangling_only)
-                || !patterns.is_empty()
-            {
-                continue;
-            }
-            // dockerd answers `<none>:<none>` and `<none>@<none>` here; the summary keeps
-            // both lists empty (no allocation for each of many untagged images).
+                || !patterns.is_empty())
+        {
+            continue;
         }
         out.push(Summary {
             id: *id,
