@@ -32,6 +32,7 @@
 //!     write: false,
 //!     create_missing: true,
 //!     lock_timeout: None,
+//!     snapshots: None,
 //! })
 //! .expect("empty store");
 //! assert!(store.images().is_empty());
@@ -51,6 +52,7 @@ pub mod render;
 pub use docker_reference::reference;
 /// `repositories.json`: the [`docker_reference`] crate's reference store.
 pub use docker_reference::refstore;
+pub mod snapshot;
 pub mod store;
 pub mod template;
 pub mod tree;

@@ -35,6 +35,11 @@ struct Cli {
     #[arg(long, global = true, default_value = "60", value_name = "SECONDS",
           value_parser = parse_seconds)]
     lock_timeout: std::time::Duration,
+    /// Read the data root's files in full instead of using the snapshot of the last read
+    /// command (kept in $XDG_CACHE_HOME/imgstore or ~/.cache/imgstore, used only while the
+    /// root provably did not change), and write no snapshot. `fsck` never uses one.
+    #[arg(long, global = true)]
+    no_snapshot: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -190,6 +195,7 @@ fn main() -> ExitCode {
         storage_driver: cli.storage_driver,
         config_file: cli.config_file,
         lock_timeout: cli.lock_timeout,
+        no_snapshot: cli.no_snapshot,
     };
     let started = std::time::Instant::now();
     let outcome = match cli.command {

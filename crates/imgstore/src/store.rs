@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use digest_set::Digest;
 use image_store::time::Timestamp;
-use image_store::{Image, ImageId, ImageInfo, ImageStore, SearchError};
+use image_store::{Image, ImageId, ImageInfo, ImageStore, Loaded, SearchError};
 use imagedb_fs::{FsBackend, MemBackend, StoreBackend};
 use layer_store::LayerStore;
 
@@ -22,6 +22,7 @@ use crate::dataroot::{DEFAULT_LOCK_TIMEOUT, DataRoot, IfMissing, LockKind, RootL
 use crate::error::{LookupError, OpenError};
 use crate::reference::AnyReference;
 use crate::refstore::RefStore;
+use crate::snapshot::{SnapshotUse, Snapshots};
 
 /// Completes what interrupted writes left in the imagedb, under the exclusive lock: removes
 /// temp files, and the metadata of images whose config is gone (an `rm` killed between the
@@ -95,6 +96,11 @@ pub struct OpenOptions {
     /// How long to wait for a lock another process holds; `None`:
     /// [`DEFAULT_LOCK_TIMEOUT`], zero: fail at once.
     pub lock_timeout: Option<std::time::Duration>,
+    /// Where read-only opens keep snapshots of their restore
+    /// ([`snapshot`](crate::snapshot)): used while the data root provably did not change,
+    /// written when it did. `None`: every open reads the data root in full. Write opens
+    /// never use them.
+    pub snapshots: Option<Snapshots>,
 }
 
 /// The image store imgstore works on: configs in the imagedb (or an empty in-memory store
@@ -147,6 +153,7 @@ pub struct Store {
     layer_outcome: layer_store::RestoreReport,
     image_report: image_store::RestoreReport,
     write: bool,
+    snapshot: SnapshotUse,
 }
 
 impl std::fmt::Debug for Store {
@@ -190,38 +197,20 @@ impl Store {
         };
         let timeout = opts.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT);
         let lock = root.lock(kind, timeout)?;
-        let refs = RefStore::load(&root.repositories_json())?;
         let t = std::time::Instant::now();
-        let layerdb = root.layerdb_dir();
-        let content = match opts.write {
-            true => content_driver(&root)?,
-            false => None,
-        };
-        let imagedb = root.imagedb_dir();
-        let backend: Box<dyn StoreBackend> = if opts.write {
-            let backend = FsBackend::open(&imagedb)?;
-            finish_interrupted_writes(&backend)?;
-            Box::new(backend)
+        let (refs, restored) = if opts.write {
+            // Nothing is cleaned up when `repositories.json` cannot be read.
+            let refs = RefStore::load(&root.repositories_json())?;
+            (Ok(refs), Self::restore(opts, &root, t))
         } else {
-            match std::fs::symlink_metadata(imagedb.join("content").join("sha256")) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Box::new(MemBackend::new()),
-                _ => Box::new(FsBackend::open_existing(&imagedb)?),
-            }
+            // Read while the stores restore.
+            rayon::join(
+                || RefStore::load(&root.repositories_json()),
+                || Self::restore(opts, &root, t),
+            )
         };
-        // The layer store and the image configs are read at the same time (the configs do
-        // not need the layers); the image store then takes its layers.
-        let (loaded, layers) = rayon::join(
-            || ImageStore::load(backend).map_err(Box::new),
-            || {
-                let opened = match content {
-                    Some(d) => LayerStore::open(layerdb, d),
-                    None => LayerStore::open_read_only(layerdb, Box::new(layer_store::NullDriver)),
-                };
-                (opened, t.elapsed())
-            },
-        );
-        let ((layers, layer_outcome), layers_done) = (layers.0?, layers.1);
-        let (images, image_report) = loaded.map_err(OpenError::ImageStore)?.attach(layers)?;
+        let (refs, (loaded, (layers, layer_outcome), layers_done, snapshot)) = (refs?, restored?);
+        let (images, image_report) = loaded.attach(layers)?;
         tracing::debug!(
             layers = layer_outcome.restored,
             bad_layers = layer_outcome.skipped.len(),
@@ -239,12 +228,86 @@ impl Store {
             layer_outcome,
             image_report,
             write: opts.write,
+            snapshot,
         };
         if opts.write {
             store.finish_releases()?;
             store.remove_stale_staging()?;
         }
         Ok(store)
+    }
+
+    /// The stores of `root` restored (a [`Loaded`] image store, the layer store and its
+    /// report), when the layers were done, and how the snapshot was used.
+    #[allow(clippy::type_complexity)]
+    fn restore(
+        opts: &OpenOptions,
+        root: &DataRoot,
+        t: std::time::Instant,
+    ) -> Result<
+        (
+            Loaded<Box<dyn StoreBackend>>,
+            (LayerStore, layer_store::RestoreReport),
+            std::time::Duration,
+            SnapshotUse,
+        ),
+        OpenError,
+    > {
+        let layerdb = root.layerdb_dir();
+        let content = match opts.write {
+            true => content_driver(root)?,
+            false => None,
+        };
+        let imagedb = root.imagedb_dir();
+        let on_disk = opts.write
+            || !matches!(
+                std::fs::symlink_metadata(imagedb.join("content").join("sha256")),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound
+            );
+        let read_backend = || -> Result<Box<dyn StoreBackend>, OpenError> {
+            Ok(match on_disk {
+                true => Box::new(FsBackend::open_existing(&imagedb)?),
+                false => Box::new(MemBackend::new()),
+            })
+        };
+        let mut snapshot = SnapshotUse::default();
+        let (loaded, layers, layers_done) = match &opts.snapshots {
+            Some(snaps) if !opts.write => {
+                let restored = crate::snapshot::restore(snaps, root, &read_backend, on_disk)?;
+                snapshot = restored.usage;
+                (
+                    restored.loaded,
+                    (restored.layers, restored.layer_report),
+                    t.elapsed(),
+                )
+            }
+            _ => {
+                let backend: Box<dyn StoreBackend> = if opts.write {
+                    let backend = FsBackend::open(&imagedb)?;
+                    finish_interrupted_writes(&backend)?;
+                    Box::new(backend)
+                } else {
+                    read_backend()?
+                };
+                // The layer store and the image configs are read at the same time (the
+                // configs do not need the layers); the image store then takes its layers.
+                let (loaded, layers) = rayon::join(
+                    || ImageStore::load(backend).map_err(Box::new),
+                    || {
+                        let opened = match content {
+                            Some(d) => LayerStore::open(layerdb, d),
+                            None => LayerStore::open_read_only(
+                                layerdb,
+                                Box::new(layer_store::NullDriver),
+                            ),
+                        };
+                        (opened, t.elapsed())
+                    },
+                );
+                (loaded.map_err(OpenError::ImageStore)?, layers.0?, layers.1)
+            }
+        };
+        Ok((loaded, layers, layers_done, snapshot))
     }
 
     /// Removes the staging files of loads a crash interrupted (`.tmp-load-*` in
@@ -536,6 +599,12 @@ impl Store {
         layer_store::chain_ids(image.diff_ids())
             .map(|c| c.0)
             .collect()
+    }
+
+    /// How the open used the snapshot of the data root (all `false` without
+    /// [`OpenOptions::snapshots`], and for write opens).
+    pub fn snapshot_use(&self) -> SnapshotUse {
+        self.snapshot
     }
 
     /// True when the store was opened for writing.
