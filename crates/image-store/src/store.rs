@@ -123,33 +123,40 @@ fn load_one(
         Some(list) if list.binary_search(digest).is_err() => Ok(None),
         _ => backend.get_metadata(digest, KEY_PARENT),
     };
-    let (parent, outcome) = match link {
-        Ok(None) => (None, None),
-        Ok(Some(bytes)) => match parse_parent(&bytes) {
-            Some(p) => (Some(p), None),
-            None => (
-                None,
-                Some(Outcome::Dangling(DanglingParent {
-                    child: id,
-                    value: String::from_utf8_lossy(&bytes).into_owned(),
-                    parent: None,
-                })),
-            ),
-        },
-        Err(e) => (
-            None,
-            Some(Outcome::Dangling(DanglingParent {
-                child: id,
-                value: e.to_string(),
-                parent: None,
-            })),
-        ),
+    let (parent, outcome) = match parent_link(id, link) {
+        Ok(p) => (p, None),
+        Err(d) => (None, Some(Outcome::Dangling(d))),
     };
     images.insert(
         id,
         Node::new(checked.chain_id, checked.created, None, parent),
     );
     outcome
+}
+
+/// The parent link of image `id` from what reading its `parent` metadata gave: none, an
+/// image, or the [`DanglingParent`] a load reports when the link cannot be read or is not a
+/// digest.
+fn parent_link(
+    id: ImageId,
+    read: Result<Option<Vec<u8>>, imagedb_fs::Error>,
+) -> Result<Option<ImageId>, DanglingParent> {
+    match read {
+        Ok(None) => Ok(None),
+        Ok(Some(bytes)) => match parse_parent(&bytes) {
+            Some(p) => Ok(Some(p)),
+            None => Err(DanglingParent {
+                child: id,
+                value: String::from_utf8_lossy(&bytes).into_owned(),
+                parent: None,
+            }),
+        },
+        Err(e) => Err(DanglingParent {
+            child: id,
+            value: e.to_string(),
+            parent: None,
+        }),
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -328,6 +335,15 @@ impl<B: StoreBackend> ImageStore<B, ()> {
             }
         }
         Ok(Loaded::link(backend, images, report))
+    }
+
+    /// The parent link of image `id` in `backend`, read as [`load`](Self::load) reads it:
+    /// `Ok(None)` when the image has none; the [`DanglingParent`] a load reports (with
+    /// `parent` `None`) when the link cannot be read or is not a digest. For a caller that
+    /// keeps what a load found ([`Loaded::for_each_image`]) and reads again only the links
+    /// that may have changed since.
+    pub fn read_parent(backend: &B, id: &ImageId) -> Result<Option<ImageId>, DanglingParent> {
+        parent_link(*id, backend.get_metadata(&id.0, KEY_PARENT))
     }
 
     /// A loaded store of `images`, as an earlier [`load`](Self::load) of `backend` found

@@ -222,3 +222,27 @@ fn load_records_restores_what_load_restores() {
         .expect("parent");
     assert!(!ImageStore::load(&backend).expect("load").read_cleanly());
 }
+
+/// `read_parent` reads a link as `load` does: none, an image, or what `load` reports.
+#[test]
+fn read_parent_reads_a_link_as_load_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let backend = FsBackend::open(dir.path().join("imagedb")).expect("backend");
+    let d = [diff(1)];
+    let a = ImageId(backend.set(&config("a", &d)).expect("set"));
+    let b = ImageId(backend.set(&config("b", &d)).expect("set"));
+    let c = ImageId(backend.set(&config("c", &d)).expect("set"));
+    backend
+        .set_metadata(b.digest(), "parent", a.to_string().as_bytes())
+        .expect("parent");
+    backend
+        .set_metadata(c.digest(), "parent", b"sha256:not-hex")
+        .expect("parent");
+    assert_eq!(ImageStore::read_parent(&backend, &a), Ok(None));
+    assert_eq!(ImageStore::read_parent(&backend, &b), Ok(Some(a)));
+    let bad = ImageStore::read_parent(&backend, &c).expect_err("malformed");
+    let layers = CountingLayers::new();
+    layers.add(chain(&d));
+    let (_, report) = ImageStore::open(&backend, layers).expect("open");
+    assert_eq!(report.dangling_parents, vec![bad]);
+}
