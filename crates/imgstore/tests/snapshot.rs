@@ -92,6 +92,7 @@ fn state(store: &Store) -> String {
 /// How often the property test's opens took each store from the snapshot.
 static LAYERS_FROM_SNAPSHOT: AtomicUsize = AtomicUsize::new(0);
 static IMAGES_FROM_SNAPSHOT: AtomicUsize = AtomicUsize::new(0);
+static LINKS_READ_AGAIN: AtomicUsize = AtomicUsize::new(0);
 
 /// Opens `root` through the snapshot cache and in full, and checks that both give the same
 /// state; returns how the snapshot was used.
@@ -116,6 +117,7 @@ fn same_as_full(root: &Path, snaps: &Snapshots) -> SnapshotUse {
     if used.images {
         IMAGES_FROM_SNAPSHOT.fetch_add(1, Ordering::Relaxed);
     }
+    LINKS_READ_AGAIN.fetch_add(used.reread_links, Ordering::Relaxed);
     used
 }
 
@@ -141,9 +143,8 @@ fn fixtures_restore_the_same_through_the_snapshot() {
         assert_eq!(
             first,
             SnapshotUse {
-                layers: false,
-                images: false,
-                written: true
+                written: true,
+                ..SnapshotUse::default()
             },
             "{name}"
         );
@@ -153,7 +154,7 @@ fn fixtures_restore_the_same_through_the_snapshot() {
             SnapshotUse {
                 layers: true,
                 images: true,
-                written: false
+                ..SnapshotUse::default()
             },
             "{name}"
         );
@@ -506,6 +507,54 @@ fn random_changes_never_make_the_snapshot_differ() {
     // The snapshot was really used, for both stores.
     assert!(LAYERS_FROM_SNAPSHOT.load(Ordering::Relaxed) > 0);
     assert!(IMAGES_FROM_SNAPSHOT.load(Ordering::Relaxed) > 0);
+    assert!(LINKS_READ_AGAIN.load(Ordering::Relaxed) > 0);
+}
+
+/// Links set on images since the snapshot, in a metadata directory that existed (a second
+/// link) or not (a first one), are read again; the rest comes from the snapshot.
+#[test]
+fn changed_and_new_metadata_directories_are_read_again() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut root = Root {
+        root: tmp.path().join("root"),
+        images: Vec::new(),
+        counter: 0,
+    };
+    std::fs::create_dir_all(root.image_dir()).expect("root");
+    for base in [None, Some(0), Some(0)] {
+        root.apply(&Change::Create {
+            base,
+            layers: 1,
+            link: false,
+        });
+    }
+    root.apply(&Change::SetParent(1, 0));
+    let snaps = snapshots(&tmp.path().join("cache"));
+    settle();
+    assert!(same_as_full(&root.root, &snaps).written);
+    // A first link: image 2 had no metadata directory.
+    root.apply(&Change::SetParent(2, 1));
+    settle();
+    let used = same_as_full(&root.root, &snaps);
+    assert_eq!(
+        (used.layers, used.images, used.reread_links),
+        (true, true, 1)
+    );
+    assert!(used.written, "{used:?}");
+    // A second link, in the same directory.
+    root.apply(&Change::SetParent(2, 0));
+    settle();
+    let used = same_as_full(&root.root, &snaps);
+    assert_eq!(
+        (used.layers, used.images, used.reread_links),
+        (true, true, 1)
+    );
+    // Nothing changed since.
+    let used = same_as_full(&root.root, &snaps);
+    assert_eq!(
+        (used.images, used.reread_links, used.written),
+        (true, 0, false)
+    );
 }
 
 // ---- The command -------------------------------------------------------------------
@@ -588,13 +637,14 @@ fn dockerd_changes_between_opens() {
     let d = test_dockerd::Dockerd::start(&root).expect("start dockerd");
     // Each step, and whether the open after it can take the layers and the images from the
     // snapshot the open before it wrote: a tag changes only the image's metadata
-    // directory; a container only `mounts/` (read at every open).
+    // directory (its parent link is read again); a container only `mounts/` (read at every
+    // open).
     let steps: Vec<(Vec<&str>, (bool, bool))> = vec![
         (vec!["load", "-q", "-i", archive], (false, false)),
         (vec!["load", "-q", "-i", other], (false, false)),
         (vec!["rmi", "peer/child:1"], (false, false)),
         (vec!["load", "-q", "-i", archive], (false, false)),
-        (vec!["tag", "base:latest", "again:1"], (true, false)),
+        (vec!["tag", "base:latest", "again:1"], (true, true)),
         (vec!["create", "--name", "c1", "base:latest"], (true, true)),
         (vec!["commit", "c1", "committed:1"], (false, false)),
         (vec!["rm", "c1"], (true, true)),
@@ -608,8 +658,14 @@ fn dockerd_changes_between_opens() {
         settle();
         let first = same_as_full(&root, &snaps);
         assert_eq!((first.layers, first.images), *expected, "after {step:?}");
+        if step[0] == "tag" {
+            assert_eq!(first.reread_links, 1, "{first:?}");
+        }
         let again = same_as_full(&root, &snaps);
-        assert!(again.layers && again.images, "after {step:?}: {again:?}");
+        assert!(
+            again.layers && again.images && again.reread_links == 0,
+            "after {step:?}: {again:?}"
+        );
     }
     drop(d);
     // What dockerd left when it stopped.

@@ -18,7 +18,12 @@
 //!
 //! `repositories.json`, the layout checks and the lock are read and taken as always. Each
 //! section is used only if its *stamps* still hold; otherwise that store is restored in
-//! full (the other may still come from the snapshot), and a new snapshot is written.
+//! full (the other may still come from the snapshot), and a new snapshot is written. One
+//! exception: when the configs are unchanged but metadata directories changed (a tag
+//! rewrites `lastUpdated`, a build or a commit sets a parent link), only the parent links
+//! in those directories are read again
+//! ([`ImageStore::read_parent`](image_store::ImageStore::read_parent)), and the listing of
+//! `metadata/sha256` when directories came or went.
 //!
 //! # Why a snapshot whose stamps hold gives what a full restore gives
 //!
@@ -53,7 +58,10 @@
 //! So, as long as the stamps hold, every listing restore would read and every file it would
 //! open is what it was when the snapshot was taken, and what restore computes from them is
 //! what it computed then: the snapshot's records are passed to the same code that links
-//! and checks them after a full read. Only reads that found nothing wrong are recorded: a
+//! and checks them after a full read. Where only metadata directories changed, the configs
+//! (and so each image's top layer and `created`) are still those recorded; each parent link
+//! is then either recorded under a stamp that holds or read again after its directory was
+//! stamped, which is all a load reads besides the configs. Only reads that found nothing wrong are recorded: a
 //! store whose restore skipped a layer, a config or a parent link (unreadable, invalid, for
 //! another OS) is not snapshotted, so that damage is always reported by a fresh read (and
 //! `imgstore fsck` always reads everything).
@@ -79,6 +87,7 @@ mod format;
 mod stamp;
 
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStringExt;
@@ -87,7 +96,7 @@ use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use digest_set::{Algorithm, Digest};
-use image_store::{ImageInfo, ImageStore, Loaded};
+use image_store::{ImageId, ImageInfo, ImageStore, Loaded};
 use imagedb_fs::StoreBackend;
 use layer_store::{LayerRecord, LayerStore, Leftover, LeftoverKind};
 
@@ -105,6 +114,9 @@ pub struct SnapshotUse {
     pub layers: bool,
     /// The images came from the snapshot.
     pub images: bool,
+    /// How many parent links were read again for images that came from the snapshot
+    /// (their metadata directories changed since, e.g. by a tag).
+    pub reread_links: usize,
     /// A new snapshot was written.
     pub written: bool,
 }
@@ -151,6 +163,9 @@ struct LayerSide {
 struct ImageSide {
     loaded: Loaded<Box<dyn StoreBackend>>,
     from_snapshot: bool,
+    /// How many metadata directories changed since the snapshot (their links were read
+    /// again).
+    refreshed: usize,
     stamps: Option<ImageStamps>,
 }
 
@@ -208,10 +223,11 @@ pub(crate) fn restore(
     let mut usage = SnapshotUse {
         layers: layers.from_snapshot,
         images: images.from_snapshot,
+        reread_links: images.refreshed,
         written: false,
     };
     let fresh = (!layers.from_snapshot && layers.stamps.is_some())
-        || (!images.from_snapshot && images.stamps.is_some());
+        || ((!images.from_snapshot || images.refreshed > 0) && images.stamps.is_some());
     if let (Some(key), true) = (&key, fresh) {
         let encode_layers = |e: &mut Encoder<'_>| {
             if let Some(stamps) = &layers.stamps {
@@ -422,7 +438,7 @@ fn encode_images(
     loaded.for_each_image(|i: ImageInfo| e.image(&i));
 }
 
-/// The digest-named entries of the directory `dir` (opened with [`open_dir`]).
+/// The digest-named entries of the directory at `path` (none when it does not exist).
 fn metadata_names(path: &std::path::Path) -> Result<Vec<[u8; 32]>, std::io::Error> {
     let mut names = Vec::new();
     let entries = match std::fs::read_dir(path) {
@@ -453,6 +469,7 @@ fn restore_images(
         return Ok(ImageSide {
             loaded: ImageStore::load(make_backend()?)?,
             from_snapshot: false,
+            refreshed: 0,
             stamps: None,
         });
     }
@@ -472,7 +489,14 @@ fn restore_images(
     };
     if let (Some(file), Some(top)) = (file, &top) {
         let t = Instant::now();
-        if let Some(side) = images_from(file, top, meta_dir.as_ref(), make_backend()?) {
+        if let Some(side) = images_from(
+            file,
+            paths,
+            top,
+            meta_dir.as_ref(),
+            make_backend()?,
+            settled,
+        ) {
             tracing::debug!(
                 ms = t.elapsed().as_millis() as u64,
                 "images restored from the snapshot"
@@ -501,6 +525,7 @@ fn restore_images(
     Ok(ImageSide {
         loaded,
         from_snapshot: false,
+        refreshed: 0,
         stamps,
     })
 }
@@ -532,21 +557,27 @@ fn stamp_all(dir: &OwnedFd, path: &std::path::Path) -> Option<Vec<([u8; 32], Sta
         .collect()
 }
 
-/// The image section of `file`, if its stamps hold (every metadata directory is stamped
-/// again, on many threads): the images loaded from its records, as they are read. `None`
-/// when the section is missing, stale or damaged (a store loaded from a section that
-/// turns out damaged is dropped).
+/// The image section of `file`, if its stamps hold: the images loaded from its records, as
+/// they are read. Every metadata directory is stamped again (on many threads); the parent
+/// link of each that changed since is read again, as a load reads it, and replaces the
+/// recorded one. `None` when the section is missing, stale or damaged (a store loaded from
+/// a section that turns out damaged is dropped), or a link read again does not read
+/// cleanly (the full load reports it).
 fn images_from(
     file: &SnapshotFile,
+    paths: &Paths,
     top: &[Stamp; 2],
     meta_dir: Option<&OwnedFd>,
     backend: Box<dyn StoreBackend>,
+    settled: &(dyn Fn(&Stamp) -> bool + Sync),
 ) -> Option<ImageSide> {
     let mut section = file.section(IMAGES)?;
     let d = &mut section.decoder;
     let head = (|| -> Result<_, FormatError> {
         let recorded = [d.stamp()?, d.stamp()?];
-        if recorded != *top {
+        // The configs must be those recorded; the metadata directories may have come or
+        // gone (see below).
+        if recorded[0] != top[0] {
             return Ok(None);
         }
         let n = d.count(32 + 1)?;
@@ -556,7 +587,7 @@ fn images_from(
         }
         Ok(Some((recorded, metadata, d.count(1)?)))
     })();
-    let (recorded, metadata, count) = match head {
+    let (recorded, mut metadata, count) = match head {
         Ok(Some(v)) => v,
         Ok(None) => return None,
         Err(e) => {
@@ -564,45 +595,102 @@ fn images_from(
             return None;
         }
     };
+    if recorded[1] != top[1] {
+        // Metadata directories were created or removed (listed after `top` was stamped):
+        // stamp those of the listing and those recorded. One the snapshot does not know is
+        // taken as recorded absent, so it counts as changed and its link is read.
+        let listed = match metadata_names(&paths.metadata) {
+            Ok(names) => names,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot list the metadata directory");
+                return None;
+            }
+        };
+        let known: std::collections::HashSet<[u8; 32]> = metadata.iter().map(|(n, _)| *n).collect();
+        metadata.extend(
+            listed
+                .into_iter()
+                .filter(|n| !known.contains(n))
+                .map(|n| (n, Stamp::Absent)),
+        );
+    }
     let t = Instant::now();
     let names: Vec<[u8; 32]> = metadata.iter().map(|(n, _)| *n).collect();
-    let holds = match meta_dir {
-        Some(dir) => stamp_entries(
-            dir,
-            &names,
-            &|i, r| matches!((r, metadata.get(i)), (Ok(s), Some((_, want))) if s == *want),
-        ),
+    let changed: Mutex<Vec<(usize, Stamp)>> = Mutex::new(Vec::new());
+    let stamped = match meta_dir {
+        Some(dir) => stamp_entries(dir, &names, &|i, r| match (r, metadata.get(i)) {
+            (Ok(s), Some((_, want))) => {
+                if s != *want {
+                    changed
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((i, s));
+                }
+                true
+            }
+            _ => false,
+        }),
         None => metadata.is_empty(),
     };
     drop(names);
+    let changed = changed.into_inner().unwrap_or_else(|e| e.into_inner());
     tracing::debug!(
         directories = metadata.len(),
-        holds,
+        changed = changed.len(),
+        stamped,
         ms = t.elapsed().as_millis() as u64,
         "metadata directories stamped"
     );
-    if !holds {
+    if !stamped {
         return None;
     }
+    // Stamped again before their links are read again.
+    let mut links: HashMap<ImageId, Option<Option<ImageId>>> = HashMap::new();
+    let mut recordable = true;
+    for &(i, stamp) in &changed {
+        let Some(entry) = metadata.get_mut(i) else {
+            continue;
+        };
+        let id = ImageId(Digest::from_sha256_bytes(entry.0));
+        // A link that does not read cleanly matters only for an image in the records.
+        let link = ImageStore::<Box<dyn StoreBackend>, ()>::read_parent(&backend, &id).ok();
+        links.insert(id, link);
+        entry.1 = stamp;
+        recordable &= settled(&stamp);
+    }
     let failed = Cell::new(false);
-    let loaded = ImageStore::load_records(
-        backend,
-        Records {
-            d,
-            left: count,
-            failed: &failed,
-            next: Decoder::image,
-        },
-    );
+    let unclean = Cell::new(false);
+    let records = Records {
+        d,
+        left: count,
+        failed: &failed,
+        next: Decoder::image,
+    }
+    .map(|mut image: ImageInfo| {
+        match links.get(&image.id) {
+            Some(Some(parent)) => image.parent = *parent,
+            Some(None) => unclean.set(true),
+            None => {}
+        }
+        image
+    });
+    let loaded = ImageStore::load_records(backend, records);
     if failed.get() || !section.verify() {
         tracing::debug!(path = %file.path().display(), "snapshot images damaged");
         return None;
     }
+    if unclean.get() {
+        tracing::debug!("a parent link read again is not clean: reading every image");
+        return None;
+    }
+    // Directories gone since need no stamp: one created again changes `metadata/sha256`.
+    metadata.retain(|(_, s)| *s != Stamp::Absent);
     Some(ImageSide {
         loaded,
         from_snapshot: true,
-        stamps: Some(ImageStamps {
-            top: recorded,
+        refreshed: changed.len(),
+        stamps: (recordable && settled(&top[1])).then_some(ImageStamps {
+            top: *top,
             metadata,
         }),
     })
