@@ -213,15 +213,20 @@ fn read_limited(body: &mut ureq::Body, limit: u64, what: &str) -> Result<Vec<u8>
 }
 
 fn transport_error(method: &'static str, url: &str, e: ureq::Error) -> Error {
-    let retryable = !matches!(
-        e,
-        ureq::Error::Tls(_)
-            | ureq::Error::BadUri(_)
-            | ureq::Error::InvalidProxyUrl
-            | ureq::Error::TooManyRedirects
-            | ureq::Error::RedirectFailed
-    );
+    // A TLS handshake with a server that does not speak TLS (or whose certificate does not
+    // verify) fails the same way every time.
+    let tls = matches!(&e, ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData);
+    let retryable = !tls
+        && !matches!(
+            e,
+            ureq::Error::Tls(_)
+                | ureq::Error::BadUri(_)
+                | ureq::Error::InvalidProxyUrl
+                | ureq::Error::TooManyRedirects
+                | ureq::Error::RedirectFailed
+        );
     let message = match &e {
+        ureq::Error::Io(io) if tls => format!("TLS error: {io}"),
         ureq::Error::Io(io) => format!("connection error: {io}"),
         other => other.to_string(),
     };
