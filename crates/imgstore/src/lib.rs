@@ -39,18 +39,21 @@
 
 pub mod cli;
 pub mod dataroot;
+pub mod distmeta;
 pub mod error;
 pub mod fsck;
 pub mod gofmt;
 pub mod load;
 pub mod ops;
 pub mod progress;
+pub mod pull;
 pub mod query;
 pub mod render;
 /// Docker references: the [`docker_reference`] crate's grammar.
 pub use docker_reference::reference;
 /// `repositories.json`: the [`docker_reference`] crate's reference store.
 pub use docker_reference::refstore;
+pub mod remote;
 pub mod store;
 pub mod template;
 pub mod tree;

@@ -142,12 +142,60 @@ enum Command {
         #[arg(long)]
         platform: Option<String>,
     },
+    /// Pull an image from a registry (docker pull): Docker schema 2 and OCI manifests,
+    /// manifest lists and indexes (the platform's image); layers verified and written as
+    /// they arrive; a killed pull run again continues where it stopped.
+    Pull {
+        /// NAME[:TAG|@DIGEST] (`latest` when neither).
+        reference: String,
+        /// Print only the reference.
+        #[arg(short, long)]
+        quiet: bool,
+        /// The platform to pull from a manifest list (os/arch[/variant]); default: this
+        /// machine's.
+        #[arg(long)]
+        platform: Option<String>,
+        /// How many layers to download at once.
+        #[arg(long, default_value_t = imgstore::pull::DEFAULT_CONCURRENT_DOWNLOADS,
+              value_parser = parse_concurrency)]
+        max_concurrent_downloads: usize,
+        #[command(flatten)]
+        registry: RegistryFlags,
+    },
     /// Check the data root and explain what is wrong; changes nothing.
     Fsck {
         /// Output format: text or json (one object per line).
         #[arg(long, default_value = "text")]
         format: String,
     },
+}
+
+/// Registry settings beyond dockerd's `daemon.json`.
+#[derive(Debug, clap::Args)]
+struct RegistryFlags {
+    /// Also treat this registry (host[:port] or CIDR) as insecure: HTTPS without
+    /// verification, then plain HTTP (as dockerd's --insecure-registry; daemon.json's
+    /// `insecure-registries` and 127.0.0.0/8 always are).
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    insecure_registries: Vec<String>,
+    /// Also use this mirror of Docker Hub (as dockerd's --registry-mirror).
+    #[arg(long = "registry-mirror", value_name = "URL")]
+    registry_mirrors: Vec<String>,
+    /// The per-registry certificates directory.
+    #[arg(long, value_name = "DIR", default_value = "/etc/docker/certs.d")]
+    certs_dir: std::path::PathBuf,
+}
+
+impl RegistryFlags {
+    fn options(self) -> imgstore::remote::RemoteOptions {
+        imgstore::remote::RemoteOptions {
+            insecure_registries: self.insecure_registries,
+            registry_mirrors: self.registry_mirrors,
+            docker_config: None,
+            certs_dir: Some(self.certs_dir),
+            retry: None,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -239,6 +287,22 @@ fn main() -> ExitCode {
         ),
         Command::Tree { image, no_trunc } => cli::tree(&global, image.as_deref(), no_trunc),
         Command::Fsck { format } => cli::fsck(&global, &format),
+        Command::Pull {
+            reference,
+            quiet,
+            platform,
+            max_concurrent_downloads,
+            registry,
+        } => cli::pull(
+            &global,
+            &imgstore::pull::PullArgs {
+                reference,
+                platform,
+                max_concurrent_downloads,
+            },
+            &registry.options(),
+            quiet,
+        ),
         Command::Load {
             input,
             quiet,
@@ -269,6 +333,15 @@ fn main() -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// `--max-concurrent-downloads`: 1 to 64.
+fn parse_concurrency(text: &str) -> Result<usize, String> {
+    text.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=64).contains(n))
+        .ok_or_else(|| format!("{text:?} is not a number from 1 to 64"))
 }
 
 /// `--lock-timeout`: non-negative seconds, fractions allowed.

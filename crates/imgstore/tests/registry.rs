@@ -1,0 +1,313 @@
+//! `imgstore pull` and `push` against the real thing: Debian's docker-registry serving the
+//! storage dockerd 20.10 pushed `fixture/bbapp:1` to, a manifest list added to it, and a
+//! registry asking for basic authentication. Into fresh vfs and overlay2 roots, dockerd's
+//! own pull and ours leave the same distribution metadata and `repositories.json`, and
+//! dockerd started on our root lists and runs what we pulled. Faults (a dropped connection,
+//! a wrong digest, 500s) give a resumed download or one clear error, never a corrupt layer.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use digest_set::Digest;
+use registry_client::{Access, Client, ClientConfig};
+use test_dockerd::{Dockerd, Registry};
+
+use crate::common::{self, stdout_ok};
+
+/// Why these tests cannot run here.
+pub fn skip_reason() -> Option<String> {
+    test_dockerd::registry_skip_reason()
+}
+
+/// A registry serving a fresh copy of the fixture storage (`fixture/bbapp:1`).
+pub fn fixture_registry(dir: &Path, htpasswd: Option<&Path>) -> Registry {
+    let tgz = common::fixtures_dir().join("wave2/bbapp.registry-storage.tar.gz");
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(
+        std::fs::File::open(&tgz).expect("open fixture"),
+    ));
+    ar.unpack(dir).expect("unpack registry storage");
+    Registry::start(&dir.join("registry"), htpasswd).expect("start registry")
+}
+
+/// Runs imgstore on `root` with docker's config in `docker_config`.
+pub fn imgstore(root: &Path, docker_config: Option<&Path>, args: &[&str]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_imgstore"));
+    c.arg("--data-root").arg(root).args(args);
+    match docker_config {
+        Some(d) => c.env("DOCKER_CONFIG", d),
+        None => c.env("DOCKER_CONFIG", "/nonexistent-docker-config"),
+    };
+    c.output().expect("run imgstore")
+}
+
+/// The bbapp image ID (its config digest).
+pub const BBAPP_ID: &str =
+    "sha256:a5e9e0a7537481435a384dc949f12fbbd0700efdcf64f5c88124497dd025748e";
+
+/// Adds `fixture/bbapp:multi`, a manifest list with `linux/amd64` (bbapp) and `linux/arm64`
+/// (bbapp's layers under a config saying arm64). Returns (list digest, arm64 image ID).
+pub fn add_manifest_list(addr: &str) -> (Digest, Digest) {
+    let client = Client::new(ClientConfig::default());
+    let repo = client
+        .open(addr, "fixture/bbapp", Access::Push, None, false)
+        .expect("open registry");
+    let amd: Digest = BBAPP_ID.parse().expect("digest");
+    let config = repo.get_blob(&amd, 1 << 20).expect("config");
+    let text = String::from_utf8(config).expect("utf-8");
+    assert!(text.contains(r#""architecture":"amd64""#));
+    let arm_config = text.replace(r#""architecture":"amd64""#, r#""architecture":"arm64""#);
+    let arm_id = repo.put_blob(arm_config.as_bytes()).expect("put config");
+    let manifest =
+        std::fs::read_to_string(common::fixtures_dir().join("wave2/bbapp.manifest.json"))
+            .expect("manifest");
+    let amd_manifest = Digest::sha256(manifest.as_bytes());
+    let arm_manifest = manifest
+        .replace(&amd.to_string(), &arm_id.to_string())
+        .replace(
+            "\"size\": 2757,",
+            &format!("\"size\": {},", arm_config.len()),
+        );
+    let arm_digest = repo
+        .put_manifest(
+            "arm",
+            registry_client::media::DOCKER_MANIFEST,
+            arm_manifest.as_bytes(),
+        )
+        .expect("put arm manifest");
+    let list = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[{{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","size":{},"digest":"{arm_digest}","platform":{{"architecture":"arm64","os":"linux","variant":"v8"}}}},{{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","size":{},"digest":"{amd_manifest}","platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#,
+        arm_manifest.len(),
+        manifest.len()
+    );
+    let list_digest = repo
+        .put_manifest(
+            "multi",
+            registry_client::media::DOCKER_MANIFEST_LIST,
+            list.as_bytes(),
+        )
+        .expect("put list");
+    (list_digest, arm_id)
+}
+
+/// Every file and directory under `image/<driver>/distribution`: relative path -> (mode,
+/// content).
+pub fn dist_files(root: &Path, driver: &str) -> BTreeMap<String, (u32, Vec<u8>)> {
+    let base = root.join("image").join(driver).join("distribution");
+    let mut out = BTreeMap::new();
+    let mut stack = vec![base.clone()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd {
+            let p = e.expect("entry").path();
+            let m = std::fs::symlink_metadata(&p).expect("meta");
+            let rel = p.strip_prefix(&base).expect("rel").display().to_string();
+            if m.is_dir() {
+                out.insert(format!("{rel}/"), (m.mode() & 0o7777, Vec::new()));
+                stack.push(p);
+            } else {
+                out.insert(rel, (m.mode() & 0o7777, std::fs::read(&p).expect("read")));
+            }
+        }
+    }
+    out
+}
+
+/// `ID repo:tag digest` lines of `docker image ls -a --digests`, sorted.
+fn docker_images(d: &Dockerd) -> Vec<String> {
+    let out = d
+        .docker_ok(&[
+            "image",
+            "ls",
+            "-a",
+            "--digests",
+            "--no-trunc",
+            "--format",
+            "{{.ID}} {{.Repository}}:{{.Tag}} {{.Digest}}",
+        ])
+        .expect("docker image ls");
+    common::sorted_lines(&out)
+}
+
+/// `RepoTags` and `RepoDigests` of an image, as dockerd shows them.
+fn docker_refs(d: &Dockerd, id: &str) -> String {
+    d.docker_ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .RepoTags}} {{json .RepoDigests}}",
+        id,
+    ])
+    .expect("docker inspect")
+}
+
+fn expected_run_output() -> String {
+    let e = std::fs::read_to_string(common::fixtures_dir().join("wave2/bbapp.run-output.txt"))
+        .expect("run output");
+    e.split_inclusive('\n').skip(1).collect()
+}
+
+/// Writes a docker `config.json` with basic credentials for `addr`.
+fn docker_config(dir: &Path, addr: &str, user: &str, password: &str) -> PathBuf {
+    use base64::Engine as _;
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    std::fs::write(
+        dir.join("config.json"),
+        format!(r#"{{"auths":{{"{addr}":{{"auth":"{auth}"}}}}}}"#),
+    )
+    .expect("write config.json");
+    dir.to_owned()
+}
+
+#[test]
+fn pull_matches_dockerd_on_vfs_and_overlay2() {
+    if let Some(why) = test_dockerd::skip_reason().or_else(skip_reason) {
+        eprintln!("skipping: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let reg = fixture_registry(&tmp.path().join("open"), None);
+    let (list_digest, arm_id) = add_manifest_list(reg.addr());
+    let pw = Registry::htpasswd(tmp.path(), "tester", "s3cret").expect("htpasswd");
+    let auth_reg = fixture_registry(&tmp.path().join("auth"), Some(&pw));
+    let creds = docker_config(
+        &tmp.path().join("creds"),
+        auth_reg.addr(),
+        "tester",
+        "s3cret",
+    );
+    // The registry asking for credentials first: the layers come through it.
+    let refs = [
+        format!("{}/fixture/bbapp:1", auth_reg.addr()),
+        format!("{}/fixture/bbapp:multi", reg.addr()),
+        format!("{}/fixture/bbapp:1", reg.addr()),
+    ];
+    for driver in ["vfs", "overlay2"] {
+        // dockerd's own pulls.
+        let theirs = tmp.path().join(format!("theirs-{driver}"));
+        let (want_images, want_refs) = {
+            let d = Dockerd::start_with_driver(&theirs, driver).expect("start dockerd");
+            let cfg = tmp.path().join("dockercli");
+            d.docker_ok(&[
+                "--config",
+                cfg.to_str().expect("path"),
+                "login",
+                "-u",
+                "tester",
+                "-p",
+                "s3cret",
+                auth_reg.addr(),
+            ])
+            .expect("docker login");
+            for r in &refs {
+                d.docker_ok(&["--config", cfg.to_str().expect("path"), "pull", r])
+                    .expect("docker pull");
+            }
+            (docker_images(&d), docker_refs(&d, BBAPP_ID))
+        };
+        // Ours.
+        let ours = tmp.path().join(format!("ours-{driver}"));
+        for r in &refs {
+            let out = imgstore(
+                &ours,
+                Some(&creds),
+                &["--storage-driver", driver, "pull", r],
+            );
+            let text = stdout_ok(&out);
+            assert!(text.ends_with(&format!("{r}\n")), "{driver} {r}: {text}");
+            assert!(
+                text.contains("Status: Downloaded newer image for")
+                    || text.contains("Status: Image is up to date for"),
+                "{text}"
+            );
+        }
+        let text = stdout_ok(&imgstore(
+            &ours,
+            None,
+            &["--storage-driver", driver, "pull", "-q", &refs[1]],
+        ));
+        assert_eq!(
+            text,
+            format!("{}\n", refs[1]),
+            "-q prints the reference only"
+        );
+        assert_eq!(
+            dist_files(&ours, driver),
+            dist_files(&theirs, driver),
+            "{driver}: the distribution metadata is dockerd's"
+        );
+        let repos = |root: &Path| {
+            std::fs::read(root.join("image").join(driver).join("repositories.json"))
+                .expect("repositories.json")
+        };
+        assert_eq!(
+            String::from_utf8(repos(&ours)).expect("utf-8"),
+            String::from_utf8(repos(&theirs)).expect("utf-8"),
+            "{driver}: repositories.json"
+        );
+        assert!(
+            String::from_utf8(repos(&ours))
+                .expect("utf-8")
+                .contains(&format!("@{list_digest}")),
+            "the list's digest is recorded"
+        );
+        assert_eq!(
+            common::run(&ours, &["fsck"]).status.code(),
+            Some(0),
+            "{driver}: fsck"
+        );
+        assert!(
+            !ours
+                .join("image")
+                .join(driver)
+                .join(".imgstore-pull")
+                .exists(),
+            "no partial files left"
+        );
+        {
+            let d = Dockerd::start_with_driver(&ours, driver).expect("start dockerd on ours");
+            assert_eq!(
+                docker_images(&d),
+                want_images,
+                "{driver}: dockerd lists the same"
+            );
+            assert_eq!(
+                docker_refs(&d, BBAPP_ID),
+                want_refs,
+                "{driver}: RepoDigests"
+            );
+            let out = d
+                .docker(&["run", "--rm", "--network", "none", &refs[0]])
+                .expect("docker run");
+            assert!(
+                out.status.success(),
+                "{driver}: docker run: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(String::from_utf8_lossy(&out.stdout), expected_run_output());
+        }
+        // The other platform of the list: its own config, the same layers.
+        let text = stdout_ok(&imgstore(
+            &ours,
+            None,
+            &[
+                "--storage-driver",
+                driver,
+                "pull",
+                "--platform",
+                "linux/arm64",
+                &format!("{}/fixture/bbapp:multi", reg.addr()),
+            ],
+        ));
+        assert!(text.contains("Status: Downloaded newer image"), "{text}");
+        let ids = stdout_ok(&common::run(
+            &ours,
+            &["--storage-driver", driver, "ls", "-q", "--no-trunc"],
+        ));
+        assert!(ids.contains(&arm_id.to_string()), "{ids}");
+    }
+}
