@@ -593,6 +593,51 @@ pub fn pull(
     }
 }
 
+/// `imgstore push`: `docker push`'s lines on stdout (only the pushed references with
+/// `quiet`), per-layer progress on a terminal's stderr.
+pub fn push(
+    g: &Global,
+    args: &crate::push::PushArgs,
+    remote: &crate::remote::RemoteOptions,
+    quiet: bool,
+) -> Outcome {
+    let daemon = match g.daemon_config() {
+        Ok(d) => d,
+        Err(e) => return Outcome::err(e),
+    };
+    let remote = match crate::remote::Remote::new(&daemon, remote) {
+        Ok(r) => r,
+        Err(e) => return Outcome::err(e),
+    };
+    let mut store = match open_existing_for_write(g) {
+        Ok(WriteStore::Open(s)) | Ok(WriteStore::Empty(s)) => s,
+        Err(e) => return Outcome::err(e),
+    };
+    let progress = crate::progress::Progress::stderr(quiet);
+    let (pushed, result) = crate::push::push(&mut store, &remote, args, &progress);
+    let mut stdout = String::new();
+    if quiet {
+        for (r, _) in &pushed.pushed {
+            stdout.push_str(r);
+            stdout.push('\n');
+        }
+    } else {
+        for l in &pushed.lines {
+            stdout.push_str(l);
+            stdout.push('\n');
+        }
+    }
+    match result {
+        Ok(()) => Outcome::ok(stdout),
+        Err(e) => Outcome {
+            stdout,
+            errors: vec![e.to_string()],
+            failed: true,
+            status: None,
+        },
+    }
+}
+
 /// `imgstore fsck`: exit 1 when anything is found.
 pub fn fsck(g: &Global, format: &str) -> Outcome {
     let json = match parse_format(format, "text", false) {

@@ -47,6 +47,7 @@ pub mod load;
 pub mod ops;
 pub mod progress;
 pub mod pull;
+pub mod push;
 pub mod query;
 pub mod render;
 /// Docker references: the [`docker_reference`] crate's grammar.

@@ -162,6 +162,25 @@ enum Command {
         #[command(flatten)]
         registry: RegistryFlags,
     },
+    /// Push an image to a registry (docker push): layers the registry has (or can mount
+    /// from another of its repositories) are not uploaded; the others go gzip-compressed.
+    Push {
+        /// NAME[:TAG] (without a tag: every tag of the repository).
+        reference: String,
+        /// Print only the pushed references.
+        #[arg(short, long)]
+        quiet: bool,
+        /// How many layers to upload at once.
+        #[arg(long, default_value_t = imgstore::push::DEFAULT_CONCURRENT_UPLOADS,
+              value_parser = parse_concurrency)]
+        max_concurrent_uploads: usize,
+        /// gzip level of uploaded layers, 1 (fastest) to 9 (smallest).
+        #[arg(long, default_value_t = imgstore::push::DEFAULT_COMPRESSION_LEVEL,
+              value_parser = clap::value_parser!(u32).range(1..=9))]
+        compression_level: u32,
+        #[command(flatten)]
+        registry: RegistryFlags,
+    },
     /// Check the data root and explain what is wrong; changes nothing.
     Fsck {
         /// Output format: text or json (one object per line).
@@ -287,6 +306,22 @@ fn main() -> ExitCode {
         ),
         Command::Tree { image, no_trunc } => cli::tree(&global, image.as_deref(), no_trunc),
         Command::Fsck { format } => cli::fsck(&global, &format),
+        Command::Push {
+            reference,
+            quiet,
+            max_concurrent_uploads,
+            compression_level,
+            registry,
+        } => cli::push(
+            &global,
+            &imgstore::push::PushArgs {
+                reference,
+                max_concurrent_uploads,
+                compression_level,
+            },
+            &registry.options(),
+            quiet,
+        ),
         Command::Pull {
             reference,
             quiet,

@@ -311,3 +311,128 @@ fn pull_matches_dockerd_on_vfs_and_overlay2() {
         assert!(ids.contains(&arm_id.to_string()), "{ids}");
     }
 }
+
+/// `RepoDigests` of an image as `imgstore inspect` shows them.
+fn our_repo_digests(root: &Path, id: &str) -> Vec<String> {
+    let out = stdout_ok(&common::run(
+        root,
+        &["inspect", "--format", "{{json .RepoDigests}}", id],
+    ));
+    serde_json::from_str(out.trim()).expect("RepoDigests JSON")
+}
+
+#[test]
+fn push_is_what_dockerd_pulls_and_skopeo_reads() {
+    if let Some(why) = test_dockerd::skip_reason().or_else(skip_reason) {
+        eprintln!("skipping: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = fixture_registry(&tmp.path().join("src"), None);
+    let manifest_digest = Digest::sha256(
+        &std::fs::read(common::fixtures_dir().join("wave2/bbapp.manifest.json")).expect("read"),
+    );
+    let source = format!("{}/fixture/bbapp:1", src.addr());
+    let mounted = format!("{}/other/app:2", src.addr());
+    // dockerd's push of the pulled image to another repository of the same registry: every
+    // layer mounted, its metadata the reference for ours.
+    let theirs = tmp.path().join("theirs");
+    {
+        let d = Dockerd::start(&theirs).expect("start dockerd");
+        d.docker_ok(&["pull", &source]).expect("docker pull");
+        d.docker_ok(&["tag", &source, &mounted])
+            .expect("docker tag");
+        let out = d.docker_ok(&["push", &mounted]).expect("docker push");
+        assert!(out.contains("Mounted from fixture/bbapp"), "{out}");
+    }
+    for driver in ["vfs", "overlay2"] {
+        let dst_reg = Registry::start(&tmp.path().join(format!("dst-{driver}")), None)
+            .expect("start empty registry");
+        let ours = tmp.path().join(format!("ours-{driver}"));
+        let run = |args: &[&str]| {
+            let mut a = vec!["--storage-driver", driver];
+            a.extend_from_slice(args);
+            imgstore(&ours, None, &a)
+        };
+        stdout_ok(&run(&["pull", "-q", &source]));
+        // To another repository of the same registry: mounted, the manifest dockerd pushed.
+        stdout_ok(&run(&["tag", &source, &mounted]));
+        let text = stdout_ok(&run(&["push", &mounted]));
+        assert_eq!(
+            text.matches(": Mounted from fixture/bbapp").count(),
+            4,
+            "{text}"
+        );
+        assert!(
+            text.ends_with(&format!("2: digest: {manifest_digest} size: 1149\n")),
+            "{text}"
+        );
+        if driver == "vfs" {
+            assert_eq!(
+                dist_files(&ours, driver),
+                dist_files(&theirs, driver),
+                "the metadata of a mounting push is dockerd's"
+            );
+        }
+        // To an empty registry: uploaded, then nothing to upload.
+        let target = format!("{}/new/app:3", dst_reg.addr());
+        stdout_ok(&run(&["tag", &source, &target]));
+        let text = stdout_ok(&run(&["push", &target]));
+        assert_eq!(text.matches(": Pushed").count(), 4, "{text}");
+        let digest = text
+            .lines()
+            .last()
+            .and_then(|l| l.split(' ').nth(2))
+            .expect("digest")
+            .to_owned();
+        let again = stdout_ok(&run(&["push", &target]));
+        assert_eq!(
+            again.matches(": Layer already exists").count(),
+            4,
+            "pushing again uploads nothing: {again}"
+        );
+        assert!(
+            again.ends_with(&format!("3: digest: {digest} size: 1149\n")),
+            "{again}"
+        );
+        let ours_digests = our_repo_digests(&ours, BBAPP_ID);
+        assert!(
+            ours_digests.contains(&format!("{}/new/app@{digest}", dst_reg.addr())),
+            "{ours_digests:?}"
+        );
+        // skopeo reads it.
+        let sk = Command::new("skopeo")
+            .args(["inspect", "--tls-verify=false"])
+            .arg(format!("docker://{target}"))
+            .output();
+        match sk {
+            Ok(o) if o.status.success() => {
+                let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("skopeo JSON");
+                assert_eq!(v["Digest"], serde_json::Value::String(digest.clone()));
+            }
+            Ok(o) => panic!("skopeo inspect: {}", String::from_utf8_lossy(&o.stderr)),
+            Err(e) => eprintln!("skopeo not run: {e}"),
+        }
+        // A fresh dockerd pulls it to the same image and runs it.
+        let fresh = tmp.path().join(format!("fresh-{driver}"));
+        let d = Dockerd::start_with_driver(&fresh, driver).expect("start dockerd");
+        d.docker_ok(&["pull", &target]).expect("docker pull ours");
+        let id = d
+            .docker_ok(&["image", "inspect", "--format", "{{.Id}}", &target])
+            .expect("inspect");
+        assert_eq!(id.trim(), BBAPP_ID);
+        let out = d
+            .docker(&["run", "--rm", "--network", "none", &target])
+            .expect("docker run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), expected_run_output());
+        assert!(
+            docker_refs(&d, BBAPP_ID).contains(&format!("@{digest}")),
+            "dockerd's RepoDigests hold our pushed digest"
+        );
+    }
+}
