@@ -92,8 +92,8 @@ pub fn add_manifest_list(addr: &str) -> (Digest, Digest) {
 }
 
 /// Every file and directory under `image/<driver>/distribution`: relative path -> (mode,
-/// content).
-pub fn dist_files(root: &Path, driver: &str) -> BTreeMap<String, (u32, Vec<u8>)> {
+/// content as text: the files are JSON or digests).
+pub fn dist_files(root: &Path, driver: &str) -> BTreeMap<String, (u32, String)> {
     let base = root.join("image").join(driver).join("distribution");
     let mut out = BTreeMap::new();
     let mut stack = vec![base.clone()];
@@ -106,10 +106,16 @@ pub fn dist_files(root: &Path, driver: &str) -> BTreeMap<String, (u32, Vec<u8>)>
             let m = std::fs::symlink_metadata(&p).expect("meta");
             let rel = p.strip_prefix(&base).expect("rel").display().to_string();
             if m.is_dir() {
-                out.insert(format!("{rel}/"), (m.mode() & 0o7777, Vec::new()));
+                out.insert(format!("{rel}/"), (m.mode() & 0o7777, String::new()));
                 stack.push(p);
             } else {
-                out.insert(rel, (m.mode() & 0o7777, std::fs::read(&p).expect("read")));
+                out.insert(
+                    rel,
+                    (
+                        m.mode() & 0o7777,
+                        String::from_utf8_lossy(&std::fs::read(&p).expect("read")).into_owned(),
+                    ),
+                );
             }
         }
     }
@@ -186,6 +192,7 @@ fn pull_matches_dockerd_on_vfs_and_overlay2() {
         format!("{}/fixture/bbapp:multi", reg.addr()),
         format!("{}/fixture/bbapp:1", reg.addr()),
     ];
+    let pushed = format!("{}/other/app:2", auth_reg.addr());
     for driver in ["vfs", "overlay2"] {
         // dockerd's own pulls.
         let theirs = tmp.path().join(format!("theirs-{driver}"));
@@ -207,6 +214,12 @@ fn pull_matches_dockerd_on_vfs_and_overlay2() {
                 d.docker_ok(&["--config", cfg.to_str().expect("path"), "pull", r])
                     .expect("docker pull");
             }
+            // A push with credentials (mounted from the pulled repository): metadata with
+            // dockerd's HMAC keyed on them.
+            d.docker_ok(&["tag", &refs[0], &pushed])
+                .expect("docker tag");
+            d.docker_ok(&["--config", cfg.to_str().expect("path"), "push", &pushed])
+                .expect("docker push");
             (docker_images(&d), docker_refs(&d, BBAPP_ID))
         };
         // Ours.
@@ -235,6 +248,17 @@ fn pull_matches_dockerd_on_vfs_and_overlay2() {
             format!("{}\n", refs[1]),
             "-q prints the reference only"
         );
+        stdout_ok(&imgstore(
+            &ours,
+            None,
+            &["--storage-driver", driver, "tag", &refs[0], &pushed],
+        ));
+        let text = stdout_ok(&imgstore(
+            &ours,
+            Some(&creds),
+            &["--storage-driver", driver, "push", &pushed],
+        ));
+        assert!(text.contains("Mounted from fixture/bbapp"), "{text}");
         assert_eq!(
             dist_files(&ours, driver),
             dist_files(&theirs, driver),
@@ -435,4 +459,72 @@ fn push_is_what_dockerd_pulls_and_skopeo_reads() {
             "dockerd's RepoDigests hold our pushed digest"
         );
     }
+}
+
+#[test]
+fn missing_or_wrong_credentials_are_one_line_and_write_nothing() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipping: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let pw = Registry::htpasswd(tmp.path(), "tester", "s3cret").expect("htpasswd");
+    let reg = fixture_registry(&tmp.path().join("auth"), Some(&pw));
+    let root = tmp.path().join("root");
+    stdout_ok(&common::run(
+        &root,
+        &[
+            "--storage-driver",
+            "vfs",
+            "load",
+            "-i",
+            common::fixtures_dir()
+                .join("wave2/bbapp.docker-save.tar")
+                .to_str()
+                .expect("path"),
+        ],
+    ));
+    let snapshot = || {
+        let mut v = Vec::new();
+        let mut stack = vec![root.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).expect("read_dir") {
+                let p = e.expect("entry").path();
+                let m = std::fs::symlink_metadata(&p).expect("meta");
+                if m.is_dir() {
+                    stack.push(p.clone());
+                }
+                v.push(format!("{} {}", p.display(), m.len()));
+            }
+        }
+        v.sort();
+        v
+    };
+    let image = format!("{}/fixture/bbapp:1", reg.addr());
+    stdout_ok(&common::run(
+        &root,
+        &["--storage-driver", "vfs", "tag", "bbapp:1", &image],
+    ));
+    let before = snapshot();
+    let wrong = docker_config(&tmp.path().join("wrong"), reg.addr(), "tester", "nope");
+    for (what, cfg) in [
+        ("anonymous", None),
+        ("wrong password", Some(wrong.as_path())),
+    ] {
+        let out = imgstore(&root, cfg, &["--storage-driver", "vfs", "pull", &image]);
+        assert_eq!(out.status.code(), Some(1), "{what}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{what}: {err}");
+        assert!(
+            err.contains("unauthorized: ")
+                && err.trim_end().ends_with(&format!(" for {}", reg.addr())),
+            "{what}: {err}"
+        );
+        let out = imgstore(&root, cfg, &["--storage-driver", "vfs", "push", &image]);
+        assert_eq!(out.status.code(), Some(1), "{what}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{what}: {err}");
+        assert!(err.contains("unauthorized: "), "{what}: {err}");
+    }
+    assert_eq!(snapshot(), before, "nothing written");
 }

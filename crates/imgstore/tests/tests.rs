@@ -2,6 +2,7 @@
 
 mod common;
 mod dockerd;
+mod faults;
 mod fixtures;
 mod load;
 mod proptests;
