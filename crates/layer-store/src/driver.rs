@@ -191,6 +191,26 @@ pub trait Driver: Send + Sync + fmt::Debug {
         Ok(Vec::new())
     }
 
+    /// Whether a layer's content is independent of its parent's (overlay2 keeps only a
+    /// layer's own changes), so that it can be created and applied before its parent exists
+    /// and put on the parent later with [`set_parent`](Self::set_parent). The default: no
+    /// (vfs starts a layer from a copy of its parent).
+    fn independent_layers(&self) -> bool {
+        false
+    }
+
+    /// Puts the content of `cache_id`, created without a parent and applied but not yet
+    /// committed, on top of `parent_cache_id` (overlay2: `lower`, `work/`, the parent's
+    /// `committed`), as [`create`](Self::create) would have with the parent. The default
+    /// fails with [`DriverError::Unsupported`].
+    fn set_parent(&self, cache_id: &str, parent_cache_id: &str) -> Result<(), DriverError> {
+        let _ = (cache_id, parent_cache_id);
+        Err(DriverError::Unsupported {
+            driver: self.name().to_string(),
+            operation: "setting a layer's parent after its content",
+        })
+    }
+
     /// Opens the content of the member `name` (its raw name in the layer's tar stream) of
     /// layer `cache_id`, to reassemble the tar stream. The default fails with
     /// [`DriverError::Unsupported`].

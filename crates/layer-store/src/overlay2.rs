@@ -115,6 +115,34 @@ impl Overlay2Driver {
         })
     }
 
+    /// The `lower` of a child of `parent`: `l/<parent's link>` then the parent's own lowers,
+    /// uppermost first; more than [`MAX_LOWERS`] is an error.
+    fn lowers(home: &Dir, parent: &str) -> Result<String, DriverError> {
+        let Some(plink) = Self::read_link_id(home, parent)? else {
+            return Err(DriverError::Other(format!(
+                "parent layer {parent} has no {}",
+                home.join(Path::new(parent).join("link")).display()
+            )));
+        };
+        let mut lowers = vec![format!("{LINK_DIR}/{plink}")];
+        if let Some(b) = home.read(Path::new(parent).join("lower"), SMALL_FILE_LIMIT)? {
+            let text = String::from_utf8_lossy(&b);
+            lowers.extend(
+                text.trim()
+                    .split(':')
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned),
+            );
+        }
+        if lowers.len() > MAX_LOWERS {
+            return Err(DriverError::TooDeep {
+                driver: "overlay2".to_owned(),
+                max: MAX_LOWERS,
+            });
+        }
+        Ok(lowers.join(":"))
+    }
+
     /// The short link name of layer directory `rel`, checked.
     fn read_link_id(home: &Dir, rel: &str) -> Result<Option<String>, DriverError> {
         match home.read(Path::new(rel).join("link"), SMALL_FILE_LIMIT)? {
@@ -229,31 +257,7 @@ impl Driver for Overlay2Driver {
         home.remove_tree(&partial)?;
         let lower = match parent_cache_id {
             None => None,
-            Some(p) => {
-                let Some(plink) = Self::read_link_id(&home, p)? else {
-                    return Err(DriverError::Other(format!(
-                        "parent layer {p} has no {}",
-                        home.join(Path::new(p).join("link")).display()
-                    )));
-                };
-                let mut lowers = vec![format!("{LINK_DIR}/{plink}")];
-                if let Some(b) = home.read(Path::new(p).join("lower"), SMALL_FILE_LIMIT)? {
-                    let text = String::from_utf8_lossy(&b);
-                    lowers.extend(
-                        text.trim()
-                            .split(':')
-                            .filter(|l| !l.is_empty())
-                            .map(str::to_owned),
-                    );
-                }
-                if lowers.len() > MAX_LOWERS {
-                    return Err(DriverError::TooDeep {
-                        driver: "overlay2".to_owned(),
-                        max: MAX_LOWERS,
-                    });
-                }
-                Some(lowers.join(":"))
-            }
+            Some(p) => Some(Self::lowers(&home, p)?),
         };
         let build = || -> Result<(), DriverError> {
             let dir = home.create_dir(&partial, 0o710)?;
@@ -319,6 +323,34 @@ impl Driver for Overlay2Driver {
         layer.require_dir("diff")?;
         apply::apply_diff_with(&layer.join("diff"), diff, WhiteoutFormat::Overlay)?;
         Ok(layer.apparent_size("diff")?)
+    }
+
+    fn independent_layers(&self) -> bool {
+        true
+    }
+
+    /// Adds `work/` and `lower` to the in-flight directory and `committed` to the parent's,
+    /// as [`create`](Driver::create) does for a layer with a parent.
+    fn set_parent(&self, cache_id: &str, parent_cache_id: &str) -> Result<(), DriverError> {
+        check_cache_id(cache_id)?;
+        check_cache_id(parent_cache_id)?;
+        let home = Dir::open(&self.home)?;
+        let partial = format!("{IN_FLIGHT_PREFIX}{cache_id}");
+        let dir = home.require_dir(&partial)?;
+        let lower = Self::lowers(&home, parent_cache_id)?;
+        dir.create_dir("work", 0o700)?;
+        if dir.meta("lower")?.is_some() {
+            return Err(DriverError::Other(format!(
+                "{} already has a parent",
+                home.join(&partial).display()
+            )));
+        }
+        dir.write_new("lower", lower.as_bytes(), 0o644)?;
+        let committed = Path::new(parent_cache_id).join("committed");
+        if home.meta(&committed)?.is_none() {
+            home.write_new(&committed, b"", 0o600)?;
+        }
+        Ok(())
     }
 
     fn sync(&self, cache_id: &str) -> Result<(), DriverError> {

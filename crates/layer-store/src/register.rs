@@ -8,8 +8,9 @@ use crate::content::{ContentError, DiffStream, TarStream};
 use crate::driver::DriverError;
 use crate::error::RegisterError;
 use crate::handle::LayerHandle;
-use crate::ids::ChainId;
+use crate::ids::{ChainId, DiffId};
 use crate::store::LayerStore;
+use crate::store::PendingLayer;
 use crate::tarsplit;
 
 /// The name of the tar-split file in a layer directory.
@@ -91,6 +92,39 @@ impl LayerStore {
         parent: Option<&ChainId>,
         options: &RegisterOptions,
     ) -> Result<LayerHandle, RegisterError> {
+        let applied = self.apply_layer(tar, parent, options)?;
+        applied.pending.commit(applied.diff_id, applied.size)
+    }
+
+    /// Applies a layer from its uncompressed tar stream without a parent and without
+    /// committing it, for drivers whose layers do not depend on their parent's content
+    /// ([`Driver::independent_layers`](crate::Driver::independent_layers), overlay2): several
+    /// layers of an image can be applied at once, then committed in chain order with
+    /// [`AppliedLayer::commit`]. Dropping the [`AppliedLayer`] removes everything it wrote.
+    /// Other drivers get [`DriverError::Unsupported`].
+    pub fn apply_unparented(
+        &self,
+        tar: impl Read,
+        options: &RegisterOptions,
+    ) -> Result<AppliedLayer<'_>, RegisterError> {
+        if !self.driver().independent_layers() {
+            return Err(RegisterError::Driver {
+                cache_id: String::new(),
+                source: DriverError::Unsupported {
+                    driver: self.driver().name().to_owned(),
+                    operation: "applying a layer before its parent",
+                },
+            });
+        }
+        self.apply_layer(tar, None, options)
+    }
+
+    fn apply_layer(
+        &self,
+        tar: impl Read,
+        parent: Option<&ChainId>,
+        options: &RegisterOptions,
+    ) -> Result<AppliedLayer<'_>, RegisterError> {
         let pending = self.begin_register(parent)?;
         let cache_id = pending.cache_id().to_string();
         let driver_err = |source: DriverError| RegisterError::Driver {
@@ -122,7 +156,11 @@ impl LayerStore {
             self.driver().sync(&cache_id).map_err(driver_err)?;
         }
         tracing::debug!(diff_id = %summary.diff_id, size, entries = summary.entries, "layer content registered");
-        pending.commit(summary.diff_id, size)
+        Ok(AppliedLayer {
+            pending,
+            diff_id: summary.diff_id,
+            size,
+        })
     }
 
     /// The exact tar stream of the layer `handle` holds, reassembled from its tar-split
@@ -149,5 +187,36 @@ impl LayerStore {
             path: self.layer_dir(chain_id).join(TAR_SPLIT_FILE),
             source,
         })
+    }
+}
+
+/// A layer whose content is applied but not committed ([`LayerStore::apply_unparented`]).
+/// Dropping it removes its content and staging directory.
+#[derive(Debug)]
+pub struct AppliedLayer<'a> {
+    pending: PendingLayer<'a>,
+    diff_id: DiffId,
+    size: u64,
+}
+
+impl AppliedLayer<'_> {
+    /// The layer's diff ID (the sha256 of its tar stream).
+    pub fn diff_id(&self) -> &DiffId {
+        &self.diff_id
+    }
+
+    /// The layer's size, as the driver counts it.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Commits the layer on top of `parent` (which must exist), as
+    /// [`PendingLayer::commit`] does: a new handle on it (or on the same layer already
+    /// there).
+    pub fn commit(mut self, parent: Option<&ChainId>) -> Result<LayerHandle, RegisterError> {
+        if let Some(p) = parent {
+            self.pending.set_parent(p)?;
+        }
+        self.pending.commit(self.diff_id, self.size)
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use crate::driver::Driver;
+use crate::driver::{Driver, DriverError};
 use crate::error::{OpenError, RegisterError};
 use crate::handle::{GetError, LayerGetReleaser, LayerHandle, LayerMetadata, ReleaseError};
 use crate::ids::{ChainId, DiffId};
@@ -457,6 +457,46 @@ impl PendingLayer<'_> {
     /// `cache-id` and `parent` are written by [`commit`](Self::commit).)
     pub fn transaction(&self) -> Option<&Transaction> {
         self.tx.as_ref()
+    }
+
+    /// Puts a layer begun without a parent on top of `parent`, before [`commit`](Self::commit)
+    /// (for drivers whose layers do not depend on their parent's content, see
+    /// [`Driver::independent_layers`]): takes a reference on the parent, checks the depth
+    /// limit and lets the driver link the content to the parent's.
+    pub fn set_parent(&mut self, parent: &ChainId) -> Result<(), RegisterError> {
+        if let Some((_, p)) = &self.parent {
+            return Err(RegisterError::Driver {
+                cache_id: self.cache_id.clone(),
+                source: DriverError::Other(format!("already on parent {}", p.chain_id)),
+            });
+        }
+        let mut state = self.store.state();
+        let handle = state
+            .new_handle(*parent)
+            .ok_or(RegisterError::ParentNotFound(*parent))?;
+        let info = state
+            .layers
+            .find(parent)
+            .and_then(|i| state.layers.info(i))
+            .ok_or(RegisterError::ParentNotFound(*parent))?;
+        drop(state);
+        let depth = info.depth;
+        let parent_cache = info.cache_id.clone();
+        // Held from here: dropping `self` releases it.
+        self.parent = Some((handle, info));
+        if depth >= MAX_LAYER_DEPTH {
+            return Err(RegisterError::MaxDepthExceeded {
+                parent: *parent,
+                depth,
+            });
+        }
+        self.store
+            .driver
+            .set_parent(&self.cache_id, &parent_cache)
+            .map_err(|source| RegisterError::Driver {
+                cache_id: self.cache_id.clone(),
+                source,
+            })
     }
 
     /// Writes `diff`, `size`, `cache-id` and `parent`, then (under the store lock) either
