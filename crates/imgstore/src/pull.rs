@@ -927,21 +927,25 @@ fn pull_layers_and_create(
                     }
                 });
             }
-            let applied = apply_layers(
+            let ctx = ApplyCtx {
                 store,
-                &pdir,
-                &jobs,
-                &by_digest,
-                &layers[first_missing..],
-                &diff_ids[first_missing..],
-                first_missing,
-                parent,
-                &meta,
-                &source_repo,
+                pdir: &pdir,
+                jobs: &jobs,
+                by_digest: &by_digest,
+                layers: &layers[first_missing..],
+                diff_ids: &diff_ids[first_missing..],
+                offset: first_missing,
+                meta: &meta,
+                source_repo: &source_repo,
                 refname,
                 progress,
-                &mut held,
-            );
+                cancel: &cancel,
+            };
+            let applied = if store.layer_store().driver().independent_layers() {
+                ctx.in_parallel(parent, &mut held, concurrency)
+            } else {
+                ctx.in_order(parent, &mut held)
+            };
             if applied.is_err() {
                 cancel.store(true, Ordering::SeqCst);
             }
@@ -977,27 +981,41 @@ fn repo_domain_name(res: &Resolved) -> String {
     res.repo.endpoint().index.clone()
 }
 
-#[allow(clippy::too_many_arguments)]
-fn apply_layers(
-    store: &Store,
-    pdir: &durable_fs::Dir,
-    jobs: &[Arc<Job>],
-    by_digest: &HashMap<Digest, usize>,
-    layers: &[(Digest, u64)],
-    diff_ids: &[DiffId],
+/// What applying the missing layers needs.
+struct ApplyCtx<'a> {
+    store: &'a Store,
+    pdir: &'a durable_fs::Dir,
+    jobs: &'a [Arc<Job>],
+    by_digest: &'a HashMap<Digest, usize>,
+    /// The missing layers (blob, size) and their diff IDs in the config.
+    layers: &'a [(Digest, u64)],
+    diff_ids: &'a [DiffId],
+    /// The index of the first missing layer in the image.
     offset: usize,
-    mut parent: Option<ChainId>,
-    meta: &DistributionMetadata,
-    source_repo: &str,
-    refname: &str,
-    progress: &Progress,
-    held: &mut Held<'_>,
-) -> Result<(), PullError> {
-    let ls = store.layer_store();
-    for (k, ((blob, _), want)) in layers.iter().zip(diff_ids).enumerate() {
-        let job = &jobs[by_digest[blob]];
+    meta: &'a DistributionMetadata,
+    source_repo: &'a str,
+    refname: &'a str,
+    progress: &'a Progress,
+    cancel: &'a AtomicBool,
+}
+
+impl ApplyCtx<'_> {
+    fn job(&self, k: usize) -> &Job {
+        &self.jobs[self.by_digest[&self.layers[k].0]]
+    }
+
+    /// Registers layer `k` from its job's file as it fills (`apply` does the work on the
+    /// decompressed stream); a download that starts over (a stale partial file) is followed
+    /// again once.
+    fn register_from_download<T>(
+        &self,
+        k: usize,
+        mut apply: impl FnMut(Box<dyn Read + Send + '_>) -> Result<T, layer_store::RegisterError>,
+    ) -> Result<T, PullError> {
+        let blob = &self.layers[k].0;
+        let job = self.job(k);
         let mut tries = 0;
-        let handle = loop {
+        loop {
             let generation = job.lock().generation;
             let follow = Follow {
                 job,
@@ -1014,67 +1032,179 @@ fn apply_layers(
                         tries += 1;
                         continue;
                     }
-                    return Err(download_error(job, blob, refname, e.to_string()));
+                    return Err(download_error(job, blob, self.refname, e.to_string()));
                 }
             };
-            let result = ls.register_with(stream, parent.as_ref(), &RegisterOptions::default());
-            match result {
-                Ok(h) => break h,
-                Err(e) if is_restart(&e) && tries == 0 => {
-                    tries += 1;
-                    continue;
-                }
+            match apply(stream) {
+                Ok(t) => return Ok(t),
+                Err(e) if is_restart(&e) && tries == 0 => tries += 1,
                 Err(e) => {
                     // A download error is reported as such, not as a bad layer.
                     if matches!(job.lock().done, Some(Err(_))) {
-                        return Err(download_error(job, blob, refname, e.to_string()));
+                        return Err(download_error(job, blob, self.refname, e.to_string()));
                     }
                     return Err(PullError::Register {
-                        reference: refname.to_owned(),
+                        reference: self.refname.to_owned(),
                         blob: blob.to_string(),
                         source: Box::new(e),
                     });
                 }
             }
-        };
-        let chain = *handle.chain_id();
-        let diff = ls
-            .layer(&chain)
-            .map(|l| l.diff_id)
-            .ok_or_else(|| PullError::Download {
-                reference: refname.to_owned(),
-                blob: blob.to_string(),
+        }
+    }
+
+    fn mismatch(&self, k: usize, actual: &DiffId) -> PullError {
+        PullError::RootFsMismatch {
+            reference: self.refname.to_owned(),
+            index: self.offset + k,
+            blob: self.layers[k].0.to_string(),
+            expected: self.diff_ids[k].to_string(),
+            actual: actual.to_string(),
+        }
+    }
+
+    /// After layer `k` is committed: its metadata (dockerd's `Registered`), and its
+    /// partial file once no later layer needs the blob.
+    fn committed(&self, k: usize, diff: &DiffId) -> Result<(), PullError> {
+        let blob = &self.layers[k].0;
+        self.meta
+            .add(
+                diff,
+                &V2Metadata {
+                    digest: blob.to_string(),
+                    source_repository: self.source_repo.to_owned(),
+                    hmac: String::new(),
+                },
+            )
+            .map_err(|source| PullError::Metadata {
+                reference: self.refname.to_owned(),
+                source,
+            })?;
+        self.progress
+            .note(&format!("{}: Pull complete", short(blob)));
+        if !self.layers[k + 1..].iter().any(|(b, _)| b == blob) {
+            let _ = self.pdir.remove_file(partial_name(blob));
+        }
+        Ok(())
+    }
+
+    /// Applies and commits the layers in chain order (drivers whose layers start from their
+    /// parent's content: vfs).
+    fn in_order(&self, mut parent: Option<ChainId>, held: &mut Held<'_>) -> Result<(), PullError> {
+        let ls = self.store.layer_store();
+        for k in 0..self.layers.len() {
+            let handle = self.register_from_download(k, |stream| {
+                ls.register_with(stream, parent.as_ref(), &RegisterOptions::default())
+            })?;
+            let chain = *handle.chain_id();
+            let diff = ls.layer(&chain).map(|l| l.diff_id);
+            held.handles.push(handle);
+            let diff = diff.ok_or_else(|| PullError::Download {
+                reference: self.refname.to_owned(),
+                blob: self.layers[k].0.to_string(),
                 reason: "the registered layer vanished".to_owned(),
             })?;
-        held.handles.push(handle);
-        if diff != *want {
-            return Err(PullError::RootFsMismatch {
-                reference: refname.to_owned(),
-                index: offset + k,
-                blob: blob.to_string(),
-                expected: want.to_string(),
-                actual: diff.to_string(),
-            });
+            if diff != self.diff_ids[k] {
+                return Err(self.mismatch(k, &diff));
+            }
+            self.committed(k, &diff)?;
+            parent = Some(chain);
         }
-        meta.add(
-            &diff,
-            &V2Metadata {
-                digest: blob.to_string(),
-                source_repository: source_repo.to_owned(),
-                hmac: String::new(),
-            },
-        )
-        .map_err(|source| PullError::Metadata {
-            reference: refname.to_owned(),
-            source,
-        })?;
-        progress.note(&format!("{}: Pull complete", short(blob)));
-        if !layers[k + 1..].iter().any(|(b, _)| b == blob) {
-            let _ = pdir.remove_file(partial_name(blob));
-        }
-        parent = Some(chain);
+        Ok(())
     }
-    Ok(())
+
+    /// Applies up to `threads` layers at once, each as its blob arrives, and commits them in
+    /// chain order, each checked against its diff ID before it is committed (overlay2).
+    fn in_parallel(
+        &self,
+        mut parent: Option<ChainId>,
+        held: &mut Held<'_>,
+        threads: usize,
+    ) -> Result<(), PullError> {
+        let ls = self.store.layer_store();
+        let n = self.layers.len();
+        type Slot<'s> = Option<Result<layer_store::AppliedLayer<'s>, PullError>>;
+        let slots: Mutex<Vec<Slot<'_>>> = Mutex::new((0..n).map(|_| None).collect());
+        let ready = Condvar::new();
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            for _ in 0..threads.clamp(1, n.max(1)) {
+                s.spawn(|| {
+                    loop {
+                        let k = next.fetch_add(1, Ordering::SeqCst);
+                        if k >= n {
+                            break;
+                        }
+                        let r = if stop.load(Ordering::SeqCst) || self.cancel.load(Ordering::SeqCst)
+                        {
+                            Err(PullError::Download {
+                                reference: self.refname.to_owned(),
+                                blob: self.layers[k].0.to_string(),
+                                reason: "cancelled".to_owned(),
+                            })
+                        } else {
+                            self.register_from_download(k, |stream| {
+                                ls.apply_unparented(stream, &RegisterOptions::default())
+                            })
+                        };
+                        slots
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)[k] = Some(r);
+                        ready.notify_all();
+                    }
+                });
+            }
+            let result = (|| {
+                for k in 0..n {
+                    let applied = {
+                        let mut g = slots
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        loop {
+                            if let Some(r) = g[k].take() {
+                                break r;
+                            }
+                            g = ready
+                                .wait(g)
+                                .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        }
+                    }?;
+                    let diff = *applied.diff_id();
+                    if diff != self.diff_ids[k] {
+                        // Dropped uncommitted: nothing of it stays.
+                        return Err(self.mismatch(k, &diff));
+                    }
+                    let handle =
+                        applied
+                            .commit(parent.as_ref())
+                            .map_err(|source| PullError::Register {
+                                reference: self.refname.to_owned(),
+                                blob: self.layers[k].0.to_string(),
+                                source: Box::new(source),
+                            })?;
+                    let chain = *handle.chain_id();
+                    held.handles.push(handle);
+                    self.committed(k, &diff)?;
+                    parent = Some(chain);
+                }
+                Ok(())
+            })();
+            if result.is_err() {
+                stop.store(true, Ordering::SeqCst);
+                self.cancel.store(true, Ordering::SeqCst);
+                // Wake followers waiting on downloads that will not come.
+                for j in self.jobs {
+                    j.update(|st| {
+                        if st.done.is_none() && !st.started {
+                            st.done = Some(Err("cancelled".to_owned()));
+                        }
+                    });
+                }
+            }
+            result
+        })
+    }
 }
 
 /// The download's own error when it failed, else `fallback`.

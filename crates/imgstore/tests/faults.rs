@@ -306,41 +306,57 @@ fn a_wrong_digest_is_refused_and_leaves_no_layer() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
     std::fs::write(&data, &bytes).expect("corrupt blob");
-    let root = tmp.path().join("root");
-    // A healthy store first, so that "nothing left" is checked against a real one.
-    stdout_ok(&common::run(
-        &root,
-        &[
-            "--storage-driver",
-            "vfs",
-            "load",
-            "-i",
-            common::fixtures_dir()
-                .join("archives/base.docker-archive.skopeo.tar")
-                .to_str()
-                .expect("path"),
-        ],
-    ));
-    let before = snapshot(&root);
-    let out = imgstore(
-        &root,
-        None,
-        &[
-            "--storage-driver",
-            "vfs",
-            "pull",
-            &format!("{}/fixture/bbapp:1", reg.addr()),
-        ],
-    );
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.contains(BIG_BLOB) && err.contains("digest mismatch"),
-        "{err}"
-    );
-    assert_eq!(snapshot(&root), before, "nothing of the bad blob is left");
-    assert_eq!(common::run(&root, &["fsck"]).status.code(), Some(0));
+    for driver in drivers() {
+        let root = tmp.path().join(format!("root-{driver}"));
+        // A healthy store first, so that "nothing left" is checked against a real one.
+        stdout_ok(&common::run(
+            &root,
+            &[
+                "--storage-driver",
+                driver,
+                "load",
+                "-i",
+                common::fixtures_dir()
+                    .join("archives/base.docker-archive.skopeo.tar")
+                    .to_str()
+                    .expect("path"),
+            ],
+        ));
+        let before = snapshot(&root);
+        let out = imgstore(
+            &root,
+            None,
+            &[
+                "--storage-driver",
+                driver,
+                "pull",
+                &format!("{}/fixture/bbapp:1", reg.addr()),
+            ],
+        );
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains(BIG_BLOB) && err.contains("digest mismatch"),
+            "{err}"
+        );
+        assert_eq!(
+            snapshot(&root),
+            before,
+            "{driver}: nothing of the bad blob is left"
+        );
+        assert_eq!(common::run(&root, &["fsck"]).status.code(), Some(0));
+    }
+}
+
+/// vfs, and overlay2 when run as root.
+fn drivers() -> Vec<&'static str> {
+    if rustix::process::geteuid().is_root() {
+        vec!["vfs", "overlay2"]
+    } else {
+        eprintln!("overlay2 not tested: needs root");
+        vec!["vfs"]
+    }
 }
 
 #[test]
@@ -353,61 +369,66 @@ fn a_killed_pull_continues_where_it_stopped() {
     let reg = fixture_registry(&tmp.path().join("reg"), None);
     // The top layer's blob stalls after 50 bytes the first time: the three layers below
     // commit, the top one waits in its partial file, and the pull is killed.
-    let proxy = Proxy::start(reg.addr(), |method, path, n| {
-        if method == "GET" && is_blob(path, TOP_BLOB) && n == 1 {
-            Fault::StallAfter(50)
-        } else {
-            Fault::None
+    for driver in drivers() {
+        let proxy = Proxy::start(reg.addr(), |method, path, n| {
+            if method == "GET" && is_blob(path, TOP_BLOB) && n == 1 {
+                Fault::StallAfter(50)
+            } else {
+                Fault::None
+            }
+        });
+        let r = format!("{}/fixture/bbapp:1", proxy.addr);
+        let root = tmp.path().join(format!("root-{driver}"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_imgstore"))
+            .arg("--data-root")
+            .arg(&root)
+            .args(["--storage-driver", driver, "pull", &r])
+            .env("DOCKER_CONFIG", "/nonexistent-docker-config")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let image_dir = root.join("image").join(driver);
+        let partial = image_dir
+            .join(".imgstore-pull")
+            .join(TOP_BLOB.replace(':', "-"));
+        let committed = image_dir.join("distribution/diffid-by-digest/sha256");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let layers_done = std::fs::read_dir(&committed)
+                .map(|d| d.count())
+                .unwrap_or(0);
+            let partial_len = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+            if layers_done == 3 && partial_len == 50 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the pull did not reach the stall"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
-    });
-    let root = tmp.path().join("root");
-    let r = format!("{}/fixture/bbapp:1", proxy.addr);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_imgstore"))
-        .arg("--data-root")
-        .arg(&root)
-        .args(["--storage-driver", "vfs", "pull", &r])
-        .env("DOCKER_CONFIG", "/nonexistent-docker-config")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let partial = root
-        .join("image/vfs/.imgstore-pull")
-        .join(TOP_BLOB.replace(':', "-"));
-    let committed = root.join("image/vfs/distribution/diffid-by-digest/sha256");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let layers_done = std::fs::read_dir(&committed)
-            .map(|d| d.count())
-            .unwrap_or(0);
-        let partial_len = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
-        if layers_done == 3 && partial_len == 50 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the pull did not reach the stall"
+        child.kill().expect("kill");
+        let _ = child.wait();
+        let before = proxy.log().len();
+        let out = imgstore(&root, None, &["--storage-driver", driver, "pull", &r]);
+        let text = stdout_ok(&out);
+        assert!(text.contains("Status: Downloaded newer image"), "{text}");
+        let second: Vec<String> = proxy.log()[before..].to_vec();
+        let blob_gets: Vec<&String> = second
+            .iter()
+            .filter(|l| {
+                l.starts_with("GET") && l.contains("/blobs/sha256:") && !l.contains("a5e9e0a7")
+            })
+            .collect();
+        assert_eq!(
+            blob_gets,
+            [&format!("GET /v2/fixture/bbapp/blobs/{TOP_BLOB} bytes=50-")],
+            "only the rest of the interrupted blob is fetched: {second:#?}"
         );
-        std::thread::sleep(Duration::from_millis(20));
+        assert!(!partial.exists(), "the partial file went with its commit");
+        assert_eq!(common::run(&root, &["fsck"]).status.code(), Some(0));
+        let ids = stdout_ok(&common::run(&root, &["ls", "-q", "--no-trunc"]));
+        assert_eq!(ids.trim(), BBAPP_ID);
     }
-    child.kill().expect("kill");
-    let _ = child.wait();
-    let before = proxy.log().len();
-    let out = imgstore(&root, None, &["--storage-driver", "vfs", "pull", &r]);
-    let text = stdout_ok(&out);
-    assert!(text.contains("Status: Downloaded newer image"), "{text}");
-    let second: Vec<String> = proxy.log()[before..].to_vec();
-    let blob_gets: Vec<&String> = second
-        .iter()
-        .filter(|l| l.starts_with("GET") && l.contains("/blobs/sha256:") && !l.contains("a5e9e0a7"))
-        .collect();
-    assert_eq!(
-        blob_gets,
-        [&format!("GET /v2/fixture/bbapp/blobs/{TOP_BLOB} bytes=50-")],
-        "only the rest of the interrupted blob is fetched: {second:#?}"
-    );
-    assert!(!partial.exists(), "the partial file went with its commit");
-    assert_eq!(common::run(&root, &["fsck"]).status.code(), Some(0));
-    let ids = stdout_ok(&common::run(&root, &["ls", "-q", "--no-trunc"]));
-    assert_eq!(ids.trim(), BBAPP_ID);
 }
