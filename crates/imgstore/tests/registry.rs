@@ -528,3 +528,76 @@ fn missing_or_wrong_credentials_are_one_line_and_write_nothing() {
     }
     assert_eq!(snapshot(), before, "nothing written");
 }
+
+#[test]
+fn an_insecure_registry_serving_https_is_pulled_from_without_verification() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipping: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=self-signed",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .current_dir(tmp.path())
+        .output();
+    if !made.as_ref().is_ok_and(|o| o.status.success()) {
+        eprintln!("skipping: openssl cannot make a certificate here");
+        return;
+    }
+    let tgz = common::fixtures_dir().join("wave2/bbapp.registry-storage.tar.gz");
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(
+        std::fs::File::open(&tgz).expect("open fixture"),
+    ));
+    ar.unpack(tmp.path()).expect("unpack");
+    let reg = Registry::start_with(
+        &tmp.path().join("registry"),
+        None,
+        Some((
+            &tmp.path().join("cert.pem"),
+            &tmp.path().join("key.pem"),
+            None,
+        )),
+    )
+    .expect("start TLS registry");
+    // 127.0.0.0/8 is insecure for dockerd: HTTPS without verification (a self-signed
+    // certificate), as dockerd does, before plain HTTP.
+    let root = tmp.path().join("root");
+    let r = format!("{}/fixture/bbapp:1", reg.addr());
+    let text = stdout_ok(&imgstore(
+        &root,
+        None,
+        &["--storage-driver", "vfs", "pull", &r],
+    ));
+    assert!(text.ends_with(&format!("{r}\n")), "{text}");
+    // `localhost` resolves into 127.0.0.0/8: insecure too, by dockerd's CIDR rule.
+    let out = imgstore(
+        &root,
+        None,
+        &[
+            "--storage-driver",
+            "vfs",
+            "pull",
+            &format!(
+                "{}/fixture/bbapp:1",
+                reg.addr().replace("127.0.0.1", "localhost")
+            ),
+        ],
+    );
+    assert!(stdout_ok(&out).contains("Status: Downloaded newer image for localhost:"));
+}

@@ -68,6 +68,16 @@ impl Registry {
     /// Starts a registry storing its data in `storage` (created if missing), asking for
     /// basic authentication when `htpasswd` is given; waits up to 30 s until it answers.
     pub fn start(storage: &Path, htpasswd: Option<&Path>) -> Result<Registry, Error> {
+        Self::start_with(storage, htpasswd, None)
+    }
+
+    /// Like [`start`](Self::start), serving HTTPS only when `tls` is given: (certificate,
+    /// key, and the CA client certificates must chain to if any).
+    pub fn start_with(
+        storage: &Path,
+        htpasswd: Option<&Path>,
+        tls: Option<(&Path, &Path, Option<&Path>)>,
+    ) -> Result<Registry, Error> {
         let dir = tempfile::Builder::new()
             .prefix("reg")
             .tempdir_in("/tmp")
@@ -84,6 +94,16 @@ impl Registry {
                 "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
                 storage.display()
             );
+            if let Some((cert, key, client_ca)) = tls {
+                config.push_str(&format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n",
+                    cert.display(),
+                    key.display()
+                ));
+                if let Some(ca) = client_ca {
+                    config.push_str(&format!("    clientcas:\n      - {}\n", ca.display()));
+                }
+            }
             if let Some(h) = htpasswd {
                 config.push_str(&format!(
                     "auth:\n  htpasswd:\n    realm: test-registry\n    path: {}\n",
