@@ -210,6 +210,21 @@ impl AppliedLayer<'_> {
         self.size
     }
 
+    /// Makes the layer's content durable ([`Driver::sync`](crate::Driver::sync)), for layers
+    /// applied with [`RegisterOptions::sync`] off: several layers applied at once can then be
+    /// flushed together before they are committed.
+    pub fn sync(&self) -> Result<(), RegisterError> {
+        let cache_id = self.pending.cache_id();
+        self.pending
+            .store()
+            .driver()
+            .sync(cache_id)
+            .map_err(|source| RegisterError::Driver {
+                cache_id: cache_id.to_owned(),
+                source,
+            })
+    }
+
     /// Commits the layer on top of `parent` (which must exist), as
     /// [`PendingLayer::commit`] does: a new handle on it (or on the same layer already
     /// there).
