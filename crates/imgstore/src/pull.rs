@@ -336,6 +336,9 @@ struct Follow<'a> {
     job: &'a Job,
     pos: u64,
     generation: u32,
+    /// Empty the file once it is read whole and verified (no other layer needs the blob):
+    /// its pages then never have to be written to disk by the layer's sync.
+    drop_at_end: bool,
 }
 
 impl Read for Follow<'_> {
@@ -359,7 +362,15 @@ impl Read for Follow<'_> {
                 return Ok(n);
             }
             match &st.done {
-                Some(Ok(())) => return Ok(0),
+                Some(Ok(())) => {
+                    if self.drop_at_end && self.pos > 0 {
+                        self.drop_at_end = false;
+                        if let Err(e) = self.job.file.set_len(0) {
+                            tracing::debug!(file = %self.job.path.display(), error = %e, "cannot empty the partial file");
+                        }
+                    }
+                    return Ok(0);
+                }
                 Some(Err(e)) => return Err(io::Error::other(e.clone())),
                 None => {}
             }
@@ -1017,10 +1028,12 @@ impl ApplyCtx<'_> {
         let mut tries = 0;
         loop {
             let generation = job.lock().generation;
+            let users = self.layers.iter().filter(|(b, _)| b == blob).count();
             let follow = Follow {
                 job,
                 pos: 0,
                 generation,
+                drop_at_end: users == 1,
             };
             let stream = match image_archive::compress::decompress(BufReader::with_capacity(
                 256 * 1024,
@@ -1145,7 +1158,13 @@ impl ApplyCtx<'_> {
                             })
                         } else {
                             self.register_from_download(k, |stream| {
-                                ls.apply_unparented(stream, &RegisterOptions::default())
+                                ls.apply_unparented(
+                                    stream,
+                                    &RegisterOptions {
+                                        sync: false,
+                                        ..RegisterOptions::default()
+                                    },
+                                )
                             })
                         };
                         slots
@@ -1175,6 +1194,13 @@ impl ApplyCtx<'_> {
                         // Dropped uncommitted: nothing of it stays.
                         return Err(self.mismatch(k, &diff));
                     }
+                    // Flushed here rather than on the applying thread: a filesystem-wide
+                    // sync (overlay2's) then covers the layers applied meanwhile at once.
+                    applied.sync().map_err(|source| PullError::Register {
+                        reference: self.refname.to_owned(),
+                        blob: self.layers[k].0.to_string(),
+                        source: Box::new(source),
+                    })?;
                     let handle =
                         applied
                             .commit(parent.as_ref())
