@@ -601,3 +601,55 @@ fn an_insecure_registry_serving_https_is_pulled_from_without_verification() {
     );
     assert!(stdout_ok(&out).contains("Status: Downloaded newer image for localhost:"));
 }
+
+#[test]
+fn docker_hub_names_go_through_the_mirrors_of_daemon_json() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipping: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mirror = fixture_registry(&tmp.path().join("mirror"), None);
+    // A mirror that refuses connections first (daemon.json), then the fixture registry
+    // (a flag): `fixture/bbapp:1` is a Docker Hub name, served by the second mirror.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead_addr = dead.local_addr().expect("addr").to_string();
+    drop(dead);
+    let daemon_json = tmp.path().join("daemon.json");
+    std::fs::write(
+        &daemon_json,
+        format!(r#"{{"registry-mirrors": ["http://{dead_addr}"]}}"#),
+    )
+    .expect("daemon.json");
+    let root = tmp.path().join("root");
+    let out = imgstore(
+        &root,
+        None,
+        &[
+            "--config-file",
+            daemon_json.to_str().expect("path"),
+            "--storage-driver",
+            "vfs",
+            "pull",
+            "--registry-mirror",
+            &format!("http://{}", mirror.addr()),
+            "fixture/bbapp:1",
+        ],
+    );
+    let text = stdout_ok(&out);
+    assert_eq!(
+        text,
+        "1: Pulling from fixture/bbapp\nDigest: sha256:e1609af193682f43fba7e4d12a06ecc7211e1b745337c605f2441bc1c883f9fb\nStatus: Downloaded newer image for fixture/bbapp:1\ndocker.io/fixture/bbapp:1\n"
+    );
+    let repos = std::fs::read_to_string(root.join("image/vfs/repositories.json")).expect("repos");
+    assert!(
+        repos.contains(r#""fixture/bbapp":{"fixture/bbapp:1":"#),
+        "{repos}"
+    );
+    let meta = dist_files(&root, "vfs");
+    assert!(
+        meta.values()
+            .any(|(_, c)| c.contains(r#""SourceRepository":"docker.io/fixture/bbapp""#)),
+        "the repository is Docker Hub's, as dockerd names it: {meta:?}"
+    );
+}

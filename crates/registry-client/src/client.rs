@@ -299,7 +299,13 @@ impl Client {
             retryable: false,
         })?;
         let url = format!("{}/v2/", ep.base_url());
-        let scheme = self.config.retry.run(&url, || {
+        // A mirror that does not answer hands over to the next endpoint at once.
+        let policy = if ep.mirror {
+            RetryPolicy::none()
+        } else {
+            self.config.retry.clone()
+        };
+        let scheme = policy.run(&url, || {
             let req = http::Request::get(&url)
                 .body(())
                 .map_err(|e| invalid(&url, e.to_string()))?;
