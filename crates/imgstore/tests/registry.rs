@@ -91,6 +91,38 @@ pub fn add_manifest_list(addr: &str) -> (Digest, Digest) {
     (list_digest, arm_id)
 }
 
+/// Adds `oci/bbapp:1` (an OCI manifest with gzip OCI layers: skopeo's copy of
+/// `bbapp.oci-archive.tar`) and `oci/bbapp:index`, an OCI index holding it for linux/amd64.
+/// `None` without skopeo.
+pub fn add_oci_image(addr: &str) -> Option<()> {
+    let archive = common::fixtures_dir().join("wave2/bbapp.oci-archive.tar");
+    let out = Command::new("skopeo")
+        .args(["copy", "--dest-tls-verify=false", "--format", "oci"])
+        .arg(format!("oci-archive:{}", archive.display()))
+        .arg(format!("docker://{addr}/oci/bbapp:1"))
+        .output()
+        .ok()?;
+    assert!(
+        out.status.success(),
+        "skopeo copy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let client = Client::new(ClientConfig::default());
+    let repo = client
+        .open(addr, "oci/bbapp", Access::Push, None, false)
+        .expect("open registry");
+    let m = repo.get_manifest("1").expect("OCI manifest");
+    assert_eq!(m.media_type, registry_client::media::OCI_MANIFEST);
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":{},"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#,
+        m.digest,
+        m.bytes.len()
+    );
+    repo.put_manifest("index", registry_client::media::OCI_INDEX, index.as_bytes())
+        .expect("put OCI index");
+    Some(())
+}
+
 /// Every file and directory under `image/<driver>/distribution`: relative path -> (mode,
 /// content as text: the files are JSON or digests).
 pub fn dist_files(root: &Path, driver: &str) -> BTreeMap<String, (u32, String)> {
@@ -187,11 +219,19 @@ fn pull_matches_dockerd_on_vfs_and_overlay2() {
         "s3cret",
     );
     // The registry asking for credentials first: the layers come through it.
-    let refs = [
+    let mut refs = vec![
         format!("{}/fixture/bbapp:1", auth_reg.addr()),
         format!("{}/fixture/bbapp:multi", reg.addr()),
         format!("{}/fixture/bbapp:1", reg.addr()),
     ];
+    // An OCI manifest (skopeo's copy of the OCI archive) and an OCI index over it.
+    match add_oci_image(reg.addr()) {
+        Some(()) => refs.extend([
+            format!("{}/oci/bbapp:1", reg.addr()),
+            format!("{}/oci/bbapp:index", reg.addr()),
+        ]),
+        None => eprintln!("OCI pulls not tested: skopeo is not installed"),
+    }
     let pushed = format!("{}/other/app:2", auth_reg.addr());
     for driver in ["vfs", "overlay2"] {
         // dockerd's own pulls.
