@@ -459,6 +459,15 @@ fn download(
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(e.to_string()),
                 };
+                if let Some(size) = job.size
+                    && pos + n as u64 > size
+                {
+                    // Never more on disk than the manifest announced.
+                    let _ = job.file.set_len(0);
+                    return Err(format!(
+                        "size mismatch: the registry sent more than the {size} bytes the manifest says"
+                    ));
+                }
                 job.file.write_all_at(&buf[..n], pos).map_err(io_err)?;
                 hasher.update(&buf[..n]);
                 pos += n as u64;

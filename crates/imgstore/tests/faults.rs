@@ -30,6 +30,8 @@ enum Fault {
     Error500,
     /// Forward the head and this many body bytes, then hang until the client goes.
     StallAfter(usize),
+    /// Forward the answer with this many more bytes than it has (its length fixed).
+    Pad(usize),
 }
 
 type Rule = dyn Fn(&str, &str, usize) -> Fault + Send + Sync;
@@ -129,7 +131,29 @@ fn serve(
     up.read_to_end(&mut resp).ok()?;
     let split = resp.windows(4).position(|x| x == b"\r\n\r\n")? + 4;
     let (head, rbody) = resp.split_at(split);
-    let head = String::from_utf8_lossy(head).replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n");
+    let mut head =
+        String::from_utf8_lossy(head).replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n");
+    let padded;
+    let rbody = if let Fault::Pad(k) = fault {
+        let mut b = rbody.to_vec();
+        b.resize(b.len() + k, 0);
+        head = head
+            .lines()
+            .map(|l| {
+                if l.to_ascii_lowercase().starts_with("content-length:") {
+                    format!("Content-Length: {}", b.len())
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\r\n");
+        head.push_str("\r\n");
+        padded = b;
+        &padded[..]
+    } else {
+        rbody
+    };
     w.write_all(head.as_bytes()).ok()?;
     match fault {
         Fault::CutAfter(k) => {
@@ -294,6 +318,7 @@ fn a_wrong_digest_is_refused_and_leaves_no_layer() {
     }
     let tmp = tempfile::tempdir().expect("tempdir");
     let reg = fixture_registry(&tmp.path().join("reg"), None);
+    let good = fixture_registry(&tmp.path().join("good"), None);
     // Corrupt the stored big blob: the registry serves bytes that do not hash to its name.
     let hex = BIG_BLOB.trim_start_matches("sha256:");
     let data = tmp
@@ -346,6 +371,36 @@ fn a_wrong_digest_is_refused_and_leaves_no_layer() {
             "{driver}: nothing of the bad blob is left"
         );
         assert_eq!(common::run(&root, &["fsck"]).status.code(), Some(0));
+        // A blob longer than its descriptor says is cut off there (a fresh root: the one
+        // above kept the verified partial blobs of the failed pull to continue them).
+        let root = tmp.path().join(format!("padded-{driver}"));
+        let padding = Proxy::start(good.addr(), |method, path, _| {
+            if method == "GET" && is_blob(path, TOP_BLOB) {
+                Fault::Pad(1 << 20)
+            } else {
+                Fault::None
+            }
+        });
+        let out = imgstore(
+            &root,
+            None,
+            &[
+                "--storage-driver",
+                driver,
+                "pull",
+                &format!("{}/fixture/bbapp:1", padding.addr),
+            ],
+        );
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(TOP_BLOB) && err.contains("more than the 163 bytes"),
+            "{err}"
+        );
+        assert!(
+            !stdout_ok(&common::run(&root, &["ls", "-a", "-q", "--no-trunc"])).contains(BBAPP_ID),
+            "no image without its layers"
+        );
     }
 }
 
