@@ -2,10 +2,13 @@
 //!
 //! - `ci`: everything CI checks, stopping at the first failure.
 //! - `bench`: the benchmarks recorded in `docs/benchmarks.md`.
+//! - `bench-vs-go digest-set [-n N] [-lookups L] [-rounds R]`: `digest-set` next to
+//!   docker/distribution's Go `digestset` on the same workload (skipped without Go).
 //! - `gen-dataroot --images N --out DIR [--seed S]`: a synthetic Docker data root.
 
 #![allow(clippy::print_stdout)]
 
+mod bench_vs_go;
 mod gen_dataroot;
 
 use std::process::{Command, ExitCode};
@@ -15,9 +18,10 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
+        Some("bench-vs-go") => bench_vs_go::run(&args[1..]),
         Some("gen-dataroot") => gen_dataroot::run(&args[1..]),
         _ => Err(format!(
-            "usage: cargo xtask <ci | bench [criterion filter] | gen-dataroot --images N --out DIR [--seed S]>\n got: {args:?}"
+            "usage: cargo xtask <ci | bench [criterion filter] | bench-vs-go digest-set [-n N] [-lookups L] [-rounds R] | gen-dataroot --images N --out DIR [--seed S]>\n got: {args:?}"
         )),
     };
     match result {
