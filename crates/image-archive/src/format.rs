@@ -91,7 +91,11 @@ pub struct ManifestEntry {
     pub layer_sources: Option<BTreeMap<String, Descriptor>>,
     /// imgstore's extension: the image's repo digests (`name@sha256:...`), which docker
     /// loses (moby #22011). docker ignores the field.
-    #[serde(rename = "RepoDigests", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "RepoDigests",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub repo_digests: Option<Vec<String>>,
 }
 
@@ -127,10 +131,18 @@ pub struct Platform {
     /// Operating system (`linux`, ...).
     pub os: String,
     /// OS version.
-    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_version: Option<String>,
     /// OS features.
-    #[serde(rename = "os.features", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os.features",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_features: Option<Vec<String>>,
     /// CPU variant (`v7`, `v8`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]

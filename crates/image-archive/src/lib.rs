@@ -16,4 +16,17 @@
 //! # Ok::<(), serde_json::Error>(())
 //! ```
 
+// Errors carry the layers and images they concern (65-byte digests); they are the cold path,
+// so their size does not matter.
+#![allow(clippy::result_large_err)]
+
 pub mod format;
+mod gojson;
+mod tar;
+pub mod v1;
+pub mod write;
+
+pub use crate::write::{
+    BoxError, Compression, Format, LayerRef, LayerSource, Progress, SaveImage, Summary, WriteError,
+    WriteOptions, write_archive,
+};

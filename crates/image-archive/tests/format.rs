@@ -28,7 +28,10 @@ fn docker_save_manifest_reads_and_writes_back_as_docker_does() {
     let raw = member(&archive, "manifest.json");
     let entries: Vec<ManifestEntry> = serde_json::from_slice(&raw).expect("manifest.json");
     assert_eq!(entries.len(), 2);
-    assert_eq!(entries[0].repo_tags.as_deref(), Some(&["bbapp:1".to_owned()][..]));
+    assert_eq!(
+        entries[0].repo_tags.as_deref(),
+        Some(&["bbapp:1".to_owned()][..])
+    );
     assert_eq!(entries[0].layers.len(), 4);
     // Written back, byte for byte (Go's field order, omitted empty fields; docker's
     // json.Encoder ends the file with a newline).

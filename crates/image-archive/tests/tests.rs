@@ -1,3 +1,4 @@
 //! Integration tests of `image-archive`, in one binary.
 
 mod format;
+mod write;
