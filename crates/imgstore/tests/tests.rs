@@ -4,4 +4,5 @@ mod common;
 mod dockerd;
 mod fixtures;
 mod proptests;
+mod save;
 mod writes;
