@@ -192,6 +192,75 @@ pub fn save<W: Write>(
     )?)
 }
 
+/// How many bytes [`SyncAhead`] lets accumulate before it asks for them to be flushed.
+const SYNC_AHEAD: u64 = 64 << 20;
+
+/// A file whose written data a helper thread flushes to disk (`fdatasync`) every
+/// [`SYNC_AHEAD`] bytes while more is written, so that the final `fsync` before the rename
+/// has little left to wait for.
+struct SyncAhead {
+    file: std::fs::File,
+    unsynced: u64,
+    tx: Option<std::sync::mpsc::SyncSender<()>>,
+    helper: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl SyncAhead {
+    fn new(file: std::fs::File) -> Self {
+        let helper = file.try_clone().ok().and_then(|clone| {
+            // At most one request waits: a writer that outpaces the disk queues no more.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+            std::thread::Builder::new()
+                .name("save-sync".to_owned())
+                .spawn(move || {
+                    while rx.recv().is_ok() {
+                        clone.sync_data()?;
+                    }
+                    Ok(())
+                })
+                .ok()
+                .map(|h| (tx, h))
+        });
+        let (tx, helper) = helper.unzip();
+        SyncAhead {
+            file,
+            unsynced: 0,
+            tx,
+            helper,
+        }
+    }
+
+    /// Stops the helper and flushes everything (data and metadata).
+    fn finish(mut self) -> std::io::Result<()> {
+        self.tx = None;
+        if let Some(h) = self.helper.take() {
+            h.join()
+                .map_err(|_| std::io::Error::other("the sync thread panicked"))??;
+        }
+        self.file.sync_all()
+    }
+}
+
+impl Write for SyncAhead {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.unsynced += n as u64;
+        if self.unsynced >= SYNC_AHEAD {
+            self.unsynced = 0;
+            if let Some(tx) = &self.tx {
+                // Full: the helper is still flushing an earlier batch; its next flush takes
+                // these bytes too.
+                let _ = tx.try_send(());
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
 /// The longest part of the target's name a temporary file's name keeps.
 const TEMP_NAME_KEEP: usize = 64;
 
@@ -229,11 +298,10 @@ pub fn save_to_file(
         .create_temp(&short, 0o600)
         .map_err(|e| out_err("cannot write", &e))?;
     let source = StoreLayers::new(store.layer_store());
-    let result = image_archive::write_archive(file, &images, &source, options)
+    let result = image_archive::write_archive(SyncAhead::new(file), &images, &source, options)
         .map_err(SaveError::from)
         .and_then(|(file, summary)| {
-            file.sync_all().map_err(|e| out_err("cannot sync", &e))?;
-            drop(file);
+            file.finish().map_err(|e| out_err("cannot sync", &e))?;
             let target: OsString = name.to_owned();
             dir.rename(&tmp, &dir, Path::new(&target))
                 .map_err(|e| out_err("cannot write", &e))?;
