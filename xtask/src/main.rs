@@ -3,9 +3,12 @@
 //! - `ci`: everything CI checks, stopping at the first failure.
 //! - `bench`: the benchmarks recorded in `docs/benchmarks.md`.
 //! - `gen-dataroot --images N --out DIR [--seed S]`: a synthetic Docker data root.
+//! - `gen-archive [-o FILE] [--seed S]`: a `docker save` archive of a generated image of
+//!   about 270 MiB (`gen/bench:1`), for the save and load benchmarks.
 
 #![allow(clippy::print_stdout)]
 
+mod gen_archive;
 mod gen_dataroot;
 
 use std::process::{Command, ExitCode};
@@ -16,8 +19,9 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
         Some("gen-dataroot") => gen_dataroot::run(&args[1..]),
+        Some("gen-archive") => gen_archive::run(&args[1..]),
         _ => Err(format!(
-            "usage: cargo xtask <ci | bench [criterion filter] | gen-dataroot --images N --out DIR [--seed S]>\n got: {args:?}"
+            "usage: cargo xtask <ci | bench [criterion filter] | gen-dataroot --images N --out DIR [--seed S] | gen-archive [-o FILE] [--seed S]>\n got: {args:?}"
         )),
     };
     match result {
