@@ -349,9 +349,14 @@ struct Copier<'s, 'p> {
     source: &'s dyn LayerSource,
     buf: Vec<u8>,
     done: u64,
+    /// `done` when progress was last reported.
+    reported: u64,
     total: u64,
     progress: Option<&'p mut dyn FnMut(Progress)>,
 }
+
+/// Progress is reported at least this often (in bytes), and at the end of each layer.
+const REPORT_EVERY: u64 = 1 << 20;
 
 impl Copier<'_, '_> {
     fn size(&self, layer: &LayerRef) -> Result<u64, WriteError> {
@@ -362,6 +367,7 @@ impl Copier<'_, '_> {
     }
 
     fn report(&mut self) {
+        self.reported = self.done;
         let p = Progress {
             done: self.done,
             total: self.total,
@@ -410,8 +416,11 @@ impl Copier<'_, '_> {
             }
             out.write_all(&self.buf[..n]).map_err(WriteError::Output)?;
             self.done += n as u64;
-            self.report();
+            if self.done - self.reported >= REPORT_EVERY {
+                self.report();
+            }
         }
+        self.report();
         if read != expected {
             return Err(WriteError::LayerSize {
                 layer: *layer,
@@ -447,6 +456,7 @@ pub fn write_archive<W: Write>(
         source: layers,
         buf: vec![0u8; COPY_BUFFER],
         done: 0,
+        reported: 0,
         total: 0,
         progress: options.progress,
     };
