@@ -122,9 +122,10 @@ fn ci() -> Result<(), String> {
 }
 
 /// The workspace's packaged crates, as `cargo package` names its extractions.
-const LIBRARY_CRATES: [&str; 10] = [
+const LIBRARY_CRATES: [&str; 11] = [
     "durable-fs",
     "go-json",
+    "go-template",
     "docker-reference",
     "digest-set",
     "imagedb-fs",

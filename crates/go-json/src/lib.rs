@@ -34,6 +34,21 @@ pub fn write_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'"');
 }
 
+/// Appends `s` as a JSON string (with its quotes), as a Go `json.Encoder` writes it after
+/// `SetEscapeHTML(escape_html)`: with `false`, `<`, `>` and `&` are written as they are
+/// (U+2028 and U+2029 are escaped either way, as Go does).
+///
+/// ```
+/// let mut out = Vec::new();
+/// go_json::write_string_with(&mut out, "<a>&\u{2028}", false);
+/// assert_eq!(out, br#""<a>&\u2028""#);
+/// ```
+pub fn write_string_with(out: &mut Vec<u8>, s: &str, escape_html: bool) {
+    out.push(b'"');
+    write_escaped_with(out, s, escape_html);
+    out.push(b'"');
+}
+
 /// `s` as a JSON string (with its quotes), as Go's `json.Marshal` writes a string.
 pub fn string(s: &str) -> String {
     let mut out = Vec::with_capacity(s.len() + 2);
@@ -63,8 +78,14 @@ pub fn escape_html(json: &str) -> String {
 
 /// The inside of a JSON string: `s` escaped, without quotes.
 fn write_escaped(out: &mut Vec<u8>, s: &str) {
+    write_escaped_with(out, s, true);
+}
+
+/// The inside of a JSON string, HTML characters escaped or not.
+fn write_escaped_with(out: &mut Vec<u8>, s: &str, escape_html: bool) {
     for c in s.chars() {
         match c {
+            '<' | '>' | '&' if !escape_html => out.push(c as u8),
             '"' => out.extend_from_slice(b"\\\""),
             '\\' => out.extend_from_slice(b"\\\\"),
             '\n' => out.extend_from_slice(b"\\n"),
@@ -106,6 +127,16 @@ mod tests {
         // A truncated three-byte sequence: Go decodes each byte as RuneError of size 1.
         write_bytes(&mut out, b"x\xe2\x82y\xff\xef\xbf\xbd");
         assert_eq!(out, "\"x\\ufffd\\ufffdy\\ufffd\u{fffd}\"".as_bytes());
+    }
+
+    #[test]
+    fn html_escaping_can_be_turned_off() {
+        let mut out = Vec::new();
+        write_string_with(&mut out, "<&>\u{2029}\n", false);
+        assert_eq!(out, br#""<&>\u2029\n""#);
+        let mut out = Vec::new();
+        write_string_with(&mut out, "<", true);
+        assert_eq!(out, br#""\u003c""#);
     }
 
     #[test]

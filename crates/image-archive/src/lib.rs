@@ -4,6 +4,11 @@
 //!   legacy `<v1 id>/{VERSION,json,layer.tar}`) and of an OCI image layout (`oci-layout`,
 //!   `index.json`, image manifests and descriptors), with the media types and annotations
 //!   docker, skopeo and umoci use.
+//! - [`source`]: random access to an archive's members ([`source::TarFile`] read in place or
+//!   staged from a stream, [`source::DirSource`] for a layout directory), names confined to
+//!   the archive.
+//! - [`plan`]: the images an archive holds (any of the formats above, found from the
+//!   content), and their layers as verified, decompressed streams ([`compress`]).
 //! - [`write`](mod@write): [`write_archive`] streams a `docker save` archive (byte for byte what dockerd
 //!   20.10 writes) or an OCI image layout (layers uncompressed, gzip or zstd) from image
 //!   configs and a [`LayerSource`] of layer tar streams; nothing is staged on disk or in
@@ -71,9 +76,13 @@
 // so their size does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod compress;
+mod error;
 pub mod format;
 mod gojson;
-mod tar;
+pub mod plan;
+pub mod source;
+mod tar_header;
 pub mod v1;
 pub mod write;
 
@@ -81,3 +90,4 @@ pub use crate::write::{
     BoxError, Compression, Format, LayerRef, LayerSource, Progress, SaveImage, Summary, WriteError,
     WriteOptions, write_archive,
 };
+pub use error::ReadError;

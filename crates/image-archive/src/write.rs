@@ -38,8 +38,9 @@ use crate::format::{
     MANIFEST_FILE, ManifestEntry, OCI_INDEX_FILE, OCI_LAYOUT_FILE, OCI_LAYOUT_VERSION, OciLayout,
     Platform, media_type,
 };
+use crate::gojson;
+use crate::tar_header as tar;
 use crate::v1::{self, V1Error, V1Layer};
-use crate::{gojson, tar};
 
 /// An error from a [`LayerSource`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

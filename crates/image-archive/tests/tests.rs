@@ -1,4 +1,5 @@
 //! Integration tests of `image-archive`, in one binary.
 
 mod format;
+mod plan;
 mod write;

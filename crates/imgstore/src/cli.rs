@@ -47,6 +47,9 @@ pub struct Outcome {
     pub errors: Vec<String>,
     /// Exit 1 even without error messages (e.g. `fsck` found problems).
     pub failed: bool,
+    /// The exit status on failure, where the docker CLI's is not 1 (64 for an `inspect`
+    /// template that does not parse).
+    pub status: Option<u8>,
 }
 
 impl Outcome {
@@ -55,6 +58,7 @@ impl Outcome {
             stdout: String::new(),
             errors: vec![e.to_string()],
             failed: true,
+            status: None,
         }
     }
 
@@ -63,6 +67,14 @@ impl Outcome {
             stdout,
             errors: Vec::new(),
             failed: false,
+            status: None,
+        }
+    }
+
+    fn template_err(e: crate::template::TemplateError) -> Self {
+        Outcome {
+            status: (e.status != 1).then_some(e.status),
+            ..Outcome::err(e)
         }
     }
 }
@@ -152,11 +164,12 @@ pub struct LsArgs {
     pub format: String,
 }
 
-/// `--format`: the default (`table`/`text`), `json` (also `{{json .}}`), or a template.
+/// `--format`: the command's default (`table`, `text`), `json` (one JSON object a line, an
+/// imgstore extension), or a docker CLI template.
 enum Format {
     Default,
     Json,
-    Template(crate::template::Template),
+    Template(crate::template::ListFormat),
 }
 
 /// Why a `--format` value was refused.
@@ -175,25 +188,25 @@ enum FormatError {
     Template(#[from] crate::template::TemplateError),
 }
 
+/// `--format` of a command whose default is `text_name`; `templates`: whether it takes
+/// templates.
 fn parse_format(
     format: &str,
     text_name: &'static str,
-    fields: &[&str],
+    templates: bool,
 ) -> Result<Format, FormatError> {
     match format {
-        "json" | "{{json .}}" => Ok(Format::Json),
+        "json" => Ok(Format::Json),
         f if f == text_name || f.is_empty() => Ok(Format::Default),
-        other if fields.is_empty() => Err(FormatError::Unsupported {
+        other if !templates => Err(FormatError::Unsupported {
             given: other.to_owned(),
             default: text_name,
         }),
-        other => Ok(Format::Template(crate::template::Template::parse(
-            other, fields,
-        )?)),
+        other => Ok(Format::Template(crate::template::ListFormat::parse(other)?)),
     }
 }
 
-fn split_format(f: Format) -> (bool, Option<crate::template::Template>) {
+fn split_format(f: Format) -> (bool, Option<crate::template::ListFormat>) {
     match f {
         Format::Default => (false, None),
         Format::Json => (true, None),
@@ -201,12 +214,31 @@ fn split_format(f: Format) -> (bool, Option<crate::template::Template>) {
     }
 }
 
+/// The docker CLI's `NewImageFormat`: `raw` is a template of its own; a table template gets
+/// a digest column with `--digests`.
+fn image_format(format: &str, quiet: bool, digests: bool) -> String {
+    match format {
+        "raw" if quiet => "image_id: {{.ID}}".to_owned(),
+        "raw" if digests => "repository: {{ .Repository }}\ntag: {{.Tag}}\ndigest: {{.Digest}}\nimage_id: {{.ID}}\ncreated_at: {{.CreatedAt}}\nvirtual_size: {{.Size}}\n".to_owned(),
+        "raw" => "repository: {{ .Repository }}\ntag: {{.Tag}}\nimage_id: {{.ID}}\ncreated_at: {{.CreatedAt}}\nvirtual_size: {{.Size}}\n".to_owned(),
+        f if f.starts_with("table") && f != "table" && digests && !f.contains("{{.Digest}}") => {
+            format!("{f}\t{{{{.Digest}}}}")
+        }
+        f => f.to_owned(),
+    }
+}
+
 /// `imgstore ls`.
 pub fn ls(g: &Global, a: &LsArgs) -> Outcome {
-    let (json, template) = match parse_format(&a.format, "table", &render::LS_FIELDS) {
+    let format = image_format(&a.format, a.quiet, a.digests);
+    let (json, template) = match parse_format(&format, "table", true) {
         Ok(f) => split_format(f),
+        Err(FormatError::Template(e)) => return Outcome::template_err(e),
         Err(e) => return Outcome::err(e),
     };
+    // The CLI's `needDigest`: digests of tagged repositories with `--digests` or when the
+    // format names `{{.Digest}}`.
+    let need_digest = a.digests || template.as_ref().is_some_and(|t| t.contains("{{.Digest}}"));
     let mut filters = Vec::new();
     for f in &a.filters {
         match f.split_once('=') {
@@ -228,17 +260,45 @@ pub fn ls(g: &Global, a: &LsArgs) -> Outcome {
         Ok(s) => s,
         Err(e) => return Outcome::err(e),
     };
-    let rows = render::ls_rows(&summaries, a.digests);
+    let rows = render::ls_rows(&summaries, need_digest, a.digests);
+    // A template can print all of dockerd's `ImageSummary`, labels and parent included.
+    let details = if template.is_some() {
+        summaries
+            .iter()
+            .map(|s| (s.id, image_details(&store, &s.id)))
+            .collect()
+    } else {
+        Default::default()
+    };
     let fmt = LsFormat {
-        quiet: a.quiet,
+        quiet: a.quiet && template.is_none(),
         no_trunc: a.no_trunc,
         digests: a.digests,
         json,
         template,
+        details,
     };
-    let text = render::render_ls(&rows, &fmt, render::now_unix());
+    let result = render::render_ls(&rows, &fmt, render::now_unix());
     discard(store, summaries, rows);
-    Outcome::ok(text)
+    match result {
+        Ok(text) => Outcome::ok(text),
+        Err(e) => Outcome::template_err(e),
+    }
+}
+
+/// dockerd's `ImageSummary` `Labels` (null without a config) and `ParentID` of an image.
+fn image_details(
+    store: &Store,
+    id: &digest_set::Digest,
+) -> (Option<std::collections::BTreeMap<String, String>>, String) {
+    let labels = store.config(id).ok().and_then(|image| {
+        image
+            .config()
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.clone())
+    });
+    (labels, store.parent_link(id).unwrap_or_default())
 }
 
 /// Drops a large read-only store on another thread: freeing ten thousand images takes tens
@@ -249,12 +309,13 @@ fn discard<A: Send + 'static, B: Send + 'static, C: Send + 'static>(a: A, b: B, 
     drop(handle);
 }
 
-/// `imgstore inspect [-f FORMAT]`.
+/// `imgstore inspect [-f FORMAT]`: JSON, or the template run on each image as the docker
+/// CLI's template inspector runs it.
 pub fn inspect(g: &Global, images: &[String], format: Option<&str>) -> Outcome {
     let template = match format.filter(|f| !f.is_empty()) {
-        Some(f) => match crate::template::PathTemplate::parse(f) {
+        Some(f) => match crate::template::InspectFormat::parse(f) {
             Ok(t) => Some(t),
-            Err(e) => return Outcome::err(e),
+            Err(e) => return Outcome::template_err(e),
         },
         None => None,
     };
@@ -273,9 +334,14 @@ pub fn inspect(g: &Global, images: &[String], format: Option<&str>) -> Outcome {
         {
             Ok(v) => match &template {
                 Some(t) => {
-                    let value = serde_json::to_value(&v).unwrap_or(serde_json::Value::Null);
-                    text.push_str(&t.render(&value));
-                    text.push('\n');
+                    let raw = serde_json::to_string(&v).unwrap_or_default();
+                    match t.inspect(&crate::template::inspect_value(&v), &raw) {
+                        Ok(out) => {
+                            text.push_str(&out);
+                            text.push('\n');
+                        }
+                        Err(e) => errors.push(e.message),
+                    }
                 }
                 None => values.push(v),
             },
@@ -295,6 +361,7 @@ pub fn inspect(g: &Global, images: &[String], format: Option<&str>) -> Outcome {
         },
         failed: !errors.is_empty(),
         errors,
+        status: None,
     }
 }
 
@@ -307,8 +374,9 @@ pub fn history(
     quiet: bool,
     format: &str,
 ) -> Outcome {
-    let (json, template) = match parse_format(format, "table", &render::HISTORY_FIELDS) {
+    let (json, template) = match parse_format(format, "table", true) {
         Ok(f) => split_format(f),
+        Err(FormatError::Template(e)) => return Outcome::template_err(e),
         Err(e) => return Outcome::err(e),
     };
     let store = match open(g, false) {
@@ -320,17 +388,23 @@ pub fn history(
         .map_err(QueryError::from)
         .and_then(|id| query::history(&store, &id))
     {
-        Ok(items) => Outcome::ok(render::render_history(
-            &items,
-            &HistoryFormat {
-                no_trunc,
-                human,
-                quiet,
-                json,
-                template,
-            },
-            render::now_unix(),
-        )),
+        Ok(items) => {
+            let quiet = quiet && template.is_none();
+            match render::render_history(
+                &items,
+                &HistoryFormat {
+                    no_trunc,
+                    human,
+                    quiet,
+                    json,
+                    template,
+                },
+                render::now_unix(),
+            ) {
+                Ok(text) => Outcome::ok(text),
+                Err(e) => Outcome::template_err(e),
+            }
+        }
         Err(e) => Outcome::err(e),
     }
 }
@@ -412,9 +486,42 @@ pub fn tree(g: &Global, image: Option<&str>, no_trunc: bool) -> Outcome {
     Outcome::ok(tree::render_tree(&store, root, no_trunc))
 }
 
+/// `imgstore load`: the data root (and its image store) is created when missing.
+pub fn load(g: &Global, args: &crate::load::LoadArgs, quiet: bool) -> Outcome {
+    let opened = g.resolve().and_then(|(root, _, driver)| {
+        Store::open(&OpenOptions {
+            root,
+            driver,
+            write: true,
+            create_missing: true,
+            lock_timeout: Some(g.lock_timeout),
+        })
+    });
+    let mut store = match opened {
+        Ok(s) => s,
+        Err(e) => return Outcome::err(e),
+    };
+    let progress = crate::progress::Progress::stderr(quiet);
+    let (loaded, result) = crate::load::load(&mut store, args, &progress);
+    let mut stdout = String::new();
+    for l in &loaded.lines {
+        stdout.push_str(l);
+        stdout.push('\n');
+    }
+    match result {
+        Ok(()) => Outcome::ok(stdout),
+        Err(e) => Outcome {
+            stdout,
+            errors: vec![e.to_string()],
+            failed: true,
+            status: None,
+        },
+    }
+}
+
 /// `imgstore fsck`: exit 1 when anything is found.
 pub fn fsck(g: &Global, format: &str) -> Outcome {
-    let json = match parse_format(format, "text", &[]) {
+    let json = match parse_format(format, "text", false) {
         Ok(f) => matches!(f, Format::Json),
         Err(e) => return Outcome::err(e),
     };
@@ -437,6 +544,7 @@ pub fn fsck(g: &Global, format: &str) -> Outcome {
                             f.path.display()
                         )],
                         failed: true,
+                        status: None,
                     };
                 }
             }
@@ -457,6 +565,7 @@ pub fn fsck(g: &Global, format: &str) -> Outcome {
         stdout: out,
         errors: Vec::new(),
         failed: findings.iter().any(fsck::Finding::is_damage),
+        status: None,
     }
 }
 
@@ -509,22 +618,14 @@ pub fn save(g: &Global, images: &[String], args: &SaveArgs) -> Outcome {
         Ok(s) => s,
         Err(e) => return Outcome::err(e),
     };
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} saving [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        bar
-    });
+    let progress = crate::progress::Progress::stderr(false);
+    // The total is known once the writer has planned the archive (its first report).
+    let mut bar: Option<crate::progress::Bar> = None;
+    let mut shown = 0;
     let mut on_progress = |p: image_archive::Progress| {
-        if let Some(b) = &bar {
-            b.set_length(p.total);
-            b.set_position(p.done);
-        }
+        let b = bar.get_or_insert_with(|| progress.bytes("Saving", p.total));
+        b.add(p.done.saturating_sub(shown));
+        shown = p.done;
     };
     let options = image_archive::WriteOptions {
         format,
@@ -539,7 +640,7 @@ pub fn save(g: &Global, images: &[String], args: &SaveArgs) -> Outcome {
         }
     };
     if let Some(b) = &bar {
-        b.finish_and_clear();
+        b.finish();
     }
     match result {
         Ok(summary) => {

@@ -278,7 +278,8 @@ fn has_prior_state(root: &Path, name: &str) -> bool {
 /// given; else the only image store under `<root>/image`; with several, the one whose
 /// driver directory `<root>/<name>` holds state (dockerd's prior-driver scan, in which vfs
 /// never counts), or overlay2 (first in dockerd's priority list) when none does; with no
-/// image store yet, overlay2 if `<root>/overlay2` holds state, else `vfs`. Several drivers
+/// image store yet, the driver whose directory holds state (overlay2 first), else overlay2
+/// when running as root (what dockerd picks on a new root) and vfs otherwise. Several drivers
 /// with state are an error, as in dockerd. A choice among several is logged at info level.
 pub fn choose_driver(root: &Path, explicit: Option<&str>) -> Result<String, DataRootError> {
     if let Some(d) = explicit {
@@ -290,7 +291,18 @@ pub fn choose_driver(root: &Path, explicit: Option<&str>) -> Result<String, Data
     let drivers = drivers_in(root)?;
     match drivers.len() {
         0 if has_prior_state(root, "overlay2") => Ok("overlay2".to_owned()),
-        0 => Ok("vfs".to_owned()),
+        0 if has_prior_state(root, "vfs") => Ok("vfs".to_owned()),
+        0 => {
+            // A new root: dockerd 20.10 takes the first driver of its priority list that
+            // works, overlay2; writing it needs root, so others get vfs.
+            let d = if rustix::process::geteuid().is_root() {
+                "overlay2"
+            } else {
+                "vfs"
+            };
+            tracing::info!(root = %root.display(), driver = d, "no image store yet: using {d}, as dockerd 20.10 would on a new root (choose with --storage-driver)");
+            Ok(d.to_owned())
+        }
         1 => Ok(drivers.into_iter().next().unwrap_or_default()),
         _ => {
             let priors: Vec<&String> = drivers

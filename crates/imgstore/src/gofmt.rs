@@ -133,33 +133,83 @@ pub fn rfc3339_utc(unix_seconds: i64) -> String {
 pub use go_json::escape_html as escape_go_json;
 
 /// Go's `text/tabwriter` as the docker 20.10 CLI sets it up (`minwidth 10, tabwidth 1,
-/// padding 3, padchar ' '`): every cell but the last of a row is padded to its column's width. Widths
-/// count characters, as Go does.
+/// padding 3, padchar ' '`), for rows of cells: [`tabwriter`] of the cells joined with tabs.
 pub fn tabwrite(rows: &[Vec<String>]) -> String {
+    let mut text = String::new();
+    for row in rows {
+        text.push_str(&row.join("\t"));
+        text.push('\n');
+    }
+    tabwriter(&text)
+}
+
+/// Go's `text/tabwriter` (`minwidth 10, tabwidth 1, padding 3, padchar ' '`, no flags) over
+/// `text` written at once and flushed: cells end at tabs, a line's last cell is not
+/// aligned, and each column is as wide as its widest cell (in characters) plus 3, at least
+/// 10, over each block of consecutive lines that have a cell in that column.
+pub fn tabwriter(text: &str) -> String {
+    const MIN_WIDTH: usize = 10;
+    const PADDING: usize = 3;
+    let lines: Vec<Vec<&str>> = text.split('\n').map(|l| l.split('\t').collect()).collect();
+    let mut out = String::with_capacity(text.len() * 2);
     let mut widths: Vec<usize> = Vec::new();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate().take(row.len().saturating_sub(1)) {
-            let w = (cell.chars().count() + 3).max(10);
-            if widths.len() <= i {
-                widths.push(w);
-            } else if widths[i] < w {
-                widths[i] = w;
+    fn write_lines(
+        out: &mut String,
+        lines: &[Vec<&str>],
+        widths: &[usize],
+        from: usize,
+        to: usize,
+        total: usize,
+    ) {
+        for (i, line) in lines.iter().enumerate().take(to).skip(from) {
+            for (j, cell) in line.iter().enumerate() {
+                out.push_str(cell);
+                if j < widths.len() && j + 1 < line.len() {
+                    let w = cell.chars().count();
+                    out.extend(std::iter::repeat_n(' ', widths[j].saturating_sub(w)));
+                }
+            }
+            if i + 1 < total {
+                out.push('\n');
             }
         }
     }
-    let mut out = String::with_capacity(rows.len() * (widths.iter().sum::<usize>() + 16));
-    for row in rows {
-        let last = row.len().saturating_sub(1);
-        for (i, cell) in row.iter().enumerate() {
-            out.push_str(cell);
-            if i < last {
-                let pad = widths[i].saturating_sub(cell.chars().count());
-                out.extend(std::iter::repeat_n(' ', pad));
+    fn format(
+        out: &mut String,
+        lines: &[Vec<&str>],
+        widths: &mut Vec<usize>,
+        mut line0: usize,
+        line1: usize,
+    ) {
+        let column = widths.len();
+        let mut this = line0;
+        while this < line1 {
+            if column + 1 >= lines[this].len() {
+                this += 1;
+                continue;
             }
+            write_lines(out, lines, widths, line0, this, lines.len());
+            line0 = this;
+            let mut width = MIN_WIDTH;
+            while this < line1 {
+                let line = &lines[this];
+                if column + 1 >= line.len() {
+                    break;
+                }
+                let w = line[column].chars().count() + PADDING;
+                if w > width {
+                    width = w;
+                }
+                this += 1;
+            }
+            widths.push(width);
+            format(out, lines, widths, line0, this);
+            widths.pop();
+            line0 = this;
         }
-        // Go's tabwriter drops trailing padding only for the last cell, which we never pad.
-        out.push('\n');
+        write_lines(out, lines, widths, line0, line1, lines.len());
     }
+    format(&mut out, &lines, &mut widths, 0, lines.len());
     out
 }
 
@@ -244,5 +294,11 @@ mod tests {
             "REPOSITORY   TAG       SIZE\nbase         latest    80B\n"
         );
         assert_eq!(ellipsis("abcdef", 4), "abc…");
+        // Column blocks (what Go 1.19's tabwriter printed): a line without the column
+        // ends the block.
+        assert_eq!(
+            tabwriter("a\tb\tc\nlonger-than-ten\tx\nno tabs\nz\ty\n"),
+            "a                 b         c\nlonger-than-ten   x\nno tabs\nz         y\n"
+        );
     }
 }

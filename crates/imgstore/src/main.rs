@@ -17,8 +17,9 @@ struct Cli {
     /// dockerd's $XDG_DATA_HOME/docker or ~/.local/share/docker).
     #[arg(long, global = true, value_name = "DIR")]
     data_root: Option<PathBuf>,
-    /// The storage driver (default: `storage-driver` in dockerd's daemon.json, else the only
-    /// one under <data-root>/image, else vfs).
+    /// The storage driver (default: `storage-driver` in dockerd's daemon.json, else the one
+    /// dockerd 20.10 would use: the only one under <data-root>/image, the one with state
+    /// among several, and overlay2 (vfs when not root) on a new root).
     #[arg(long, global = true, value_name = "NAME")]
     storage_driver: Option<String>,
     /// dockerd's configuration file, for the defaults above (default:
@@ -59,8 +60,10 @@ enum Command {
         /// since=IMAGE).
         #[arg(short, long, value_name = "FILTER")]
         filter: Vec<String>,
-        /// Output format: table, json (also '{{json .}}'), or a template such as
-        /// 'table {{.Repository}}\t{{.ID}}' ({{.Field}} and {{json .}} actions).
+        /// Output format: table, raw, json (one object per line), or a Go template as the
+        /// docker 20.10 CLI runs it, e.g. '{{.Repository}}:{{.Tag}}' or
+        /// 'table {{.Repository}}\t{{.ID}}' (fields ID, Repository, Tag, Digest,
+        /// CreatedSince, CreatedAt, Size, VirtualSize, SharedSize, UniqueSize, Containers).
         #[arg(long, default_value = "table")]
         format: String,
         /// Only images with this reference (a `reference=` filter), as `docker images NAME`.
@@ -72,8 +75,8 @@ enum Command {
         /// Images: ID, reference or unique ID prefix.
         #[arg(required = true)]
         images: Vec<String>,
-        /// Print with a template instead of JSON: {{.Path.To.Field}} and {{json .Path}}
-        /// actions, e.g. '{{.Id}}' or '{{json .Config.Env}}'.
+        /// Print with a Go template instead of JSON, as docker inspect -f does: e.g. '{{.Id}}',
+        /// '{{index .Config.Labels "x"}}', '{{range .RepoTags}}{{.}} {{end}}', '{{json .Config}}'.
         #[arg(short, long)]
         format: Option<String>,
     },
@@ -91,7 +94,8 @@ enum Command {
         /// Only show image IDs.
         #[arg(short, long)]
         quiet: bool,
-        /// Output format: table, json, or a template ({{.Field}} and {{json .}} actions).
+        /// Output format: table, json (one object per line), or a Go template as the docker
+        /// 20.10 CLI runs it (fields ID, CreatedSince, CreatedAt, CreatedBy, Size, Comment).
         #[arg(long, default_value = "table")]
         format: String,
     },
@@ -122,6 +126,21 @@ enum Command {
         /// Don't truncate IDs.
         #[arg(long)]
         no_trunc: bool,
+    },
+    /// Load images from an archive (docker load): docker save (20.10 and 25+), skopeo's
+    /// docker-archive, an OCI layout as a tar or a directory; the archive or its layers
+    /// may be gzip, bzip2, xz or zstd compressed.
+    Load {
+        /// Read from this archive file or OCI layout directory instead of standard input.
+        #[arg(short, long)]
+        input: Option<std::path::PathBuf>,
+        /// Suppress the progress output.
+        #[arg(short, long)]
+        quiet: bool,
+        /// The platform to load from a multi-platform index (os/arch[/variant]); default:
+        /// this machine's.
+        #[arg(long)]
+        platform: Option<String>,
     },
     /// Save images to a tar archive (docker save): the archive dockerd 20.10 writes, or an OCI
     /// image layout. Streams to standard output without -o. Each image's repo digests go
@@ -239,6 +258,15 @@ fn main() -> ExitCode {
         ),
         Command::Tree { image, no_trunc } => cli::tree(&global, image.as_deref(), no_trunc),
         Command::Fsck { format } => cli::fsck(&global, &format),
+        Command::Load {
+            input,
+            quiet,
+            platform,
+        } => cli::load(
+            &global,
+            &imgstore::load::LoadArgs { input, platform },
+            quiet,
+        ),
         Command::Save {
             images,
             output,
@@ -270,7 +298,7 @@ fn main() -> ExitCode {
         let _ = writeln!(std::io::stderr(), "imgstore: {}", one_line(err));
     }
     if outcome.failed || !outcome.errors.is_empty() {
-        ExitCode::from(1)
+        ExitCode::from(outcome.status.unwrap_or(1))
     } else {
         ExitCode::SUCCESS
     }

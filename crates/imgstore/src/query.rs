@@ -201,51 +201,51 @@ pub fn list(store: &Store, opts: &ListOptions) -> Result<Vec<Summary>, FilterErr
 #[serde(rename_all = "PascalCase")]
 pub struct Inspect {
     #[serde(rename = "Id")]
-    id: String,
-    repo_tags: Vec<String>,
-    repo_digests: Vec<String>,
-    parent: String,
-    comment: String,
-    created: String,
-    container: String,
-    container_config: ContainerConfig,
-    docker_version: String,
-    author: String,
-    config: Option<ContainerConfig>,
-    architecture: String,
+    pub(crate) id: String,
+    pub(crate) repo_tags: Vec<String>,
+    pub(crate) repo_digests: Vec<String>,
+    pub(crate) parent: String,
+    pub(crate) comment: String,
+    pub(crate) created: String,
+    pub(crate) container: String,
+    pub(crate) container_config: ContainerConfig,
+    pub(crate) docker_version: String,
+    pub(crate) author: String,
+    pub(crate) config: Option<ContainerConfig>,
+    pub(crate) architecture: String,
     #[serde(skip_serializing_if = "String::is_empty")]
-    variant: String,
-    os: String,
+    pub(crate) variant: String,
+    pub(crate) os: String,
     #[serde(skip_serializing_if = "String::is_empty")]
-    os_version: String,
-    size: i64,
-    virtual_size: i64,
-    graph_driver: GraphDriver,
+    pub(crate) os_version: String,
+    pub(crate) size: i64,
+    pub(crate) virtual_size: i64,
+    pub(crate) graph_driver: GraphDriver,
     #[serde(rename = "RootFS")]
-    root_fs: RootFsJson,
-    metadata: MetadataJson,
+    pub(crate) root_fs: RootFsJson,
+    pub(crate) metadata: MetadataJson,
 }
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct GraphDriver {
-    data: Option<BTreeMap<String, String>>,
-    name: String,
+pub(crate) struct GraphDriver {
+    pub(crate) data: Option<BTreeMap<String, String>>,
+    pub(crate) name: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct RootFsJson {
+pub(crate) struct RootFsJson {
     #[serde(rename = "Type")]
-    fs_type: String,
+    pub(crate) fs_type: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    layers: Vec<String>,
+    pub(crate) layers: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct MetadataJson {
-    last_tag_time: String,
+pub(crate) struct MetadataJson {
+    pub(crate) last_tag_time: String,
 }
 
 /// dockerd's `ImageInspect` for one image.

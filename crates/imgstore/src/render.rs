@@ -14,6 +14,7 @@ use crate::gofmt::{
 use crate::query::{HistoryItem, Inspect, Summary};
 use crate::reference::Reference;
 use crate::store::GO_ZERO_UNIX;
+use crate::template::{self, HistoryRowData, ListFormat, LsRowData, TemplateError};
 
 /// The environment variable that fixes "now" (Unix seconds or RFC 3339) for tests.
 pub const NOW_ENV: &str = "IMGSTORE_NOW";
@@ -35,7 +36,7 @@ pub fn now_unix() -> i64 {
 }
 
 /// Go's `time.Now().Sub(t)` in seconds, saturating like `time.Duration` (about 292 years).
-fn since(now: i64, then: i64) -> i64 {
+pub(crate) fn since(now: i64, then: i64) -> i64 {
     const MAX: i64 = i64::MAX / 1_000_000_000;
     now.saturating_sub(then).clamp(-MAX, MAX)
 }
@@ -52,42 +53,31 @@ pub struct LsFormat {
     /// `--format json`.
     pub json: bool,
     /// A custom `--format` template (overrides the other choices).
-    pub template: Option<crate::template::Template>,
+    pub template: Option<ListFormat>,
+    /// `Labels` and `ParentID` of the images, for templates (dockerd's `ImageSummary`
+    /// fields that only a template can print: `{{.}}`).
+    pub details: BTreeMap<Digest, (Option<BTreeMap<String, String>>, String)>,
 }
 
-/// The fields `ls --format` templates can use.
-pub const LS_FIELDS: [&str; 11] = [
-    "Containers",
-    "CreatedAt",
-    "CreatedSince",
-    "Digest",
-    "ID",
-    "Repository",
-    "SharedSize",
-    "Size",
-    "Tag",
-    "UniqueSize",
-    "VirtualSize",
+/// The docker CLI's column headers for `ls` fields (`imageContext`'s header).
+pub const LS_HEADERS: [(&str, &str); 11] = [
+    ("Containers", "CONTAINERS"),
+    ("CreatedAt", "CREATED AT"),
+    ("CreatedSince", "CREATED"),
+    ("Digest", "DIGEST"),
+    ("ID", "IMAGE ID"),
+    ("Repository", "REPOSITORY"),
+    ("SharedSize", "SHARED SIZE"),
+    ("Size", "SIZE"),
+    ("Tag", "TAG"),
+    ("UniqueSize", "UNIQUE SIZE"),
+    ("VirtualSize", "SIZE"),
 ];
 
-/// The docker CLI's column headers for `ls` fields.
-pub fn ls_headers() -> BTreeMap<&'static str, &'static str> {
-    BTreeMap::from([
-        ("Containers", "CONTAINERS"),
-        ("CreatedAt", "CREATED AT"),
-        ("CreatedSince", "CREATED"),
-        ("Digest", "DIGEST"),
-        ("ID", "IMAGE ID"),
-        ("Repository", "REPOSITORY"),
-        ("SharedSize", "SHARED SIZE"),
-        ("Size", "SIZE"),
-        ("Tag", "TAG"),
-        ("UniqueSize", "UNIQUE SIZE"),
-        ("VirtualSize", "SIZE"),
-    ])
-}
+/// One row's printed fields, for `--format json`.
+type Row = BTreeMap<&'static str, String>;
 
-fn ls_fields(r: &LsRow, no_trunc: bool, now: i64) -> crate::template::Row {
+fn ls_fields(r: &LsRow, no_trunc: bool, now: i64) -> Row {
     BTreeMap::from([
         ("Containers", "N/A".to_owned()),
         ("CreatedAt", go_time_string(r.summary.created)),
@@ -145,8 +135,10 @@ impl Groups {
     }
 }
 
-/// The CLI's `imageFormat`: rows per tag (and per digest with `--digests`).
-pub fn ls_rows(images: &[Summary], show_digests: bool) -> Vec<LsRow> {
+/// The CLI's `imageFormat`: rows per tag (and per digest where `need_digest`: `--digests`
+/// or a format with `{{.Digest}}`); digest-only repositories get a row per digest with
+/// `--digests` (`show_digests`), else one row.
+pub fn ls_rows(images: &[Summary], need_digest: bool, show_digests: bool) -> Vec<LsRow> {
     let mut rows = Vec::new();
     for s in images {
         let dangling = (s.repo_tags.is_empty() && s.repo_digests.is_empty())
@@ -180,7 +172,7 @@ pub fn ls_rows(images: &[Summary], show_digests: bool) -> Vec<LsRow> {
         }
         for (repo, tags) in &repo_tags.order {
             let digests = repo_digests.take(repo).unwrap_or_default();
-            let digests = if show_digests { digests } else { Vec::new() };
+            let digests = if need_digest { digests } else { Vec::new() };
             for tag in tags {
                 if digests.is_empty() {
                     rows.push(row(repo, tag, "<none>"));
@@ -212,21 +204,38 @@ fn trunc_id(id: &Digest, no_trunc: bool) -> String {
     if no_trunc { id.to_string() } else { id.short() }
 }
 
-fn created_since(created: i64, now: i64) -> String {
+pub(crate) fn created_since(created: i64, now: i64) -> String {
     if created == GO_ZERO_UNIX {
         return String::new();
     }
     format!("{} ago", human_duration(since(now, created)))
 }
 
-/// Renders `ls` output as the docker 20.10 CLI does.
-pub fn render_ls(rows: &[LsRow], fmt: &LsFormat, now: i64) -> String {
+/// Renders `ls` output as the docker 20.10 CLI does; a template that fails on a row prints
+/// nothing.
+pub fn render_ls(rows: &[LsRow], fmt: &LsFormat, now: i64) -> Result<String, TemplateError> {
     if let Some(t) = &fmt.template {
-        let fields: Vec<_> = rows
+        let ty = template::ls_row_type(now);
+        let values: Vec<_> = rows
             .iter()
-            .map(|r| ls_fields(r, fmt.no_trunc, now))
+            .map(|r| {
+                let (labels, parent) = fmt.details.get(&r.summary.id).cloned().unwrap_or_default();
+                let data = LsRowData {
+                    id: r.summary.id.to_string(),
+                    created: r.summary.created,
+                    size: r.summary.size,
+                    labels,
+                    parent,
+                    repo_tags: r.summary.repo_tags.clone(),
+                    repo_digests: r.summary.repo_digests.clone(),
+                    repository: r.repository.clone(),
+                    tag: r.tag.clone(),
+                    digest: r.digest.clone(),
+                };
+                template::ls_row(&ty, &data, !fmt.no_trunc)
+            })
             .collect();
-        return t.render(&fields, &ls_headers());
+        return t.render(&values, &template::header_value(&LS_HEADERS));
     }
     if fmt.json {
         let mut out = String::new();
@@ -237,7 +246,7 @@ pub fn render_ls(rows: &[LsRow], fmt: &LsFormat, now: i64) -> String {
             ));
             out.push('\n');
         }
-        return out;
+        return Ok(out);
     }
     if fmt.quiet {
         let mut out = String::new();
@@ -245,7 +254,7 @@ pub fn render_ls(rows: &[LsRow], fmt: &LsFormat, now: i64) -> String {
             out.push_str(&trunc_id(&r.summary.id, fmt.no_trunc));
             out.push('\n');
         }
-        return out;
+        return Ok(out);
     }
     let mut table: Vec<Vec<String>> = Vec::new();
     let mut header = vec!["REPOSITORY".to_owned(), "TAG".to_owned()];
@@ -276,7 +285,7 @@ pub fn render_ls(rows: &[LsRow], fmt: &LsFormat, now: i64) -> String {
         })
         .collect();
     table.extend(lines);
-    tabwrite(&table)
+    Ok(tabwrite(&table))
 }
 
 /// Renders `inspect` output: docker's indented JSON array and a newline.
@@ -305,30 +314,18 @@ pub struct HistoryFormat {
     /// `--format json`.
     pub json: bool,
     /// A custom `--format` template (overrides the other choices).
-    pub template: Option<crate::template::Template>,
+    pub template: Option<ListFormat>,
 }
-
-/// The fields `history --format` templates can use.
-pub const HISTORY_FIELDS: [&str; 6] = [
-    "Comment",
-    "CreatedAt",
-    "CreatedBy",
-    "CreatedSince",
-    "ID",
-    "Size",
-];
 
 /// The docker CLI's column headers for `history` fields.
-pub fn history_headers() -> BTreeMap<&'static str, &'static str> {
-    BTreeMap::from([
-        ("Comment", "COMMENT"),
-        ("CreatedAt", "CREATED AT"),
-        ("CreatedBy", "CREATED BY"),
-        ("CreatedSince", "CREATED"),
-        ("ID", "IMAGE"),
-        ("Size", "SIZE"),
-    ])
-}
+pub const HISTORY_HEADERS: [(&str, &str); 6] = [
+    ("Comment", "COMMENT"),
+    ("CreatedAt", "CREATED AT"),
+    ("CreatedBy", "CREATED BY"),
+    ("CreatedSince", "CREATED"),
+    ("ID", "IMAGE"),
+    ("Size", "SIZE"),
+];
 
 fn trunc_str_id(id: &str, no_trunc: bool) -> String {
     if no_trunc {
@@ -338,8 +335,13 @@ fn trunc_str_id(id: &str, no_trunc: bool) -> String {
     s.chars().take(12).collect()
 }
 
-/// Renders `history` as the docker 20.10 CLI does.
-pub fn render_history(items: &[HistoryItem], fmt: &HistoryFormat, now: i64) -> String {
+/// Renders `history` as the docker 20.10 CLI does; a template that fails on a row prints
+/// nothing.
+pub fn render_history(
+    items: &[HistoryItem],
+    fmt: &HistoryFormat,
+    now: i64,
+) -> Result<String, TemplateError> {
     let created_at = |c: i64| rfc3339_utc(c);
     let created_since = |c: i64| {
         if fmt.human {
@@ -365,9 +367,9 @@ pub fn render_history(items: &[HistoryItem], fmt: &HistoryFormat, now: i64) -> S
             out.push_str(&trunc_str_id(&i.id, fmt.no_trunc));
             out.push('\n');
         }
-        return out;
+        return Ok(out);
     }
-    let fields = |i: &HistoryItem| -> crate::template::Row {
+    let fields = |i: &HistoryItem| -> Row {
         BTreeMap::from([
             ("Comment", i.comment.clone()),
             ("CreatedAt", created_at(i.created)),
@@ -378,8 +380,22 @@ pub fn render_history(items: &[HistoryItem], fmt: &HistoryFormat, now: i64) -> S
         ])
     };
     if let Some(t) = &fmt.template {
-        let rows: Vec<_> = items.iter().map(fields).collect();
-        return t.render(&rows, &history_headers());
+        let ty = template::history_row_type(now);
+        let rows: Vec<_> = items
+            .iter()
+            .map(|i| {
+                let data = HistoryRowData {
+                    comment: i.comment.clone(),
+                    created: i.created,
+                    created_by: i.created_by.clone(),
+                    id: i.id.clone(),
+                    size: i.size,
+                    tags: i.tags.clone(),
+                };
+                template::history_row(&ty, &data, !fmt.no_trunc, fmt.human)
+            })
+            .collect();
+        return t.render(&rows, &template::header_value(&HISTORY_HEADERS));
     }
     if fmt.json {
         for i in items {
@@ -388,7 +404,7 @@ pub fn render_history(items: &[HistoryItem], fmt: &HistoryFormat, now: i64) -> S
             ));
             out.push('\n');
         }
-        return out;
+        return Ok(out);
     }
     let mut table = vec![vec![
         "IMAGE".to_owned(),
@@ -406,5 +422,5 @@ pub fn render_history(items: &[HistoryItem], fmt: &HistoryFormat, now: i64) -> S
             i.comment.clone(),
         ]);
     }
-    tabwrite(&table)
+    Ok(tabwrite(&table))
 }

@@ -259,8 +259,33 @@ impl Store {
         };
         if opts.write {
             store.finish_releases()?;
+            store.remove_stale_staging()?;
         }
         Ok(store)
+    }
+
+    /// Removes the staging files of loads a crash interrupted (`.tmp-load-*` in
+    /// `image/<driver>`): under the exclusive lock, none is in use.
+    fn remove_stale_staging(&self) -> Result<(), durable_fs::Error> {
+        let Some(dir) = durable_fs::Dir::open_nofollow(self.root.image_dir())
+            .map(Some)
+            .or_else(|e| match e.io_kind() {
+                Some(std::io::ErrorKind::NotFound) => Ok(None),
+                _ => Err(e),
+            })?
+        else {
+            return Ok(());
+        };
+        for name in dir.temp_files()? {
+            if name
+                .to_str()
+                .is_some_and(|n| n.starts_with(crate::load::STAGING_PREFIX))
+            {
+                dir.remove_file(&name)?;
+                tracing::info!(file = %dir.join(&name).display(), "removed the staging file of an interrupted load");
+            }
+        }
+        Ok(())
     }
 
     /// Writes down that the layer `chain` is being released by a deletion; returns the

@@ -3,6 +3,8 @@
 mod common;
 mod dockerd;
 mod fixtures;
+mod load;
 mod proptests;
 mod save;
+mod templates;
 mod writes;

@@ -160,6 +160,29 @@ pub trait Driver: Send + Sync + fmt::Debug {
         Ok(())
     }
 
+    /// Whether a layer's content can be created and filled before its parent is known
+    /// ([`create`](Self::create) with no parent, then [`attach_parent`](Self::attach_parent)
+    /// before [`commit`](Self::commit)): true where a layer's directory holds only its own
+    /// changes (overlay2), so that the layers of an image can be written in parallel. The
+    /// default, `false`, is right for drivers whose layer starts as a copy of its parent
+    /// (vfs).
+    fn independent_layers(&self) -> bool {
+        false
+    }
+
+    /// Links the content of `cache_id`, created without a parent, to its parent
+    /// `parent_cache_id` (overlay2 writes `lower`, `work/` and the parent's `committed`).
+    /// Only called when [`independent_layers`](Self::independent_layers) is true. The default
+    /// does nothing.
+    fn attach_parent(
+        &self,
+        cache_id: &str,
+        parent_cache_id: Option<&str>,
+    ) -> Result<(), DriverError> {
+        let _ = (cache_id, parent_cache_id);
+        Ok(())
+    }
+
     /// Makes the content of `cache_id`, complete and synced, the layer's for good, just
     /// before its layerdb entry is committed (overlay2 renames its in-flight directory and
     /// links it). Called once per layer; [`remove`](Self::remove) must still remove the

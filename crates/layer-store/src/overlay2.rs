@@ -134,6 +134,48 @@ impl Overlay2Driver {
         }
     }
 
+    /// The `lower` of a layer on `parent` (`l/<parent short>` then the parent's own
+    /// `lower`), or `None` without a parent. More than [`MAX_LOWERS`] is an error.
+    fn lower_of(home: &Dir, parent: Option<&str>) -> Result<Option<String>, DriverError> {
+        let Some(p) = parent else {
+            return Ok(None);
+        };
+        let Some(plink) = Self::read_link_id(home, p)? else {
+            return Err(DriverError::Other(format!(
+                "parent layer {p} has no {}",
+                home.join(Path::new(p).join("link")).display()
+            )));
+        };
+        let mut lowers = vec![format!("{LINK_DIR}/{plink}")];
+        if let Some(b) = home.read(Path::new(p).join("lower"), SMALL_FILE_LIMIT)? {
+            let text = String::from_utf8_lossy(&b);
+            lowers.extend(
+                text.trim()
+                    .split(':')
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned),
+            );
+        }
+        if lowers.len() > MAX_LOWERS {
+            return Err(DriverError::TooDeep {
+                driver: "overlay2".to_owned(),
+                max: MAX_LOWERS,
+            });
+        }
+        Ok(Some(lowers.join(":")))
+    }
+
+    /// `work/` and `lower` in the layer directory `dir`, `committed` in the parent's.
+    fn link_parent(home: &Dir, dir: &Dir, parent: &str, lower: &str) -> Result<(), DriverError> {
+        dir.create_dir("work", 0o700)?;
+        dir.write_new("lower", lower.as_bytes(), 0o644)?;
+        let committed = Path::new(parent).join("committed");
+        if home.meta(&committed)?.is_none() {
+            home.write_new(&committed, b"", 0o600)?;
+        }
+        Ok(())
+    }
+
     /// A fresh short link name, unused in `l/`.
     fn new_short_id(home: &Dir) -> Result<String, DriverError> {
         const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
@@ -227,52 +269,50 @@ impl Driver for Overlay2Driver {
         }
         // What a killed write of the same (random) ID left: never a layer's.
         home.remove_tree(&partial)?;
-        let lower = match parent_cache_id {
-            None => None,
-            Some(p) => {
-                let Some(plink) = Self::read_link_id(&home, p)? else {
-                    return Err(DriverError::Other(format!(
-                        "parent layer {p} has no {}",
-                        home.join(Path::new(p).join("link")).display()
-                    )));
-                };
-                let mut lowers = vec![format!("{LINK_DIR}/{plink}")];
-                if let Some(b) = home.read(Path::new(p).join("lower"), SMALL_FILE_LIMIT)? {
-                    let text = String::from_utf8_lossy(&b);
-                    lowers.extend(
-                        text.trim()
-                            .split(':')
-                            .filter(|l| !l.is_empty())
-                            .map(str::to_owned),
-                    );
-                }
-                if lowers.len() > MAX_LOWERS {
-                    return Err(DriverError::TooDeep {
-                        driver: "overlay2".to_owned(),
-                        max: MAX_LOWERS,
-                    });
-                }
-                Some(lowers.join(":"))
-            }
-        };
+        let lower = Self::lower_of(&home, parent_cache_id)?;
         let build = || -> Result<(), DriverError> {
             let dir = home.create_dir(&partial, 0o710)?;
             dir.create_dir("diff", 0o755)?;
             let id = Self::new_short_id(&home)?;
             dir.write_new("link", id.as_bytes(), 0o644)?;
             if let (Some(lower), Some(p)) = (&lower, parent_cache_id) {
-                dir.create_dir("work", 0o700)?;
-                dir.write_new("lower", lower.as_bytes(), 0o644)?;
-                let committed = Path::new(p).join("committed");
-                if home.meta(&committed)?.is_none() {
-                    home.write_new(&committed, b"", 0o600)?;
-                }
+                Self::link_parent(&home, &dir, p, lower)?;
             }
             Ok(())
         };
         build().inspect_err(|_| {
             let _ = home.remove_tree(&partial);
         })
+    }
+
+    fn independent_layers(&self) -> bool {
+        true
+    }
+
+    /// Writes `lower` and `work/` in the in-flight directory of `cache_id` and `committed`
+    /// in its parent's, as [`create`](Driver::create) does for a layer created on its parent.
+    fn attach_parent(
+        &self,
+        cache_id: &str,
+        parent_cache_id: Option<&str>,
+    ) -> Result<(), DriverError> {
+        check_cache_id(cache_id)?;
+        let Some(p) = parent_cache_id else {
+            return Ok(());
+        };
+        check_cache_id(p)?;
+        let home = Dir::open(&self.home)?;
+        let dir = home.require_dir(format!("{IN_FLIGHT_PREFIX}{cache_id}"))?;
+        if dir.meta("lower")?.is_some() {
+            return Err(DriverError::Other(format!(
+                "{} already has a parent",
+                dir.path().display()
+            )));
+        }
+        if let Some(lower) = Self::lower_of(&home, Some(p))? {
+            Self::link_parent(&home, &dir, p, &lower)?;
+        }
+        Ok(())
     }
 
     fn remove(&self, cache_id: &str) -> Result<(), DriverError> {

@@ -8,8 +8,8 @@ use crate::content::{ContentError, DiffStream, TarStream};
 use crate::driver::DriverError;
 use crate::error::RegisterError;
 use crate::handle::LayerHandle;
-use crate::ids::ChainId;
-use crate::store::LayerStore;
+use crate::ids::{ChainId, DiffId};
+use crate::store::{LayerStore, PendingLayer};
 use crate::tarsplit;
 
 /// The name of the tar-split file in a layer directory.
@@ -33,6 +33,40 @@ impl Default for RegisterOptions {
             max_size: None,
             sync: true,
         }
+    }
+}
+
+/// A layer whose content is written but not committed, nor linked to a parent: see
+/// [`LayerStore::register_detached`].
+#[derive(Debug)]
+pub struct DetachedLayer<'a> {
+    pending: PendingLayer<'a>,
+    diff_id: DiffId,
+    size: u64,
+}
+
+impl DetachedLayer<'_> {
+    /// The diff ID of the content (the sha256 of the stream).
+    pub fn diff_id(&self) -> &DiffId {
+        &self.diff_id
+    }
+
+    /// The layer's size, as the driver counts it.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Links the layer on `parent` and commits it, as
+    /// [`register_with`](LayerStore::register_with) would have on that parent. If the chain
+    /// already exists, the content is discarded and a handle on the existing layer returned.
+    pub fn commit(self, parent: Option<&ChainId>) -> Result<LayerHandle, RegisterError> {
+        let DetachedLayer {
+            mut pending,
+            diff_id,
+            size,
+        } = self;
+        pending.set_parent(parent)?;
+        pending.commit(diff_id, size)
     }
 }
 
@@ -101,6 +135,49 @@ impl LayerStore {
         options: &RegisterOptions,
     ) -> Result<LayerHandle, RegisterError> {
         let pending = self.begin_register(parent)?;
+        let (pending, diff_id, size) = self.fill(pending, tar, options)?;
+        pending.commit(diff_id, size)
+    }
+
+    /// Registers a layer's content before its parent is known, where the driver allows it
+    /// ([`Driver::independent_layers`](crate::Driver::independent_layers): overlay2), so that
+    /// the layers of an image can be written in parallel: reads and applies the stream,
+    /// writes its tar-split and syncs, like [`register_with`](Self::register_with), but
+    /// commits nothing. [`DetachedLayer::commit`] then links it on its parent and commits it,
+    /// in chain order. Dropping the [`DetachedLayer`] undoes everything. With a driver that
+    /// does not allow it, fails with [`RegisterError::Driver`] /
+    /// [`DriverError::Unsupported`] before reading anything.
+    pub fn register_detached(
+        &self,
+        tar: impl Read,
+        options: &RegisterOptions,
+    ) -> Result<DetachedLayer<'_>, RegisterError> {
+        if !self.driver().independent_layers() {
+            return Err(RegisterError::Driver {
+                cache_id: String::new(),
+                source: DriverError::Unsupported {
+                    driver: self.driver().name().to_owned(),
+                    operation: "writing a layer before its parent",
+                },
+            });
+        }
+        let pending = self.begin_register(None)?;
+        let (pending, diff_id, size) = self.fill(pending, tar, options)?;
+        Ok(DetachedLayer {
+            pending,
+            diff_id,
+            size,
+        })
+    }
+
+    /// Applies `tar` to the pending layer's content and writes its tar-split; returns the
+    /// diff ID and size.
+    fn fill<'s>(
+        &'s self,
+        pending: PendingLayer<'s>,
+        tar: impl Read,
+        options: &RegisterOptions,
+    ) -> Result<(PendingLayer<'s>, DiffId, u64), RegisterError> {
         let cache_id = pending.cache_id().to_string();
         let driver_err = |source: DriverError| RegisterError::Driver {
             cache_id: cache_id.clone(),
@@ -131,7 +208,7 @@ impl LayerStore {
             self.driver().sync(&cache_id).map_err(driver_err)?;
         }
         tracing::debug!(diff_id = %summary.diff_id, size, entries = summary.entries, "layer content registered");
-        pending.commit(summary.diff_id, size)
+        Ok((pending, summary.diff_id, size))
     }
 
     /// The exact tar stream of the layer `handle` holds, reassembled from its tar-split

@@ -362,21 +362,7 @@ impl LayerStore {
             driver_created: false,
         };
         if let Some(p) = parent {
-            let mut state = self.state();
-            let handle = state
-                .new_handle(*p)
-                .ok_or(RegisterError::ParentNotFound(*p))?;
-            let info = state
-                .layers
-                .find(p)
-                .and_then(|i| state.layers.info(i))
-                .ok_or(RegisterError::ParentNotFound(*p))?;
-            drop(state);
-            let depth = info.depth;
-            pending.parent = Some((handle, info));
-            if depth >= MAX_LAYER_DEPTH {
-                return Err(RegisterError::MaxDepthExceeded { parent: *p, depth });
-            }
+            pending.parent = Some(self.hold_parent(p)?);
         }
         pending.cache_id = random_hex().map_err(|e| {
             TransactionError::new("read random bytes from", Path::new("/dev/urandom"), e)
@@ -400,6 +386,30 @@ impl LayerStore {
             })?;
         pending.driver_created = true;
         Ok(pending)
+    }
+
+    /// Takes a reference on `p`, the parent of a new layer, checking the depth limit.
+    fn hold_parent(&self, p: &ChainId) -> Result<(LayerHandle, LayerInfo), RegisterError> {
+        let mut state = self.state();
+        let handle = state
+            .new_handle(*p)
+            .ok_or(RegisterError::ParentNotFound(*p))?;
+        let info = state
+            .layers
+            .find(p)
+            .and_then(|i| state.layers.info(i))
+            .ok_or(RegisterError::ParentNotFound(*p))?;
+        drop(state);
+        let depth = info.depth;
+        if depth >= MAX_LAYER_DEPTH {
+            // Dropping the handle would need the lock this function no longer holds: give
+            // the reference back explicitly.
+            if let Err(e) = self.release(&handle) {
+                tracing::warn!(error = %e, "cannot release parent");
+            }
+            return Err(RegisterError::MaxDepthExceeded { parent: *p, depth });
+        }
+        Ok((handle, info))
     }
 
     /// Registers a layer from known metadata, without content (the driver only gets an empty
@@ -451,6 +461,31 @@ impl PendingLayer<'_> {
     /// The store.
     pub fn store(&self) -> &LayerStore {
         self.store
+    }
+
+    /// Sets the parent of a layer begun without one, once its content is written (see
+    /// [`LayerStore::register_detached`]): takes a reference on it and lets the driver link
+    /// the content to it.
+    pub(crate) fn set_parent(&mut self, parent: Option<&ChainId>) -> Result<(), RegisterError> {
+        if self.parent.is_some() {
+            return Err(RegisterError::Driver {
+                cache_id: self.cache_id.clone(),
+                source: crate::DriverError::Other("the layer already has a parent".to_owned()),
+            });
+        }
+        let Some(p) = parent else {
+            return Ok(());
+        };
+        let (handle, info) = self.store.hold_parent(p)?;
+        let parent_cache = info.cache_id.clone();
+        self.parent = Some((handle, info));
+        self.store
+            .driver
+            .attach_parent(&self.cache_id, Some(&parent_cache))
+            .map_err(|source| RegisterError::Driver {
+                cache_id: self.cache_id.clone(),
+                source,
+            })
     }
 
     /// The transaction, to add files such as `tar-split.json.gz`. (`diff`, `size`,

@@ -1,0 +1,5 @@
+//! Integration tests of `go-template`, in one binary.
+
+mod fuzz;
+mod go_exec;
+mod unit;
