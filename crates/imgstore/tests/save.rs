@@ -491,3 +491,41 @@ fn skopeo_and_umoci_read_what_imgstore_saves() {
         }
     }
 }
+
+/// What docker loses (moby #22011): an image's repo digests go into both formats, and
+/// `imgstore load` puts them back.
+#[test]
+fn repo_digests_survive_save_and_load() {
+    let (_guard, root) = extract_wave2("vfsroot-after-load");
+    let digest_ref =
+        "bbapp@sha256:b17ae6908c1adb7314dc517a7d335ba526d8d782d0e711c3d9d0a1a4ceb9b03d";
+    let repos = root.join("image/vfs/repositories.json");
+    let mut refs: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&repos).expect("read")).expect("json");
+    refs["Repositories"]["bbapp"][digest_ref] =
+        "sha256:a5e9e0a7537481435a384dc949f12fbbd0700efdcf64f5c88124497dd025748e".into();
+    std::fs::write(&repos, serde_json::to_vec(&refs).expect("json")).expect("write");
+    let tmp = tempfile::tempdir().expect("temp dir");
+    for format in ["docker", "oci"] {
+        let archive = tmp.path().join(format!("{format}.tar"));
+        let archive_s = archive.to_str().expect("utf-8");
+        stdout_ok(&imgstore(
+            &root,
+            &["save", "--format", format, "-o", archive_s, "bbapp:1"],
+        ));
+        let new_root = tmp.path().join(format!("root-{format}"));
+        std::fs::create_dir(&new_root).expect("mkdir");
+        let load = ["--storage-driver", "vfs", "load", "-q", "-i", archive_s];
+        stdout_ok(&imgstore(&new_root, &load));
+        let inspect = [
+            "--storage-driver",
+            "vfs",
+            "inspect",
+            "-f",
+            "{{json .RepoDigests}}",
+            "bbapp:1",
+        ];
+        let digests = stdout_ok(&imgstore(&new_root, &inspect));
+        assert_eq!(digests.trim(), format!("[\"{digest_ref}\"]"), "{format}");
+    }
+}
