@@ -15,7 +15,7 @@
 //!   memory.
 //! - [`v1`]: the legacy v1 IDs and `json` files of `docker save` (moby's `CreateID`).
 //!
-//! Both formats keep what `docker load` loses (moby #22011): each image's repo digests, as
+//! Archives written here keep what `docker load` loses (moby #22011): each image's repo digests, as
 //! `RepoDigests` in `manifest.json` and [`ANNOTATION_REPO_DIGESTS`](format::ANNOTATION_REPO_DIGESTS)
 //! in `index.json`, which other tools ignore.
 //!
