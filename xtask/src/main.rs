@@ -5,10 +5,16 @@
 //! - `bench-vs-go digest-set [-n N] [-lookups L] [-rounds R]`: `digest-set` next to
 //!   docker/distribution's Go `digestset` on the same workload (skipped without Go).
 //! - `gen-dataroot --images N --out DIR [--seed S]`: a synthetic Docker data root.
+//! - `gen-archive [-o FILE] [--seed S]`: a `docker save` archive of a generated image of
+//!   about 270 MiB (`gen/bench:1`), for the save and load benchmarks.
+//! - `bench-load [--archive FILE]`: `imgstore load` of that image next to `docker load` and
+//!   to `tar -x` of its layers followed by `sync` (root, dockerd).
 
 #![allow(clippy::print_stdout)]
 
+mod bench_load;
 mod bench_vs_go;
+mod gen_archive;
 mod gen_dataroot;
 
 use std::process::{Command, ExitCode};
@@ -19,9 +25,12 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
         Some("bench-vs-go") => bench_vs_go::run(&args[1..]),
+        Some("bench-load") => bench_load::run(&args[1..]),
         Some("gen-dataroot") => gen_dataroot::run(&args[1..]),
+        Some("gen-archive") => gen_archive::run(&args[1..]),
         _ => Err(format!(
-            "usage: cargo xtask <ci | bench [criterion filter] | bench-vs-go digest-set [-n N] [-lookups L] [-rounds R] | gen-dataroot --images N --out DIR [--seed S]>\n got: {args:?}"
+            "usage: cargo xtask <ci | bench [criterion filter] | bench-load [--archive FILE] | bench-vs-go digest-set [-n N] [-lookups L] [-rounds R] | gen-dataroot --images N --out DIR [--seed S] | gen-archive [-o FILE] [--seed S]>
+ got: {args:?}"
         )),
     };
     match result {

@@ -568,3 +568,90 @@ pub fn fsck(g: &Global, format: &str) -> Outcome {
         status: None,
     }
 }
+
+/// `save` flags.
+#[derive(Debug, Clone, Default)]
+pub struct SaveArgs {
+    /// `-o`: the file to write (standard output when `None`).
+    pub output: Option<PathBuf>,
+    /// `--format`: `docker` (default) or `oci`.
+    pub format: String,
+    /// `--compress`: `none` (default), `gzip` or `zstd` (OCI layouts only).
+    pub compress: Option<String>,
+}
+
+/// `imgstore save`: the archive goes to the `-o` file (written beside it, renamed into place
+/// when complete) or to standard output, never to a terminal. A progress bar shows on
+/// standard error when it is a terminal, and nothing otherwise.
+pub fn save(g: &Global, images: &[String], args: &SaveArgs) -> Outcome {
+    use image_archive::{Compression, Format};
+    use std::io::IsTerminal as _;
+
+    let compression = match args.compress.as_deref() {
+        None | Some("none") => Compression::None,
+        Some("gzip") => Compression::Gzip,
+        Some("zstd") => Compression::Zstd,
+        Some(other) => {
+            return Outcome::err(format!(
+                "unsupported --compress {other:?}: use none, gzip or zstd"
+            ));
+        }
+    };
+    let format = match args.format.as_str() {
+        "" | "docker" if args.compress.is_some() => {
+            return Outcome::err(
+                "--compress applies to --format oci only (docker's layer.tar files are uncompressed)",
+            );
+        }
+        "" | "docker" => Format::Docker,
+        "oci" => Format::Oci(compression),
+        other => {
+            return Outcome::err(format!("unsupported --format {other:?}: use docker or oci"));
+        }
+    };
+    if args.output.is_none() && std::io::stdout().is_terminal() {
+        return Outcome::err(
+            "cowardly refusing to save to a terminal. Use the -o flag or redirect",
+        );
+    }
+    let store = match open(g, false) {
+        Ok(s) => s,
+        Err(e) => return Outcome::err(e),
+    };
+    let progress = crate::progress::Progress::stderr(false);
+    // The total is known once the writer has planned the archive (its first report).
+    let mut bar: Option<crate::progress::Bar> = None;
+    let mut shown = 0;
+    let mut on_progress = |p: image_archive::Progress| {
+        let b = bar.get_or_insert_with(|| progress.bytes("Saving", p.total));
+        b.add(p.done.saturating_sub(shown));
+        shown = p.done;
+    };
+    let options = image_archive::WriteOptions {
+        format,
+        now: render::now_unix(),
+        progress: Some(&mut on_progress),
+    };
+    let result = match &args.output {
+        Some(path) => crate::save::save_to_file(&store, images, path, options),
+        None => {
+            let stdout = std::io::stdout().lock();
+            crate::save::save(&store, images, stdout, options).map(|(_, s)| s)
+        }
+    };
+    if let Some(b) = &bar {
+        b.finish();
+    }
+    match result {
+        Ok(summary) => {
+            tracing::debug!(
+                images = summary.images,
+                layers = summary.layers,
+                bytes = summary.bytes,
+                "archive written"
+            );
+            Outcome::ok(String::new())
+        }
+        Err(e) => Outcome::err(e),
+    }
+}

@@ -142,6 +142,25 @@ enum Command {
         #[arg(long)]
         platform: Option<String>,
     },
+    /// Save images to a tar archive (docker save): the archive dockerd 20.10 writes, or an OCI
+    /// image layout. Streams to standard output without -o. Each image's repo digests go
+    /// in too (an extension docker ignores).
+    Save {
+        /// Images: tag, repository name (all its tags), ID or unique ID prefix.
+        #[arg(required = true)]
+        images: Vec<String>,
+        /// Write to this file instead of standard output (written beside it, then renamed
+        /// into place).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Archive format: docker (docker save's) or oci (an OCI image layout, which docker
+        /// 25's manifest.json also makes loadable by docker load).
+        #[arg(long, default_value = "docker")]
+        format: String,
+        /// Compress the layers of an OCI layout: none, gzip or zstd.
+        #[arg(long, value_name = "ALGORITHM")]
+        compress: Option<String>,
+    },
     /// Check the data root and explain what is wrong; changes nothing.
     Fsck {
         /// Output format: text or json (one object per line).
@@ -247,6 +266,20 @@ fn main() -> ExitCode {
             &global,
             &imgstore::load::LoadArgs { input, platform },
             quiet,
+        ),
+        Command::Save {
+            images,
+            output,
+            format,
+            compress,
+        } => cli::save(
+            &global,
+            &images,
+            &cli::SaveArgs {
+                output,
+                format,
+                compress,
+            },
         ),
     };
     tracing::debug!(

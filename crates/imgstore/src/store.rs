@@ -174,6 +174,17 @@ fn content_driver(root: &DataRoot) -> Result<Option<Box<dyn layer_store::Driver>
     })
 }
 
+/// The storage driver of `root` for reading its content: creates and removes nothing. `None`
+/// for drivers this tool does not know.
+fn reading_driver(root: &DataRoot) -> Option<Box<dyn layer_store::Driver>> {
+    let home = root.driver_dir();
+    match root.driver() {
+        "vfs" => Some(Box::new(layer_store::VfsDriver::existing(home))),
+        "overlay2" => Some(Box::new(layer_store::Overlay2Driver::new(home))),
+        _ => None,
+    }
+}
+
 impl Store {
     /// Opens and restores a data root. Read-only opens take a shared lock and change nothing;
     /// write opens take the exclusive lock.
@@ -194,9 +205,11 @@ impl Store {
         let refs = RefStore::load(&root.repositories_json())?;
         let t = std::time::Instant::now();
         let layerdb = root.layerdb_dir();
+        // A read-only open reads layer content (`save`) through a driver that creates and
+        // removes nothing.
         let content = match opts.write {
             true => content_driver(&root)?,
-            false => None,
+            false => reading_driver(&root),
         };
         let imagedb = root.imagedb_dir();
         let backend: Box<dyn StoreBackend> = if opts.write {
@@ -214,9 +227,12 @@ impl Store {
         let (loaded, layers) = rayon::join(
             || ImageStore::load(backend).map_err(Box::new),
             || {
-                let opened = match content {
-                    Some(d) => LayerStore::open(layerdb, d),
-                    None => LayerStore::open_read_only(layerdb, Box::new(layer_store::NullDriver)),
+                let opened = match (opts.write, content) {
+                    (true, Some(d)) => LayerStore::open(layerdb, d),
+                    (false, Some(d)) => LayerStore::open_read_only(layerdb, d),
+                    (_, None) => {
+                        LayerStore::open_read_only(layerdb, Box::new(layer_store::NullDriver))
+                    }
                 };
                 (opened, t.elapsed())
             },
@@ -329,12 +345,7 @@ impl Store {
     /// The storage driver, for reading and checking its content: creates nothing. `None`
     /// for drivers this tool does not know.
     pub fn reading_driver(&self) -> Option<Box<dyn layer_store::Driver>> {
-        let home = self.root.driver_dir();
-        match self.root.driver() {
-            "vfs" => Some(Box::new(layer_store::VfsDriver::existing(home))),
-            "overlay2" => Some(Box::new(layer_store::Overlay2Driver::new(home))),
-            _ => None,
-        }
+        reading_driver(&self.root)
     }
 
     /// What the storage driver shows for a layer's content in `inspect` (`GraphDriver.Data`,

@@ -5,5 +5,6 @@ mod dockerd;
 mod fixtures;
 mod load;
 mod proptests;
+mod save;
 mod templates;
 mod writes;

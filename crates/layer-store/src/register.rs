@@ -86,6 +86,15 @@ pub enum TarStreamError {
         #[source]
         source: io::Error,
     },
+    /// The layer's tar-split file is not valid tar-split metadata.
+    #[error("{path}: {source}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: tarsplit::TarSplitError,
+    },
 }
 
 fn driver_to_io(e: DriverError) -> io::Error {
@@ -226,5 +235,40 @@ impl LayerStore {
             path: self.layer_dir(chain_id).join(TAR_SPLIT_FILE),
             source,
         })
+    }
+
+    /// The length in bytes of the layer's tar stream: what [`tar_stream_chain`] yields when
+    /// it succeeds. Read from the tar-split metadata alone (the recorded segments plus the
+    /// members' sizes; no file content is touched), so that a caller can write a header
+    /// that needs the length, such as a `layer.tar` member of an archive, before streaming
+    /// the layer.
+    ///
+    /// [`tar_stream_chain`]: Self::tar_stream_chain
+    pub fn tar_stream_size(&self, chain_id: &ChainId) -> Result<u64, TarStreamError> {
+        if self.layer(chain_id).is_none() {
+            return Err(TarStreamError::NotFound(*chain_id));
+        }
+        let path = self.layer_dir(chain_id).join(TAR_SPLIT_FILE);
+        let f = File::open(&path).map_err(|source| TarStreamError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let gz = flate2::read::GzDecoder::new(f);
+        let mut unpacker = tarsplit::Unpacker::new(io::BufReader::with_capacity(64 * 1024, gz));
+        let mut size: u64 = 0;
+        loop {
+            match unpacker.next_entry() {
+                Ok(Some(e)) => {
+                    let n = match e.kind {
+                        tarsplit::EntryKind::Segment => e.payload.len() as u64,
+                        // The unpacker refuses negative sizes.
+                        tarsplit::EntryKind::File => e.size.max(0) as u64,
+                    };
+                    size = size.saturating_add(n);
+                }
+                Ok(None) => return Ok(size),
+                Err(source) => return Err(TarStreamError::Invalid { path, source }),
+            }
+        }
     }
 }
