@@ -192,6 +192,16 @@ pub trait Driver: Send + Sync + fmt::Debug {
         Ok(())
     }
 
+    /// Makes the content of all of `cache_ids` durable. The default syncs each in turn;
+    /// drivers whose [`sync`](Self::sync) flushes a whole file system (vfs, overlay2) do it
+    /// once.
+    fn sync_many(&self, cache_ids: &[&str]) -> Result<(), DriverError> {
+        for c in cache_ids {
+            self.sync(c)?;
+        }
+        Ok(())
+    }
+
     /// What `docker inspect` shows as `GraphDriver.Data` for layer `cache_id` (dockerd's
     /// `GetMetadata`). The default, `None`, is what vfs shows (`null`).
     fn metadata(

@@ -372,6 +372,15 @@ impl Driver for Overlay2Driver {
         })
     }
 
+    /// One `syncfs` of the file system of the first layer's directory: every layer of this
+    /// driver lives under the same home, on that file system.
+    fn sync_many(&self, cache_ids: &[&str]) -> Result<(), DriverError> {
+        match cache_ids.first() {
+            Some(c) => self.sync(c),
+            None => Ok(()),
+        }
+    }
+
     /// Renames the in-flight directory to `<cache-id>`, links `l/<short>` to its `diff`
     /// and makes both durable.
     fn commit(&self, cache_id: &str) -> Result<(), DriverError> {
