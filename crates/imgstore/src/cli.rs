@@ -568,3 +568,54 @@ pub fn fsck(g: &Global, format: &str) -> Outcome {
         status: None,
     }
 }
+
+/// `imgstore fsck --repair [--quarantine]`: the repair's actions, one a line (`json`: one
+/// object a line), then what `fsck` finds afterwards; exit 1 when damage remains.
+pub fn fsck_repair(g: &Global, format: &str, quarantine: bool) -> Outcome {
+    let json = match parse_format(format, "text", false) {
+        Ok(f) => matches!(f, Format::Json),
+        Err(e) => return Outcome::err(e),
+    };
+    let mut store = match open_existing_for_write(g) {
+        Ok(WriteStore::Open(s)) => s,
+        // No image store: nothing to repair, and nothing is created.
+        Ok(WriteStore::Empty(_)) => return fsck(g, format),
+        Err(e) => return Outcome::err(e),
+    };
+    let result = crate::repair::repair(&mut store, quarantine);
+    drop(store);
+    let mut out = String::new();
+    let actions = match &result {
+        Ok(a) => a.as_slice(),
+        Err(_) => &[],
+    };
+    for a in actions {
+        if json {
+            out.push_str(&crate::gofmt::escape_go_json(
+                &serde_json::to_string(a).unwrap_or_default(),
+            ));
+        } else {
+            out.push_str(&a.to_string());
+        }
+        out.push('\n');
+    }
+    if let Err(e) = result {
+        return Outcome {
+            stdout: out,
+            errors: vec![e.to_string()],
+            failed: true,
+            status: None,
+        };
+    }
+    let mut check = fsck(g, format);
+    out.push_str(&check.stdout);
+    check.stdout = out;
+    if check.failed && check.errors.is_empty() && !quarantine {
+        check.errors.push(
+            "damage remains that repair does not delete; `fsck --repair --quarantine` moves it under image/<driver>/quarantine/"
+                .to_owned(),
+        );
+    }
+    check
+}
+

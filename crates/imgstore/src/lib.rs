@@ -47,6 +47,7 @@ pub mod ops;
 pub mod progress;
 pub mod query;
 pub mod render;
+pub mod repair;
 /// Docker references: the [`docker_reference`] crate's grammar.
 pub use docker_reference::reference;
 /// `repositories.json`: the [`docker_reference`] crate's reference store.

@@ -142,11 +142,22 @@ enum Command {
         #[arg(long)]
         platform: Option<String>,
     },
-    /// Check the data root and explain what is wrong; changes nothing.
+    /// Check the data root and explain what is wrong; changes nothing unless --repair.
     Fsck {
         /// Output format: text or json (one object per line).
         #[arg(long, default_value = "text")]
         format: String,
+        /// Finish or roll back what interrupted writes left (temp files, staging and
+        /// -removing layers, in-flight driver directories, dangling short links, notes of
+        /// killed rm), one line per action, then check; never deletes what may hold data.
+        /// Takes the exclusive lock; refused while dockerd uses the root.
+        #[arg(long)]
+        repair: bool,
+        /// With --repair: move what restore cannot use (configs that fail verification,
+        /// layers that do not load, references and parent links to missing images) under
+        /// image/<driver>/quarantine/, restorable by hand, so that dockerd starts clean.
+        #[arg(long, requires = "repair")]
+        quarantine: bool,
     },
 }
 
@@ -238,7 +249,14 @@ fn main() -> ExitCode {
             },
         ),
         Command::Tree { image, no_trunc } => cli::tree(&global, image.as_deref(), no_trunc),
-        Command::Fsck { format } => cli::fsck(&global, &format),
+        Command::Fsck {
+            format,
+            repair: false,
+            ..
+        } => cli::fsck(&global, &format),
+        Command::Fsck {
+            format, quarantine, ..
+        } => cli::fsck_repair(&global, &format, quarantine),
         Command::Load {
             input,
             quiet,
