@@ -619,3 +619,50 @@ pub fn fsck_repair(g: &Global, format: &str, quarantine: bool) -> Outcome {
     check
 }
 
+/// `prune` flags.
+#[derive(Debug, Clone, Default)]
+pub struct PruneArgs {
+    /// `-a`: every image without a container, not only dangling ones.
+    pub all: bool,
+    /// `-f`: do not ask for confirmation.
+    pub force: bool,
+    /// `--filter`, raw `key=value` (`until=...`, `label=...`, `label!=...`).
+    pub filters: Vec<String>,
+    /// `--layers`: also remove committed layers no image or container uses.
+    pub layers: bool,
+}
+
+/// `imgstore prune`: `docker image prune`. Unless `-f`, `confirm` is asked first with the
+/// docker CLI's warning (it prints it and reads the answer); a refusal prunes nothing.
+pub fn prune(g: &Global, a: &PruneArgs, confirm: &mut dyn FnMut(&str) -> bool) -> Outcome {
+    let mut filters = Vec::new();
+    for f in &a.filters {
+        match f.split_once('=') {
+            Some((k, v)) => filters.push((k.trim().to_lowercase(), v.to_owned())),
+            None => {
+                return Outcome::err(format!("bad format of filter (expected name=value): {f}"));
+            }
+        }
+    }
+    filters.push(("dangling".to_owned(), (!a.all).to_string()));
+    if !a.force && !confirm(crate::prune::warning(a.all)) {
+        return Outcome::ok(crate::prune::render(&Default::default(), false));
+    }
+    let mut store = match open_existing_for_write(g) {
+        Ok(WriteStore::Open(s)) => s,
+        Ok(WriteStore::Empty(_)) => {
+            return Outcome::ok(crate::prune::render(&Default::default(), a.layers));
+        }
+        Err(e) => return Outcome::err(e),
+    };
+    let opts = crate::prune::PruneOptions {
+        filters,
+        layers: a.layers,
+        now: render::now_unix(),
+    };
+    match store.prune(&opts) {
+        Ok(report) => Outcome::ok(crate::prune::render(&report, a.layers)),
+        Err(e) => Outcome::err(e),
+    }
+}
+

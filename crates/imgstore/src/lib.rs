@@ -45,6 +45,7 @@ pub mod gofmt;
 pub mod load;
 pub mod ops;
 pub mod progress;
+pub mod prune;
 pub mod query;
 pub mod render;
 pub mod repair;

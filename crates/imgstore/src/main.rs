@@ -142,6 +142,23 @@ enum Command {
         #[arg(long)]
         platform: Option<String>,
     },
+    /// Remove unused images (docker image prune): dangling ones, or with -a every image no
+    /// container uses; --layers also removes committed layers nothing uses.
+    Prune {
+        /// Remove all unused images, not just dangling ones.
+        #[arg(short, long)]
+        all: bool,
+        /// Do not prompt for confirmation.
+        #[arg(short, long)]
+        force: bool,
+        /// Provide filter values (e.g. 'until=<timestamp>', 'label=<key>=<value>').
+        #[arg(long, value_name = "FILTER")]
+        filter: Vec<String>,
+        /// Also remove committed layers that no image or container uses (moby #45939), and
+        /// say how much that freed.
+        #[arg(long)]
+        layers: bool,
+    },
     /// Check the data root and explain what is wrong; changes nothing unless --repair.
     Fsck {
         /// Output format: text or json (one object per line).
@@ -249,6 +266,21 @@ fn main() -> ExitCode {
             },
         ),
         Command::Tree { image, no_trunc } => cli::tree(&global, image.as_deref(), no_trunc),
+        Command::Prune {
+            all,
+            force,
+            filter,
+            layers,
+        } => cli::prune(
+            &global,
+            &cli::PruneArgs {
+                all,
+                force,
+                filters: filter,
+                layers,
+            },
+            &mut confirm,
+        ),
         Command::Fsck {
             format,
             repair: false,
@@ -287,6 +319,19 @@ fn main() -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The docker CLI's `PromptForConfirmation`: prints `message` and ` [y/N] ` on stdout and
+/// reads a line from stdin; only `y` (any case) confirms.
+fn confirm(message: &str) -> bool {
+    let mut stdout = std::io::stdout().lock();
+    let _ = write!(stdout, "{message} [y/N] ");
+    let _ = stdout.flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    answer
+        .trim_end_matches(['\n', '\r'])
+        .eq_ignore_ascii_case("y")
 }
 
 /// `--lock-timeout`: non-negative seconds, fractions allowed.
