@@ -666,3 +666,38 @@ pub fn prune(g: &Global, a: &PruneArgs, confirm: &mut dyn FnMut(&str) -> bool) -
     }
 }
 
+/// `imgstore df [-v] [--format]`: the images part of `docker system df`.
+pub fn df(g: &Global, verbose: bool, format: Option<&str>) -> Outcome {
+    let format = match format.filter(|f| !f.is_empty()) {
+        Some(_) if verbose => {
+            return Outcome::err(
+                "--format cannot be used with -v (the docker 20.10 CLI prints -v as a table)",
+            );
+        }
+        Some(f) => f,
+        None => crate::df::DEFAULT_FORMAT,
+    };
+    let list_format = match crate::template::ListFormat::parse(format) {
+        Ok(f) => f,
+        Err(e) => return Outcome::template_err(e),
+    };
+    let store = match open(g, false) {
+        Ok(s) => s,
+        Err(e) => return Outcome::err(e),
+    };
+    let du = match crate::df::disk_usage(&store) {
+        Ok(d) => d,
+        Err(e) => return Outcome::err(e),
+    };
+    let text = if verbose {
+        crate::df::render_verbose(&du, render::now_unix())
+    } else if format == crate::df::DEFAULT_FORMAT {
+        crate::df::render_default(&du)
+    } else {
+        crate::df::render(&du, &list_format)
+    };
+    match text {
+        Ok(t) => Outcome::ok(t),
+        Err(e) => Outcome::template_err(e),
+    }
+}

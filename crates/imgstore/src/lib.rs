@@ -39,6 +39,7 @@
 
 pub mod cli;
 pub mod dataroot;
+pub mod df;
 pub mod error;
 pub mod fsck;
 pub mod gofmt;

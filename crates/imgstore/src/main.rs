@@ -142,6 +142,17 @@ enum Command {
         #[arg(long)]
         platform: Option<String>,
     },
+    /// Show the images' disk usage (the images part of docker system df).
+    Df {
+        /// Show detailed information on space usage: a row per image with its shared and
+        /// unique sizes and containers.
+        #[arg(short, long)]
+        verbose: bool,
+        /// Print with a Go template as the docker 20.10 CLI runs it (fields Type,
+        /// TotalCount, Active, Size, Reclaimable), e.g. 'table {{.Type}}\t{{.Size}}'.
+        #[arg(long)]
+        format: Option<String>,
+    },
     /// Remove unused images (docker image prune): dangling ones, or with -a every image no
     /// container uses; --layers also removes committed layers nothing uses.
     Prune {
@@ -266,6 +277,7 @@ fn main() -> ExitCode {
             },
         ),
         Command::Tree { image, no_trunc } => cli::tree(&global, image.as_deref(), no_trunc),
+        Command::Df { verbose, format } => cli::df(&global, verbose, format.as_deref()),
         Command::Prune {
             all,
             force,
