@@ -327,15 +327,24 @@ impl Store {
         Ok(())
     }
 
-    /// Writes down that the layer `chain` is being released by a deletion; returns the
-    /// note's name for [`clear_release`](Self::clear_release).
+    /// Writes down that the layer `chain` is being released by a deletion, with every layer
+    /// below it (a release cascades to parents, and a kill can stop it half-way); returns
+    /// the note's name for [`clear_release`](Self::clear_release).
     pub(crate) fn record_release(
         &self,
         chain: &layer_store::ChainId,
     ) -> Result<String, durable_fs::Error> {
         let dir = durable_fs::Dir::open_nofollow(self.root.image_dir())?;
         let name = format!("{RELEASE_PREFIX}{}", chain.0.hex());
-        dir.atomic_write(&name, chain.to_string().as_bytes(), 0o600)?;
+        let layers = self.images.layers();
+        let mut text = String::new();
+        let mut next = Some(*chain);
+        while let Some(c) = next {
+            text.push_str(&c.to_string());
+            text.push('\n');
+            next = layers.layer(&c).and_then(|l| l.parent);
+        }
+        dir.atomic_write(&name, text.as_bytes(), 0o600)?;
         Ok(name)
     }
 
@@ -348,10 +357,12 @@ impl Store {
         Ok(())
     }
 
-    /// Finishes the layer releases that killed deletions left notes for: a noted layer that
-    /// nothing holds any more (no image, child layer or container) is released, as the
-    /// deletion would have done; then the note is removed.
+    /// Finishes the layer releases that killed deletions left notes for: each noted layer,
+    /// top first, that nothing holds any more (no image, child layer or container) is
+    /// released, as the deletion's cascade would have done; then the note is removed.
     fn finish_releases(&mut self) -> Result<(), OpenError> {
+        /// The most a note may hold (a chain of 128 layers is ~9 KiB).
+        const MAX_NOTE: u64 = 1 << 20;
         let dir = durable_fs::Dir::open_nofollow(self.root.image_dir())?;
         for entry in dir.entries()? {
             let Some(name) = entry.name.to_str() else {
@@ -363,15 +374,29 @@ impl Store {
             if entry.kind != durable_fs::FileKind::File {
                 continue;
             }
+            // The noted chain, top first (a note of an earlier version holds the top only).
+            let text = dir.read(name, MAX_NOTE)?.unwrap_or_default();
+            let mut chain: Vec<layer_store::ChainId> = String::from_utf8_lossy(&text)
+                .split_whitespace()
+                .filter_map(|c| c.parse().ok())
+                .collect();
+            if chain.is_empty()
+                && let Ok(top) = format!("sha256:{hex}").parse()
+            {
+                chain.push(top);
+            }
             let layers = self.images.layers();
             let mut released = Vec::new();
-            if let Ok(chain) = format!("sha256:{hex}").parse::<layer_store::ChainId>()
-                && layers.ref_count(&chain) == Some(0)
-                && let Ok(handle) = layers.get(&chain)
-            {
-                released = layers
-                    .release(&handle)
-                    .map_err(|e| OpenError::Release(Box::new(e)))?;
+            for c in &chain {
+                if layers.ref_count(c) == Some(0)
+                    && let Ok(handle) = layers.get(c)
+                {
+                    released.extend(
+                        layers
+                            .release(&handle)
+                            .map_err(|e| OpenError::Release(Box::new(e)))?,
+                    );
+                }
             }
             for l in released {
                 tracing::info!(layer = %l.chain_id, "released a layer a killed deletion left");
