@@ -3,9 +3,11 @@
 //! - `ci`: everything CI checks, stopping at the first failure.
 //! - `bench`: the benchmarks recorded in `docs/benchmarks.md`.
 //! - `gen-dataroot --images N --out DIR [--seed S]`: a synthetic Docker data root.
+//! - `crash [--seed S] [--points N] ...`: the kill -9 harness (see `crash.rs`).
 
 #![allow(clippy::print_stdout)]
 
+mod crash;
 mod gen_dataroot;
 
 use std::process::{Command, ExitCode};
@@ -16,8 +18,9 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
         Some("gen-dataroot") => gen_dataroot::run(&args[1..]),
+        Some("crash") => crash::run(&args[1..]),
         _ => Err(format!(
-            "usage: cargo xtask <ci | bench [criterion filter] | gen-dataroot --images N --out DIR [--seed S]>\n got: {args:?}"
+            "usage: cargo xtask <ci | bench [criterion filter] | gen-dataroot --images N --out DIR [--seed S] | crash [--seed S] [--points N]>\n got: {args:?}"
         )),
     };
     match result {
