@@ -274,9 +274,11 @@ impl Store {
             recovered,
         };
         if opts.write {
+            // Temp files first: a save of repositories.json below would remove its own
+            // silently.
+            store.remove_temp_files()?;
             store.finish_releases()?;
             store.finish_removal()?;
-            store.remove_temp_files()?;
         }
         Ok(store)
     }
