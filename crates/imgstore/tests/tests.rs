@@ -1,9 +1,12 @@
 //! Integration tests of `imgstore`, in one binary: one module per former test file.
 
 mod common;
+mod crash;
 mod dockerd;
 mod fixtures;
 mod load;
 mod proptests;
+mod reclaim;
+mod repair;
 mod templates;
 mod writes;

@@ -13,7 +13,8 @@
 //!
 //! - a command that exited 0 before the kill must have its whole effect, and nothing for
 //!   `fsck --repair` to do;
-//! - otherwise `fsck --repair` must exit 0, then `fsck` must exit 0, the operation run again
+//! - otherwise `fsck --repair` must exit 0, then a second `fsck --repair` must find nothing
+//!   to do and exit 0 (its exit status is `fsck`'s verdict after it), the operation run again
 //!   must succeed (an `rm` whose images are already gone may say `No such image`, as docker
 //!   does) and leave exactly the effect of an uninterrupted run (images, references,
 //!   layers and the number of driver directories), with `fsck` still clean;
@@ -372,7 +373,7 @@ impl Harness<'_> {
         }
         if self.with_container {
             let d = Dockerd::start_with_driver(&root, driver).map_err(|e| e.to_string())?;
-            d.docker_ok(&["create", "--name", "c1", "bbapp:1"])
+            d.docker_ok(&["create", "--network", "none", "--name", "c1", "bbapp:1"])
                 .map_err(|e| e.to_string())?;
         }
         Ok(root)
@@ -405,7 +406,7 @@ impl Harness<'_> {
             }
             if ours.contains(" bbapp:1\n") {
                 let out = d
-                    .docker_ok(&["run", "--rm", "bbapp:1"])
+                    .docker_ok(&["run", "--rm", "--network", "none", "bbapp:1"])
                     .map_err(|e| e.to_string())?;
                 if out != self.run_output {
                     return Err(format!("docker run bbapp:1 printed {out:?}"));
@@ -658,12 +659,17 @@ fn trial(
                     "the command exited 0 but its effect is not all there:\n{state}\n--- expected\n{post}"
                 ));
             }
-            fsck_ok("after a command that exited 0")?;
-            let actions = repair()?;
+            // Its exit status is fsck's verdict.
+            let actions = repair().map_err(|e| format!("after a command that exited 0, {e}"))?;
             if actions > 0 {
                 return Err(format!(
                     "fsck --repair found {actions} things to do after a command that exited 0"
                 ));
+            }
+            if check_dockerd {
+                row.dockerd += 1;
+                h.dockerd_agrees(root, driver, dir)
+                    .map_err(|e| format!("dockerd on the root: {e}"))?;
             }
             return Ok(());
         }
@@ -674,8 +680,8 @@ fn trial(
         row.repaired += 1;
         row.actions += actions;
     }
-    fsck_ok("after fsck --repair")?;
-    let again = repair()?;
+    // A second repair must find nothing to do, and (its exit status) fsck nothing wrong.
+    let again = repair().map_err(|e| format!("after fsck --repair, {e}"))?;
     if again > 0 {
         return Err(format!("a second fsck --repair did {again} more things"));
     }
