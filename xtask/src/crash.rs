@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-const USAGE: &str = "usage: cargo xtask crash [--seed S] [--points N] [--dockerd-every N] [--drivers vfs,overlay2] [--only OP/DRIVER/TRIAL] [--release]";
+const USAGE: &str = "usage: cargo xtask crash [--seed S] [--points N] [--dockerd-every N] [--drivers vfs,overlay2] [--only OP/DRIVER/TRIAL] [--release | --imgstore BINARY]";
 
 /// Parses the flags, builds imgstore, runs the harness, prints the table; an error (with the
 /// seed and a replay command for each violation) when any check failed.
@@ -14,6 +14,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut drivers = vec!["vfs".to_owned(), "overlay2".to_owned()];
     let mut only = None;
     let mut release = false;
+    let mut binary: Option<PathBuf> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| {
@@ -50,6 +51,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 only = Some(((*op).to_owned(), (*driver).to_owned(), trial));
             }
             "--release" => release = true,
+            // A copy of the binary, so that builds meanwhile do not change it mid-run.
+            "--imgstore" => binary = Some(PathBuf::from(value("--imgstore")?)),
             other => return Err(format!("unknown flag {other:?}\n{USAGE}")),
         }
     }
@@ -59,15 +62,20 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1)
     });
-    let mut build = crate::cargo();
-    build.args(["build", "-p", "imgstore"]);
-    if release {
-        build.arg("--release");
-    }
-    crate::run("cargo build -p imgstore", build)?;
-    let imgstore = crate::target_dir()
-        .join(if release { "release" } else { "debug" })
-        .join("imgstore");
+    let imgstore = match binary {
+        Some(b) => b,
+        None => {
+            let mut build = crate::cargo();
+            build.args(["build", "-p", "imgstore"]);
+            if release {
+                build.arg("--release");
+            }
+            crate::run("cargo build -p imgstore", build)?;
+            crate::target_dir()
+                .join(if release { "release" } else { "debug" })
+                .join("imgstore")
+        }
+    };
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let work = std::env::temp_dir().join(format!("imgstore-crash-{}", std::process::id()));
     let cfg = test_dockerd::crash::Config {

@@ -5,6 +5,7 @@ mod crash;
 mod dockerd;
 mod fixtures;
 mod load;
+mod parsers;
 mod proptests;
 mod reclaim;
 mod repair;
