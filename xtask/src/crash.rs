@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-const USAGE: &str = "usage: cargo xtask crash [--seed S] [--points N] [--dockerd-every N] [--drivers vfs,overlay2] [--only OP/DRIVER/TRIAL] [--release | --imgstore BINARY]";
+const USAGE: &str = "usage: cargo xtask crash [--seed S] [--points N] [--dockerd-every N] [--drivers vfs,overlay2] [--only OP/DRIVER/TRIAL] [--release | --imgstore BINARY] [--work DIR]";
 
 /// Parses the flags, builds imgstore, runs the harness, prints the table; an error (with the
 /// seed and a replay command for each violation) when any check failed.
@@ -15,6 +15,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut only = None;
     let mut release = false;
     let mut binary: Option<PathBuf> = None;
+    let mut work_dir: Option<PathBuf> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| {
@@ -53,6 +54,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "--release" => release = true,
             // A copy of the binary, so that builds meanwhile do not change it mid-run.
             "--imgstore" => binary = Some(PathBuf::from(value("--imgstore")?)),
+            "--work" => work_dir = Some(PathBuf::from(value("--work")?)),
             other => return Err(format!("unknown flag {other:?}\n{USAGE}")),
         }
     }
@@ -77,7 +79,18 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     };
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let work = std::env::temp_dir().join(format!("imgstore-crash-{}", std::process::id()));
+    // tmpfs by default: every load ends in syncfs(2), which on a disk shared with busy
+    // builds waits for all their dirty data; a kill -9 tests the process's ordering of
+    // its writes, the same on any file system.
+    let scratch = work_dir.unwrap_or_else(|| {
+        let shm = PathBuf::from("/dev/shm");
+        if shm.is_dir() {
+            shm
+        } else {
+            std::env::temp_dir()
+        }
+    });
+    let work = scratch.join(format!("imgstore-crash-{}", std::process::id()));
     let cfg = test_dockerd::crash::Config {
         imgstore,
         fixtures: workspace.join("tests/fixtures"),
