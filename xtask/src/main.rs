@@ -9,11 +9,13 @@
 //!   about 270 MiB (`gen/bench:1`), for the save and load benchmarks.
 //! - `bench-load [--archive FILE]`: `imgstore load` of that image next to `docker load` and
 //!   to `tar -x` of its layers followed by `sync` (root, dockerd).
+//! - `crash [--seed S] [--points N] ...`: the kill -9 harness (see `crash.rs`).
 
 #![allow(clippy::print_stdout)]
 
 mod bench_load;
 mod bench_vs_go;
+mod crash;
 mod gen_archive;
 mod gen_dataroot;
 
@@ -28,9 +30,9 @@ fn main() -> ExitCode {
         Some("bench-load") => bench_load::run(&args[1..]),
         Some("gen-dataroot") => gen_dataroot::run(&args[1..]),
         Some("gen-archive") => gen_archive::run(&args[1..]),
+        Some("crash") => crash::run(&args[1..]),
         _ => Err(format!(
-            "usage: cargo xtask <ci | bench [criterion filter] | bench-load [--archive FILE] | bench-vs-go digest-set [-n N] [-lookups L] [-rounds R] | gen-dataroot --images N --out DIR [--seed S] | gen-archive [-o FILE] [--seed S]>
- got: {args:?}"
+            "usage: cargo xtask <ci | bench [criterion filter] | bench-load [--archive FILE] | bench-vs-go digest-set [-n N] [-lookups L] [-rounds R] | crash [--seed S] [--points N] | gen-dataroot --images N --out DIR [--seed S] | gen-archive [-o FILE] [--seed S]>\n got: {args:?}"
         )),
     };
     match result {

@@ -41,14 +41,17 @@
 
 pub mod cli;
 pub mod dataroot;
+pub mod df;
 pub mod error;
 pub mod fsck;
 pub mod gofmt;
 pub mod load;
 pub mod ops;
 pub mod progress;
+pub mod prune;
 pub mod query;
 pub mod render;
+pub mod repair;
 pub mod save;
 /// Docker references: the [`docker_reference`] crate's grammar.
 pub use docker_reference::reference;

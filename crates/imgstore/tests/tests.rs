@@ -1,10 +1,14 @@
 //! Integration tests of `imgstore`, in one binary: one module per former test file.
 
 mod common;
+mod crash;
 mod dockerd;
 mod fixtures;
 mod load;
+mod parsers;
 mod proptests;
+mod reclaim;
+mod repair;
 mod save;
 mod templates;
 mod writes;

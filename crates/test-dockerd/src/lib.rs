@@ -36,6 +36,7 @@
 #![deny(missing_docs)]
 
 pub mod canary;
+pub mod crash;
 
 use std::ffi::OsStr;
 use std::fmt;
