@@ -200,6 +200,29 @@ impl Digest {
         Ok(Digest { algorithm, bytes })
     }
 
+    /// A SHA-512 digest from its 64 raw bytes (crate-internal: sets store them so).
+    pub(crate) const fn from_sha512_bytes(bytes: [u8; 64]) -> Self {
+        Digest {
+            algorithm: Algorithm::Sha512,
+            bytes,
+        }
+    }
+
+    /// The 32 raw bytes of a sha256 digest, `None` for another algorithm.
+    pub(crate) fn sha256_bytes(&self) -> Option<[u8; 32]> {
+        if self.algorithm != Algorithm::Sha256 {
+            return None;
+        }
+        let mut raw = [0u8; 32];
+        raw.copy_from_slice(&self.bytes[..32]);
+        Some(raw)
+    }
+
+    /// All 64 bytes of the inline buffer (a sha256 digest's are zero past the 32nd).
+    pub(crate) const fn raw_buffer(&self) -> &[u8; 64] {
+        &self.bytes
+    }
+
     /// The algorithm.
     pub const fn algorithm(&self) -> Algorithm {
         self.algorithm
@@ -314,8 +337,30 @@ static HEX_VALUE: [u8; 256] = {
     table
 };
 
+/// Decodes the lowercase hex prefix `hex` (at most 128 characters) into `out`, which must be
+/// zeroed; an odd last digit goes in the high half of its byte. `false` if a character is not
+/// lowercase hex. Branch-free over the string, like [`Digest::from_hex`].
+pub(crate) fn decode_hex_prefix(hex: &[u8], out: &mut [u8; 64]) -> bool {
+    let mut invalid = 0u8;
+    let pairs = hex.chunks_exact(2);
+    let odd = pairs.remainder();
+    for (byte, pair) in out.iter_mut().zip(pairs) {
+        let hi = HEX_VALUE[usize::from(pair[0])];
+        let lo = HEX_VALUE[usize::from(pair[1])];
+        invalid |= hi | lo;
+        *byte = (hi << 4) | (lo & 0xf);
+    }
+    if let ([last], Some(byte)) = (odd, out.get_mut(hex.len() / 2)) {
+        let hi = HEX_VALUE[usize::from(*last)];
+        invalid |= hi;
+        *byte = hi << 4;
+    }
+    invalid & INVALID == 0
+}
+
 /// The value of a lowercase hex digit.
-pub(crate) fn nibble(c: u8) -> Option<u8> {
+#[cfg(test)]
+fn nibble(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
         b'a'..=b'f' => Some(c - b'a' + 10),
@@ -568,6 +613,41 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn decode_hex_prefix_matches_nibbles() {
+        for hex in [
+            "0",
+            "f",
+            "a1",
+            "abc",
+            "0123456789abcdef",
+            "g",
+            "A",
+            "1 2",
+            "é",
+            "ab:",
+        ] {
+            let mut got = [0u8; 64];
+            let ok = decode_hex_prefix(hex.as_bytes(), &mut got);
+            let mut want = [0u8; 64];
+            let want_ok = hex.bytes().enumerate().all(|(i, c)| match nibble(c) {
+                Some(n) => {
+                    want[i / 2] |= if i % 2 == 0 { n << 4 } else { n };
+                    true
+                }
+                None => false,
+            });
+            assert_eq!(ok, want_ok, "{hex:?}");
+            if ok {
+                assert_eq!(got, want, "{hex:?}");
+            }
+        }
+        let max = "f".repeat(128);
+        let mut out = [0u8; 64];
+        assert!(decode_hex_prefix(max.as_bytes(), &mut out));
+        assert_eq!(out, [0xff; 64]);
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //!   It parses and prints the `algorithm:hex` form strictly (lowercase hex of exact length).
 //! - [`DigestSet`]: a sorted set of digests that resolves short IDs the way Docker's image
 //!   store does (`docker image inspect 7db9`), via [`DigestSet::lookup`], and computes the
-//!   shortest unique prefixes ([`DigestSet::short_codes`]).
+//!   shortest unique prefixes ([`DigestSet::short_codes`]). A sha256 digest takes its 32 raw
+//!   bytes and a few more in the set; inserting, removing and looking up a short ID work on
+//!   one small bucket of keys, not on the whole set.
 //!
 //! It does no I/O and has no interior mutability: wrap a set in your own lock.
 //!
@@ -26,8 +28,9 @@
 //! assert_eq!(id.short(), "7db95e6e4fe3");
 //! ```
 
+mod buckets;
 mod digest;
 mod set;
 
 pub use crate::digest::{Algorithm, Digest, HexBuf, ParseError};
-pub use crate::set::{DigestSet, LookupError, MAX_CANDIDATES};
+pub use crate::set::{DigestSet, Iter, LookupError, MAX_CANDIDATES};

@@ -1,4 +1,5 @@
 //! Integration tests of `digest-set`, in one binary: one module per former test file.
 
 mod digestset_cases;
+mod many_digests;
 mod proptests;

@@ -242,3 +242,107 @@ fn every_compression_of_layers_and_archives() {
         assert_eq!(check(&staged).len(), 2, "{kind} archive");
     }
 }
+
+/// An OCI layout with one image per platform, at the top and nested in an index: the host's
+/// platform is chosen, `--platform` chooses another, a missing one is a clear error.
+#[test]
+fn multi_platform_indexes_pick_the_platform() {
+    use image_archive::format::{Descriptor, ImageManifest, Index, Platform, media_type};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let blobs = tmp.path().join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).expect("mkdir");
+    let put = |bytes: &[u8], mt: &str| -> Descriptor {
+        let d = Digest::sha256(bytes);
+        std::fs::write(blobs.join(d.hex()), bytes).expect("write blob");
+        Descriptor {
+            media_type: mt.to_owned(),
+            digest: d.to_string(),
+            size: bytes.len() as u64,
+            urls: None,
+            annotations: None,
+            platform: None,
+        }
+    };
+    let host = PlatformSpec::host();
+    let mut manifests = Vec::new();
+    for arch in [host.arch.as_str(), "s390x-not-host"] {
+        let config = format!(
+            r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}}}}"#
+        );
+        let cd = put(config.as_bytes(), media_type::OCI_CONFIG);
+        let m = ImageManifest {
+            schema_version: 2,
+            media_type: Some(media_type::OCI_MANIFEST.to_owned()),
+            config: cd,
+            layers: vec![],
+            annotations: None,
+        };
+        let mut md = put(
+            &serde_json::to_vec(&m).expect("json"),
+            media_type::OCI_MANIFEST,
+        );
+        md.platform = Some(Platform {
+            architecture: arch.to_owned(),
+            os: "linux".to_owned(),
+            os_version: None,
+            os_features: None,
+            variant: None,
+        });
+        manifests.push(md);
+    }
+    let write_index = |manifests: Vec<Descriptor>| {
+        let index = Index {
+            schema_version: 2,
+            media_type: Some(media_type::OCI_INDEX.to_owned()),
+            manifests,
+            annotations: None,
+        };
+        std::fs::write(
+            tmp.path().join("index.json"),
+            serde_json::to_vec(&index).expect("json"),
+        )
+        .expect("write index");
+    };
+    let arch_of = |p: &image_archive::plan::ImagePlan| {
+        let v: serde_json::Value = serde_json::from_slice(&p.config).expect("config");
+        v["architecture"].as_str().expect("arch").to_owned()
+    };
+    let src = DirSource::new(tmp.path());
+    // At the top of index.json.
+    write_index(manifests.clone());
+    let got = plan(&src, &host).expect("plan");
+    assert_eq!(got.len(), 1);
+    assert_eq!(arch_of(&got[0]), host.arch);
+    let other = PlatformSpec::parse("linux/s390x-not-host").expect("platform");
+    assert_eq!(
+        arch_of(&plan(&src, &other).expect("plan")[0]),
+        "s390x-not-host"
+    );
+    let none = PlatformSpec::parse("linux/mips").expect("platform");
+    let e = plan(&src, &none).expect_err("no such platform").to_string();
+    assert!(e.contains("linux/mips"), "{e}");
+    // Nested: index.json names one image index.
+    let nested = Index {
+        schema_version: 2,
+        media_type: Some(media_type::OCI_INDEX.to_owned()),
+        manifests,
+        annotations: None,
+    };
+    let mut nd = put(
+        &serde_json::to_vec(&nested).expect("json"),
+        media_type::OCI_INDEX,
+    );
+    nd.annotations = Some(
+        [(
+            image_archive::format::ANNOTATION_REF_NAME.to_owned(),
+            "example.com/multi:1".to_owned(),
+        )]
+        .into_iter()
+        .collect(),
+    );
+    write_index(vec![nd]);
+    let got = plan(&src, &other).expect("plan");
+    assert_eq!(arch_of(&got[0]), "s390x-not-host");
+    assert_eq!(got[0].tags, ["example.com/multi:1"]);
+    assert_eq!(arch_of(&plan(&src, &host).expect("plan")[0]), host.arch);
+}

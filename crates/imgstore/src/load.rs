@@ -264,15 +264,56 @@ fn load_image(
         store: &*store,
         handles: Vec::new(),
     };
+    // The layers not there yet are a suffix of the chain (a layer's chain ID covers its
+    // parents). Where the driver keeps each layer's own changes apart (overlay2), they are
+    // written in parallel and committed in chain order afterwards.
+    let mut chains = Vec::with_capacity(diff_ids.len());
+    let mut parent: Option<ChainId> = None;
+    for d in &diff_ids {
+        let c = ChainId::step(parent.as_ref(), d);
+        chains.push(c);
+        parent = Some(c);
+    }
+    let first_missing = chains
+        .iter()
+        .position(|c| layers.layer(c).is_none())
+        .unwrap_or(chains.len());
+    let missing = chains.len() - first_missing;
+    let mut detached: Vec<Option<layer_store::DetachedLayer<'_>>> = Vec::new();
+    if missing >= 2 && layers.driver().independent_layers() {
+        detached = write_in_parallel(
+            layers,
+            src,
+            &p.layers[first_missing..],
+            &diff_ids[first_missing..],
+            &origin,
+            progress,
+        )?
+        .into_iter()
+        .map(Some)
+        .collect();
+    }
     let mut parent: Option<ChainId> = None;
     for (i, (l, diff_id)) in p.layers.iter().zip(&diff_ids).enumerate() {
-        let chain = ChainId::step(parent.as_ref(), diff_id);
-        let handle = match layers.get(&chain) {
-            Ok(h) => {
+        let chain = chains[i];
+        let prepared = i
+            .checked_sub(first_missing)
+            .and_then(|j| detached.get_mut(j))
+            .and_then(Option::take);
+        let handle = match (layers.get(&chain), prepared) {
+            (Ok(h), _) => {
                 progress.note(&format!("{}: Already exists", short(diff_id)));
                 h
             }
-            Err(_) => {
+            (Err(_), Some(d)) => {
+                d.commit(parent.as_ref())
+                    .map_err(|source| LoadError::Register {
+                        origin: origin.clone(),
+                        name: l.name.clone(),
+                        source: Box::new(source),
+                    })?
+            }
+            (Err(_), None) => {
                 let size = src.size(&l.name)?.unwrap_or(0);
                 let bar = progress.bytes(&format!("Loading layer {}", short(diff_id)), size);
                 let stream = plan::open_layer(src, l)?;
@@ -313,6 +354,7 @@ fn load_image(
             source: Box::new(source),
         })?;
     drop(held);
+    drop(detached);
     if let Some(parent) = &p.parent
         && let Ok(pid) = parent.parse::<digest_set::Digest>()
     {
@@ -364,6 +406,100 @@ fn load_image(
         loaded.lines.push(format!("Loaded image ID: {}", id.0));
     }
     Ok(())
+}
+
+/// Writes the content of `refs` (each checked against its diff ID) in parallel, on up to as
+/// many threads as there are CPUs (each streaming with bounded buffers); returns them in
+/// order, uncommitted. The first failure stops the others and is returned; what was written
+/// is removed.
+fn write_in_parallel<'s>(
+    layers: &'s layer_store::LayerStore,
+    src: &dyn Source,
+    refs: &[image_archive::plan::LayerRef],
+    diff_ids: &[layer_store::DiffId],
+    origin: &str,
+    progress: &Progress,
+) -> Result<Vec<layer_store::DetachedLayer<'s>>, LoadError> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(2, 8)
+        .min(refs.len());
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results: Mutex<Vec<Option<Result<layer_store::DetachedLayer<'s>, LoadError>>>> =
+        Mutex::new((0..refs.len()).map(|_| None).collect());
+    // Synced all at once below, before any is committed: one flush for the image.
+    let opts = layer_store::RegisterOptions {
+        sync: false,
+        ..layer_store::RegisterOptions::default()
+    };
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= refs.len() || failed.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let l = &refs[i];
+                    let r = plan::open_layer(src, l)
+                        .map_err(LoadError::from)
+                        .and_then(|stream| {
+                            layers.register_detached(stream, &opts).map_err(|source| {
+                                LoadError::Register {
+                                    origin: origin.to_owned(),
+                                    name: l.name.clone(),
+                                    source: Box::new(source),
+                                }
+                            })
+                        })
+                        .and_then(|d| {
+                            if d.diff_id() == &diff_ids[i] {
+                                progress.note(&format!("{}: Loaded", short(&diff_ids[i])));
+                                Ok(d)
+                            } else {
+                                Err(LoadError::DiffId {
+                                    origin: origin.to_owned(),
+                                    index: i,
+                                    name: l.name.clone(),
+                                    expected: diff_ids[i].to_string(),
+                                    actual: d.diff_id().to_string(),
+                                })
+                            }
+                        });
+                    if r.is_err() {
+                        failed.store(true, Ordering::SeqCst);
+                    }
+                    if let Ok(mut v) = results.lock() {
+                        v[i] = Some(r);
+                    }
+                }
+            });
+        }
+    });
+    let results = results
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut out = Vec::with_capacity(results.len());
+    let mut first_err = None;
+    for r in results {
+        match r {
+            Some(Ok(d)) => out.push(d),
+            Some(Err(e)) if first_err.is_none() => first_err = Some(e),
+            _ => {}
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    layer_store::DetachedLayer::sync_all(&out).map_err(|source| LoadError::Register {
+        origin: origin.to_owned(),
+        name: "(syncing the layers)".to_owned(),
+        source: Box::new(source),
+    })?;
+    Ok(out)
 }
 
 fn short(d: &layer_store::DiffId) -> String {

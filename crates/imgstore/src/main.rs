@@ -182,11 +182,69 @@ enum Command {
         #[command(flatten)]
         registry: RegistryFlags,
     },
-    /// Check the data root and explain what is wrong; changes nothing.
+    /// Save images to a tar archive (docker save): the archive dockerd 20.10 writes, or an OCI
+    /// image layout. Streams to standard output without -o. Each image's repo digests go
+    /// in too (an extension docker ignores).
+    Save {
+        /// Images: tag, repository name (all its tags), ID or unique ID prefix.
+        #[arg(required = true)]
+        images: Vec<String>,
+        /// Write to this file instead of standard output (written beside it, then renamed
+        /// into place).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Archive format: docker (docker save's) or oci (an OCI image layout, which docker
+        /// 25's manifest.json also makes loadable by docker load).
+        #[arg(long, default_value = "docker")]
+        format: String,
+        /// Compress the layers of an OCI layout: none, gzip or zstd.
+        #[arg(long, value_name = "ALGORITHM")]
+        compress: Option<String>,
+    },
+    /// Show the images' disk usage (the images part of docker system df).
+    Df {
+        /// Show detailed information on space usage: a row per image with its shared and
+        /// unique sizes and containers.
+        #[arg(short, long)]
+        verbose: bool,
+        /// Print with a Go template as the docker 20.10 CLI runs it (fields Type,
+        /// TotalCount, Active, Size, Reclaimable), e.g. 'table {{.Type}}\t{{.Size}}'.
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Remove unused images (docker image prune): dangling ones, or with -a every image no
+    /// container uses; --layers also removes committed layers nothing uses.
+    Prune {
+        /// Remove all unused images, not just dangling ones.
+        #[arg(short, long)]
+        all: bool,
+        /// Do not prompt for confirmation.
+        #[arg(short, long)]
+        force: bool,
+        /// Provide filter values (e.g. 'until=<timestamp>', 'label=<key>=<value>').
+        #[arg(long, value_name = "FILTER")]
+        filter: Vec<String>,
+        /// Also remove committed layers that no image or container uses (moby #45939), and
+        /// say how much that freed.
+        #[arg(long)]
+        layers: bool,
+    },
+    /// Check the data root and explain what is wrong; changes nothing unless --repair.
     Fsck {
         /// Output format: text or json (one object per line).
         #[arg(long, default_value = "text")]
         format: String,
+        /// Finish or roll back what interrupted writes left (temp files, staging and
+        /// -removing layers, in-flight driver directories, dangling short links, notes of
+        /// killed rm), one line per action, then check; never deletes what may hold data.
+        /// Takes the exclusive lock; refused while dockerd uses the root.
+        #[arg(long)]
+        repair: bool,
+        /// With --repair: move what restore cannot use (configs that fail verification,
+        /// layers that do not load, references and parent links to missing images) under
+        /// image/<driver>/quarantine/, restorable by hand, so that dockerd starts clean.
+        #[arg(long, requires = "repair")]
+        quarantine: bool,
     },
 }
 
@@ -306,7 +364,30 @@ fn main() -> ExitCode {
             },
         ),
         Command::Tree { image, no_trunc } => cli::tree(&global, image.as_deref(), no_trunc),
-        Command::Fsck { format } => cli::fsck(&global, &format),
+        Command::Df { verbose, format } => cli::df(&global, verbose, format.as_deref()),
+        Command::Prune {
+            all,
+            force,
+            filter,
+            layers,
+        } => cli::prune(
+            &global,
+            &cli::PruneArgs {
+                all,
+                force,
+                filters: filter,
+                layers,
+            },
+            &mut confirm,
+        ),
+        Command::Fsck {
+            format,
+            repair: false,
+            ..
+        } => cli::fsck(&global, &format),
+        Command::Fsck {
+            format, quarantine, ..
+        } => cli::fsck_repair(&global, &format, quarantine),
         Command::Push {
             reference,
             quiet,
@@ -348,6 +429,20 @@ fn main() -> ExitCode {
             &imgstore::load::LoadArgs { input, platform },
             quiet,
         ),
+        Command::Save {
+            images,
+            output,
+            format,
+            compress,
+        } => cli::save(
+            &global,
+            &images,
+            &cli::SaveArgs {
+                output,
+                format,
+                compress,
+            },
+        ),
     };
     tracing::debug!(
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -369,6 +464,19 @@ fn main() -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The docker CLI's `PromptForConfirmation`: prints `message` and ` [y/N] ` on stdout and
+/// reads a line from stdin; only `y` (any case) confirms.
+fn confirm(message: &str) -> bool {
+    let mut stdout = std::io::stdout().lock();
+    let _ = write!(stdout, "{message} [y/N] ");
+    let _ = stdout.flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    answer
+        .trim_end_matches(['\n', '\r'])
+        .eq_ignore_ascii_case("y")
 }
 
 /// `--max-concurrent-downloads`: 1 to 64.

@@ -1145,7 +1145,7 @@ impl ApplyCtx<'_> {
     ) -> Result<(), PullError> {
         let ls = self.store.layer_store();
         let n = self.layers.len();
-        type Slot<'s> = Option<Result<layer_store::AppliedLayer<'s>, PullError>>;
+        type Slot<'s> = Option<Result<layer_store::DetachedLayer<'s>, PullError>>;
         let slots: Mutex<Vec<Slot<'_>>> = Mutex::new((0..n).map(|_| None).collect());
         let ready = Condvar::new();
         let next = AtomicUsize::new(0);
@@ -1167,7 +1167,7 @@ impl ApplyCtx<'_> {
                             })
                         } else {
                             self.register_from_download(k, |stream| {
-                                ls.apply_unparented(
+                                ls.register_detached(
                                     stream,
                                     &RegisterOptions {
                                         sync: false,
@@ -1183,48 +1183,49 @@ impl ApplyCtx<'_> {
                     }
                 });
             }
-            let result = (|| {
-                for k in 0..n {
-                    let applied = {
-                        let mut g = slots
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner);
-                        loop {
-                            if let Some(r) = g[k].take() {
-                                break r;
-                            }
-                            g = ready
-                                .wait(g)
+            let result =
+                (|| {
+                    for k in 0..n {
+                        let applied = {
+                            let mut g = slots
+                                .lock()
                                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+                            loop {
+                                if let Some(r) = g[k].take() {
+                                    break r;
+                                }
+                                g = ready
+                                    .wait(g)
+                                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                            }
+                        }?;
+                        let diff = *applied.diff_id();
+                        if diff != self.diff_ids[k] {
+                            // Dropped uncommitted: nothing of it stays.
+                            return Err(self.mismatch(k, &diff));
                         }
-                    }?;
-                    let diff = *applied.diff_id();
-                    if diff != self.diff_ids[k] {
-                        // Dropped uncommitted: nothing of it stays.
-                        return Err(self.mismatch(k, &diff));
-                    }
-                    // Flushed here rather than on the applying thread: a filesystem-wide
-                    // sync (overlay2's) then covers the layers applied meanwhile at once.
-                    applied.sync().map_err(|source| PullError::Register {
-                        reference: self.refname.to_owned(),
-                        blob: self.layers[k].0.to_string(),
-                        source: Box::new(source),
-                    })?;
-                    let handle =
-                        applied
-                            .commit(parent.as_ref())
+                        // Flushed here rather than on the applying thread: a filesystem-wide
+                        // sync (overlay2's) then covers the layers applied meanwhile at once.
+                        layer_store::DetachedLayer::sync_all(std::slice::from_ref(&applied))
                             .map_err(|source| PullError::Register {
                                 reference: self.refname.to_owned(),
                                 blob: self.layers[k].0.to_string(),
                                 source: Box::new(source),
                             })?;
-                    let chain = *handle.chain_id();
-                    held.handles.push(handle);
-                    self.committed(k, &diff)?;
-                    parent = Some(chain);
-                }
-                Ok(())
-            })();
+                        let handle = applied.commit(parent.as_ref()).map_err(|source| {
+                            PullError::Register {
+                                reference: self.refname.to_owned(),
+                                blob: self.layers[k].0.to_string(),
+                                source: Box::new(source),
+                            }
+                        })?;
+                        let chain = *handle.chain_id();
+                        held.handles.push(handle);
+                        self.committed(k, &diff)?;
+                        parent = Some(chain);
+                    }
+                    Ok(())
+                })();
             if result.is_err() {
                 stop.store(true, Ordering::SeqCst);
                 self.cancel.store(true, Ordering::SeqCst);

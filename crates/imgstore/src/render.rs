@@ -107,6 +107,10 @@ pub struct LsRow {
     pub digest: String,
     /// The summary, shared by the image's rows.
     pub summary: Arc<Summary>,
+    /// `Containers` (`-1`: not computed, as in `ls`).
+    pub containers: i64,
+    /// `SharedSize` (`-1`: not computed, as in `ls`).
+    pub shared_size: i64,
 }
 
 /// Values grouped by key, groups in order of first appearance (Go's map order is random; this
@@ -149,6 +153,8 @@ pub fn ls_rows(images: &[Summary], need_digest: bool, show_digests: bool) -> Vec
             tag: tag.to_owned(),
             digest: digest.to_owned(),
             summary: Arc::clone(&summary),
+            containers: -1,
+            shared_size: -1,
         };
         if dangling {
             rows.push(row("<none>", "<none>", "<none>"));
@@ -231,6 +237,8 @@ pub fn render_ls(rows: &[LsRow], fmt: &LsFormat, now: i64) -> Result<String, Tem
                     repository: r.repository.clone(),
                     tag: r.tag.clone(),
                     digest: r.digest.clone(),
+                    containers: r.containers,
+                    shared_size: r.shared_size,
                 };
                 template::ls_row(&ty, &data, !fmt.no_trunc)
             })

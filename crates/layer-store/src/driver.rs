@@ -121,6 +121,57 @@ pub enum ContentIssue {
     },
 }
 
+/// What [`Driver::repair_content`] did in a driver's directory, one action each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ContentRepair {
+    /// The in-flight directory of an interrupted write (named for `cache_id`, which no layer,
+    /// mount or leftover uses) was removed.
+    RemovedInFlight {
+        /// The directory.
+        path: PathBuf,
+        /// The cache ID it was for.
+        cache_id: String,
+    },
+    /// A short link whose target does not exist was removed (it holds nothing).
+    RemovedDanglingLink {
+        /// The link.
+        path: PathBuf,
+        /// Where it pointed.
+        target: String,
+    },
+    /// A layer's missing short link was created again from its `link` file, as the
+    /// driver's commit would have.
+    Relinked {
+        /// The layer's cache ID.
+        cache_id: String,
+        /// The link created.
+        path: PathBuf,
+    },
+}
+
+impl fmt::Display for ContentRepair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ContentRepair::RemovedInFlight { path, cache_id } => write!(
+                f,
+                "removed {}: content of an interrupted layer write (cache-id {cache_id})",
+                path.display()
+            ),
+            ContentRepair::RemovedDanglingLink { path, target } => write!(
+                f,
+                "removed {}: short link to {target}, which does not exist",
+                path.display()
+            ),
+            ContentRepair::Relinked { cache_id, path } => write!(
+                f,
+                "linked {}: the short link of layer content {cache_id} was missing",
+                path.display()
+            ),
+        }
+    }
+}
+
 /// Where layer contents live, keyed by cache ID (dockerd's graph driver).
 ///
 /// Implementations must be usable from several threads.
@@ -160,12 +211,45 @@ pub trait Driver: Send + Sync + fmt::Debug {
         Ok(())
     }
 
+    /// Whether a layer's content can be created and filled before its parent is known
+    /// ([`create`](Self::create) with no parent, then [`attach_parent`](Self::attach_parent)
+    /// before [`commit`](Self::commit)): true where a layer's directory holds only its own
+    /// changes (overlay2), so that the layers of an image can be written in parallel. The
+    /// default, `false`, is right for drivers whose layer starts as a copy of its parent
+    /// (vfs).
+    fn independent_layers(&self) -> bool {
+        false
+    }
+
+    /// Links the content of `cache_id`, created without a parent, to its parent
+    /// `parent_cache_id` (overlay2 writes `lower`, `work/` and the parent's `committed`).
+    /// Only called when [`independent_layers`](Self::independent_layers) is true. The default
+    /// does nothing.
+    fn attach_parent(
+        &self,
+        cache_id: &str,
+        parent_cache_id: Option<&str>,
+    ) -> Result<(), DriverError> {
+        let _ = (cache_id, parent_cache_id);
+        Ok(())
+    }
+
     /// Makes the content of `cache_id`, complete and synced, the layer's for good, just
     /// before its layerdb entry is committed (overlay2 renames its in-flight directory and
     /// links it). Called once per layer; [`remove`](Self::remove) must still remove the
     /// content afterwards. The default does nothing.
     fn commit(&self, cache_id: &str) -> Result<(), DriverError> {
         let _ = cache_id;
+        Ok(())
+    }
+
+    /// Makes the content of all of `cache_ids` durable. The default syncs each in turn;
+    /// drivers whose [`sync`](Self::sync) flushes a whole file system (vfs, overlay2) do it
+    /// once.
+    fn sync_many(&self, cache_ids: &[&str]) -> Result<(), DriverError> {
+        for c in cache_ids {
+            self.sync(c)?;
+        }
         Ok(())
     }
 
@@ -191,24 +275,19 @@ pub trait Driver: Send + Sync + fmt::Debug {
         Ok(Vec::new())
     }
 
-    /// Whether a layer's content is independent of its parent's (overlay2 keeps only a
-    /// layer's own changes), so that it can be created and applied before its parent exists
-    /// and put on the parent later with [`set_parent`](Self::set_parent). The default: no
-    /// (vfs starts a layer from a copy of its parent).
-    fn independent_layers(&self) -> bool {
-        false
-    }
-
-    /// Puts the content of `cache_id`, created without a parent and applied but not yet
-    /// committed, on top of `parent_cache_id` (overlay2: `lower`, `work/`, the parent's
-    /// `committed`), as [`create`](Self::create) would have with the parent. The default
-    /// fails with [`DriverError::Unsupported`].
-    fn set_parent(&self, cache_id: &str, parent_cache_id: &str) -> Result<(), DriverError> {
-        let _ = (cache_id, parent_cache_id);
-        Err(DriverError::Unsupported {
-            driver: self.name().to_string(),
-            operation: "setting a layer's parent after its content",
-        })
+    /// Repairs what interrupted writes left in the driver's directory, given the same cache
+    /// IDs as [`check_content`](Self::check_content): removes only what is provably this
+    /// store's and unused (in-flight directories of a cache ID nothing names, links that
+    /// lead nowhere) and finishes what a commit would have done; never touches a directory
+    /// nothing names (it may be another program's). Returns what it did. The default does
+    /// nothing.
+    fn repair_content(
+        &self,
+        layers: &[&str],
+        others: &[&str],
+    ) -> Result<Vec<ContentRepair>, DriverError> {
+        let _ = (layers, others);
+        Ok(Vec::new())
     }
 
     /// Opens the content of the member `name` (its raw name in the layer's tar stream) of

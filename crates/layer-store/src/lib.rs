@@ -63,7 +63,7 @@ pub mod transaction;
 mod vfs;
 
 pub use crate::content::{ContentError, DiffStream, DiffSummary, TarStream};
-pub use crate::driver::{ContentIssue, Driver, DriverError, NullDriver};
+pub use crate::driver::{ContentIssue, ContentRepair, Driver, DriverError, NullDriver};
 pub use crate::error::{OpenError, RegisterError};
 pub use crate::handle::{GetError, LayerGetReleaser, LayerHandle, LayerMetadata, ReleaseError};
 pub use crate::ids::{ChainId, ChainIds, DiffId, chain_id, chain_ids};
@@ -72,7 +72,7 @@ pub use crate::outcome::{Leftover, LeftoverKind, RestoreReport, SkipReason, Skip
 pub use crate::overlay2::{
     IN_FLIGHT_PREFIX, MAX_LOWERS, Overlay2Driver, SHORT_ID_LEN, in_flight_cache_id, is_short_id,
 };
-pub use crate::register::{AppliedLayer, RegisterOptions, TarStreamError};
+pub use crate::register::{DetachedLayer, RegisterOptions, TarStreamError};
 pub use crate::store::{LayerStore, OpenMode, PendingLayer};
 pub use crate::transaction::{Transaction, TransactionError};
 pub use crate::vfs::VfsDriver;

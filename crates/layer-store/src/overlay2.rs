@@ -25,7 +25,7 @@ use durable_fs::{Dir, FileKind};
 
 use crate::apply::{self, WhiteoutFormat};
 use crate::content::DiffStream;
-use crate::driver::{ContentIssue, Driver, DriverError};
+use crate::driver::{ContentIssue, ContentRepair, Driver, DriverError};
 
 /// The most a `link` or `lower` file may hold (128 lower layers of `l/` + 26 characters).
 const SMALL_FILE_LIMIT: u64 = 64 * 1024;
@@ -115,34 +115,6 @@ impl Overlay2Driver {
         })
     }
 
-    /// The `lower` of a child of `parent`: `l/<parent's link>` then the parent's own lowers,
-    /// uppermost first; more than [`MAX_LOWERS`] is an error.
-    fn lowers(home: &Dir, parent: &str) -> Result<String, DriverError> {
-        let Some(plink) = Self::read_link_id(home, parent)? else {
-            return Err(DriverError::Other(format!(
-                "parent layer {parent} has no {}",
-                home.join(Path::new(parent).join("link")).display()
-            )));
-        };
-        let mut lowers = vec![format!("{LINK_DIR}/{plink}")];
-        if let Some(b) = home.read(Path::new(parent).join("lower"), SMALL_FILE_LIMIT)? {
-            let text = String::from_utf8_lossy(&b);
-            lowers.extend(
-                text.trim()
-                    .split(':')
-                    .filter(|l| !l.is_empty())
-                    .map(str::to_owned),
-            );
-        }
-        if lowers.len() > MAX_LOWERS {
-            return Err(DriverError::TooDeep {
-                driver: "overlay2".to_owned(),
-                max: MAX_LOWERS,
-            });
-        }
-        Ok(lowers.join(":"))
-    }
-
     /// The short link name of layer directory `rel`, checked.
     fn read_link_id(home: &Dir, rel: &str) -> Result<Option<String>, DriverError> {
         match home.read(Path::new(rel).join("link"), SMALL_FILE_LIMIT)? {
@@ -160,6 +132,48 @@ impl Overlay2Driver {
                 }
             }
         }
+    }
+
+    /// The `lower` of a layer on `parent` (`l/<parent short>` then the parent's own
+    /// `lower`), or `None` without a parent. More than [`MAX_LOWERS`] is an error.
+    fn lower_of(home: &Dir, parent: Option<&str>) -> Result<Option<String>, DriverError> {
+        let Some(p) = parent else {
+            return Ok(None);
+        };
+        let Some(plink) = Self::read_link_id(home, p)? else {
+            return Err(DriverError::Other(format!(
+                "parent layer {p} has no {}",
+                home.join(Path::new(p).join("link")).display()
+            )));
+        };
+        let mut lowers = vec![format!("{LINK_DIR}/{plink}")];
+        if let Some(b) = home.read(Path::new(p).join("lower"), SMALL_FILE_LIMIT)? {
+            let text = String::from_utf8_lossy(&b);
+            lowers.extend(
+                text.trim()
+                    .split(':')
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned),
+            );
+        }
+        if lowers.len() > MAX_LOWERS {
+            return Err(DriverError::TooDeep {
+                driver: "overlay2".to_owned(),
+                max: MAX_LOWERS,
+            });
+        }
+        Ok(Some(lowers.join(":")))
+    }
+
+    /// `work/` and `lower` in the layer directory `dir`, `committed` in the parent's.
+    fn link_parent(home: &Dir, dir: &Dir, parent: &str, lower: &str) -> Result<(), DriverError> {
+        dir.create_dir("work", 0o700)?;
+        dir.write_new("lower", lower.as_bytes(), 0o644)?;
+        let committed = Path::new(parent).join("committed");
+        if home.meta(&committed)?.is_none() {
+            home.write_new(&committed, b"", 0o600)?;
+        }
+        Ok(())
     }
 
     /// A fresh short link name, unused in `l/`.
@@ -255,28 +269,50 @@ impl Driver for Overlay2Driver {
         }
         // What a killed write of the same (random) ID left: never a layer's.
         home.remove_tree(&partial)?;
-        let lower = match parent_cache_id {
-            None => None,
-            Some(p) => Some(Self::lowers(&home, p)?),
-        };
+        let lower = Self::lower_of(&home, parent_cache_id)?;
         let build = || -> Result<(), DriverError> {
             let dir = home.create_dir(&partial, 0o710)?;
             dir.create_dir("diff", 0o755)?;
             let id = Self::new_short_id(&home)?;
             dir.write_new("link", id.as_bytes(), 0o644)?;
             if let (Some(lower), Some(p)) = (&lower, parent_cache_id) {
-                dir.create_dir("work", 0o700)?;
-                dir.write_new("lower", lower.as_bytes(), 0o644)?;
-                let committed = Path::new(p).join("committed");
-                if home.meta(&committed)?.is_none() {
-                    home.write_new(&committed, b"", 0o600)?;
-                }
+                Self::link_parent(&home, &dir, p, lower)?;
             }
             Ok(())
         };
         build().inspect_err(|_| {
             let _ = home.remove_tree(&partial);
         })
+    }
+
+    fn independent_layers(&self) -> bool {
+        true
+    }
+
+    /// Writes `lower` and `work/` in the in-flight directory of `cache_id` and `committed`
+    /// in its parent's, as [`create`](Driver::create) does for a layer created on its parent.
+    fn attach_parent(
+        &self,
+        cache_id: &str,
+        parent_cache_id: Option<&str>,
+    ) -> Result<(), DriverError> {
+        check_cache_id(cache_id)?;
+        let Some(p) = parent_cache_id else {
+            return Ok(());
+        };
+        check_cache_id(p)?;
+        let home = Dir::open(&self.home)?;
+        let dir = home.require_dir(format!("{IN_FLIGHT_PREFIX}{cache_id}"))?;
+        if dir.meta("lower")?.is_some() {
+            return Err(DriverError::Other(format!(
+                "{} already has a parent",
+                dir.path().display()
+            )));
+        }
+        if let Some(lower) = Self::lower_of(&home, Some(p))? {
+            Self::link_parent(&home, &dir, p, &lower)?;
+        }
+        Ok(())
     }
 
     fn remove(&self, cache_id: &str) -> Result<(), DriverError> {
@@ -325,34 +361,6 @@ impl Driver for Overlay2Driver {
         Ok(layer.apparent_size("diff")?)
     }
 
-    fn independent_layers(&self) -> bool {
-        true
-    }
-
-    /// Adds `work/` and `lower` to the in-flight directory and `committed` to the parent's,
-    /// as [`create`](Driver::create) does for a layer with a parent.
-    fn set_parent(&self, cache_id: &str, parent_cache_id: &str) -> Result<(), DriverError> {
-        check_cache_id(cache_id)?;
-        check_cache_id(parent_cache_id)?;
-        let home = Dir::open(&self.home)?;
-        let partial = format!("{IN_FLIGHT_PREFIX}{cache_id}");
-        let dir = home.require_dir(&partial)?;
-        let lower = Self::lowers(&home, parent_cache_id)?;
-        dir.create_dir("work", 0o700)?;
-        if dir.meta("lower")?.is_some() {
-            return Err(DriverError::Other(format!(
-                "{} already has a parent",
-                home.join(&partial).display()
-            )));
-        }
-        dir.write_new("lower", lower.as_bytes(), 0o644)?;
-        let committed = Path::new(parent_cache_id).join("committed");
-        if home.meta(&committed)?.is_none() {
-            home.write_new(&committed, b"", 0o600)?;
-        }
-        Ok(())
-    }
-
     fn sync(&self, cache_id: &str) -> Result<(), DriverError> {
         check_cache_id(cache_id)?;
         let home = Dir::open(&self.home)?;
@@ -362,6 +370,15 @@ impl Driver for Overlay2Driver {
             path: layer.path().to_owned(),
             source: e.into(),
         })
+    }
+
+    /// One `syncfs` of the file system of the first layer's directory: every layer of this
+    /// driver lives under the same home, on that file system.
+    fn sync_many(&self, cache_ids: &[&str]) -> Result<(), DriverError> {
+        match cache_ids.first() {
+            Some(c) => self.sync(c),
+            None => Ok(()),
+        }
     }
 
     /// Renames the in-flight directory to `<cache-id>`, links `l/<short>` to its `diff`
@@ -563,6 +580,97 @@ impl Driver for Overlay2Driver {
                 }),
                 _ => out.push(ContentIssue::Unnamed { path }),
             }
+        }
+        Ok(out)
+    }
+
+    /// Removes the in-flight directories of cache IDs that nothing names (a write killed
+    /// after its staging directory was gone), creates a layer's missing `l/` link again from
+    /// its `link` file (what [`commit`](Driver::commit) does last), and removes `l/` links of
+    /// dockerd's form (`../<id>/diff`) whose layer directory does not exist. Directories
+    /// under other names are never touched.
+    fn repair_content(
+        &self,
+        layers: &[&str],
+        others: &[&str],
+    ) -> Result<Vec<ContentRepair>, DriverError> {
+        let mut out = Vec::new();
+        let Some(home) = self.open_home()? else {
+            return Ok(out);
+        };
+        let named: std::collections::HashSet<&str> =
+            layers.iter().chain(others.iter()).copied().collect();
+        for e in home.entries()? {
+            if e.kind != FileKind::Dir {
+                continue;
+            }
+            let name = e.name.to_string_lossy().into_owned();
+            let Some(id) = in_flight_cache_id(&name) else {
+                continue;
+            };
+            if named.contains(id) {
+                continue;
+            }
+            home.remove_tree(&e.name)?;
+            out.push(ContentRepair::RemovedInFlight {
+                path: home.join(&e.name),
+                cache_id: id.to_owned(),
+            });
+        }
+        for &cache_id in layers {
+            if !component(cache_id) {
+                continue;
+            }
+            let has_diff = home
+                .meta(Path::new(cache_id).join("diff"))?
+                .is_some_and(|m| m.kind == FileKind::Dir);
+            if !has_diff {
+                continue;
+            }
+            let Ok(Some(id)) = Self::read_link_id(&home, cache_id) else {
+                continue;
+            };
+            let link = Path::new(LINK_DIR).join(&id);
+            if home.meta(&link)?.is_none() {
+                home.create_dir(LINK_DIR, 0o700)?;
+                home.symlink(format!("../{cache_id}/diff"), &link)?;
+                out.push(ContentRepair::Relinked {
+                    cache_id: cache_id.to_owned(),
+                    path: home.join(&link),
+                });
+            }
+        }
+        if let Some(l) = home.open_dir(LINK_DIR)? {
+            for e in l.entries()? {
+                if e.kind != FileKind::Symlink {
+                    continue;
+                }
+                let Some(target) = l.read_link(&e.name)? else {
+                    continue;
+                };
+                let target = target.to_string_lossy().into_owned();
+                let Some(id) = target
+                    .strip_prefix("../")
+                    .and_then(|t| t.strip_suffix("/diff"))
+                    .filter(|id| component(id))
+                else {
+                    continue;
+                };
+                if home.meta(id)?.is_some() {
+                    continue;
+                }
+                l.remove_file(&e.name)?;
+                out.push(ContentRepair::RemovedDanglingLink {
+                    path: l.join(&e.name),
+                    target,
+                });
+            }
+            if !out.is_empty() {
+                l.sync()?;
+            }
+        }
+        if !out.is_empty() {
+            home.sync()?;
         }
         Ok(out)
     }

@@ -9,8 +9,7 @@ use crate::driver::DriverError;
 use crate::error::RegisterError;
 use crate::handle::LayerHandle;
 use crate::ids::{ChainId, DiffId};
-use crate::store::LayerStore;
-use crate::store::PendingLayer;
+use crate::store::{LayerStore, PendingLayer};
 use crate::tarsplit;
 
 /// The name of the tar-split file in a layer directory.
@@ -37,6 +36,59 @@ impl Default for RegisterOptions {
     }
 }
 
+/// A layer whose content is written but not committed, nor linked to a parent: see
+/// [`LayerStore::register_detached`].
+#[derive(Debug)]
+pub struct DetachedLayer<'a> {
+    pending: PendingLayer<'a>,
+    diff_id: DiffId,
+    size: u64,
+}
+
+impl DetachedLayer<'_> {
+    /// The diff ID of the content (the sha256 of the stream).
+    pub fn diff_id(&self) -> &DiffId {
+        &self.diff_id
+    }
+
+    /// The layer's size, as the driver counts it.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Makes the content of all of `layers` durable at once (one `syncfs` where the driver
+    /// allows): for layers registered with [`RegisterOptions::sync`] off, before their
+    /// commits, so that a whole image costs one flush instead of one a layer.
+    pub fn sync_all(layers: &[DetachedLayer<'_>]) -> Result<(), RegisterError> {
+        let Some(first) = layers.first() else {
+            return Ok(());
+        };
+        let ids: Vec<&str> = layers.iter().map(|l| l.pending.cache_id()).collect();
+        first
+            .pending
+            .store()
+            .driver()
+            .sync_many(&ids)
+            .map_err(|source| RegisterError::Driver {
+                cache_id: ids.join(","),
+                source,
+            })
+    }
+
+    /// Links the layer on `parent` and commits it, as
+    /// [`register_with`](LayerStore::register_with) would have on that parent. If the chain
+    /// already exists, the content is discarded and a handle on the existing layer returned.
+    pub fn commit(self, parent: Option<&ChainId>) -> Result<LayerHandle, RegisterError> {
+        let DetachedLayer {
+            mut pending,
+            diff_id,
+            size,
+        } = self;
+        pending.set_parent(parent)?;
+        pending.commit(diff_id, size)
+    }
+}
+
 /// Why [`LayerStore::tar_stream`] could not start a stream.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -52,6 +104,15 @@ pub enum TarStreamError {
         /// The underlying error.
         #[source]
         source: io::Error,
+    },
+    /// The layer's tar-split file is not valid tar-split metadata.
+    #[error("{path}: {source}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: tarsplit::TarSplitError,
     },
 }
 
@@ -92,40 +153,50 @@ impl LayerStore {
         parent: Option<&ChainId>,
         options: &RegisterOptions,
     ) -> Result<LayerHandle, RegisterError> {
-        let applied = self.apply_layer(tar, parent, options)?;
-        applied.pending.commit(applied.diff_id, applied.size)
+        let pending = self.begin_register(parent)?;
+        let (pending, diff_id, size) = self.fill(pending, tar, options)?;
+        pending.commit(diff_id, size)
     }
 
-    /// Applies a layer from its uncompressed tar stream without a parent and without
-    /// committing it, for drivers whose layers do not depend on their parent's content
-    /// ([`Driver::independent_layers`](crate::Driver::independent_layers), overlay2): several
-    /// layers of an image can be applied at once, then committed in chain order with
-    /// [`AppliedLayer::commit`]. Dropping the [`AppliedLayer`] removes everything it wrote.
-    /// Other drivers get [`DriverError::Unsupported`].
-    pub fn apply_unparented(
+    /// Registers a layer's content before its parent is known, where the driver allows it
+    /// ([`Driver::independent_layers`](crate::Driver::independent_layers): overlay2), so that
+    /// the layers of an image can be written in parallel: reads and applies the stream,
+    /// writes its tar-split and syncs, like [`register_with`](Self::register_with), but
+    /// commits nothing. [`DetachedLayer::commit`] then links it on its parent and commits it,
+    /// in chain order. Dropping the [`DetachedLayer`] undoes everything. With a driver that
+    /// does not allow it, fails with [`RegisterError::Driver`] /
+    /// [`DriverError::Unsupported`] before reading anything.
+    pub fn register_detached(
         &self,
         tar: impl Read,
         options: &RegisterOptions,
-    ) -> Result<AppliedLayer<'_>, RegisterError> {
+    ) -> Result<DetachedLayer<'_>, RegisterError> {
         if !self.driver().independent_layers() {
             return Err(RegisterError::Driver {
                 cache_id: String::new(),
                 source: DriverError::Unsupported {
                     driver: self.driver().name().to_owned(),
-                    operation: "applying a layer before its parent",
+                    operation: "writing a layer before its parent",
                 },
             });
         }
-        self.apply_layer(tar, None, options)
+        let pending = self.begin_register(None)?;
+        let (pending, diff_id, size) = self.fill(pending, tar, options)?;
+        Ok(DetachedLayer {
+            pending,
+            diff_id,
+            size,
+        })
     }
 
-    fn apply_layer(
-        &self,
+    /// Applies `tar` to the pending layer's content and writes its tar-split; returns the
+    /// diff ID and size.
+    fn fill<'s>(
+        &'s self,
+        pending: PendingLayer<'s>,
         tar: impl Read,
-        parent: Option<&ChainId>,
         options: &RegisterOptions,
-    ) -> Result<AppliedLayer<'_>, RegisterError> {
-        let pending = self.begin_register(parent)?;
+    ) -> Result<(PendingLayer<'s>, DiffId, u64), RegisterError> {
         let cache_id = pending.cache_id().to_string();
         let driver_err = |source: DriverError| RegisterError::Driver {
             cache_id: cache_id.clone(),
@@ -156,11 +227,7 @@ impl LayerStore {
             self.driver().sync(&cache_id).map_err(driver_err)?;
         }
         tracing::debug!(diff_id = %summary.diff_id, size, entries = summary.entries, "layer content registered");
-        Ok(AppliedLayer {
-            pending,
-            diff_id: summary.diff_id,
-            size,
-        })
+        Ok((pending, summary.diff_id, size))
     }
 
     /// The exact tar stream of the layer `handle` holds, reassembled from its tar-split
@@ -188,50 +255,39 @@ impl LayerStore {
             source,
         })
     }
-}
 
-/// A layer whose content is applied but not committed ([`LayerStore::apply_unparented`]).
-/// Dropping it removes its content and staging directory.
-#[derive(Debug)]
-pub struct AppliedLayer<'a> {
-    pending: PendingLayer<'a>,
-    diff_id: DiffId,
-    size: u64,
-}
-
-impl AppliedLayer<'_> {
-    /// The layer's diff ID (the sha256 of its tar stream).
-    pub fn diff_id(&self) -> &DiffId {
-        &self.diff_id
-    }
-
-    /// The layer's size, as the driver counts it.
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
-    /// Makes the layer's content durable ([`Driver::sync`](crate::Driver::sync)), for layers
-    /// applied with [`RegisterOptions::sync`] off: several layers applied at once can then be
-    /// flushed together before they are committed.
-    pub fn sync(&self) -> Result<(), RegisterError> {
-        let cache_id = self.pending.cache_id();
-        self.pending
-            .store()
-            .driver()
-            .sync(cache_id)
-            .map_err(|source| RegisterError::Driver {
-                cache_id: cache_id.to_owned(),
-                source,
-            })
-    }
-
-    /// Commits the layer on top of `parent` (which must exist), as
-    /// [`PendingLayer::commit`] does: a new handle on it (or on the same layer already
-    /// there).
-    pub fn commit(mut self, parent: Option<&ChainId>) -> Result<LayerHandle, RegisterError> {
-        if let Some(p) = parent {
-            self.pending.set_parent(p)?;
+    /// The length in bytes of the layer's tar stream: what [`tar_stream_chain`] yields when
+    /// it succeeds. Read from the tar-split metadata alone (the recorded segments plus the
+    /// members' sizes; no file content is touched), so that a caller can write a header
+    /// that needs the length, such as a `layer.tar` member of an archive, before streaming
+    /// the layer.
+    ///
+    /// [`tar_stream_chain`]: Self::tar_stream_chain
+    pub fn tar_stream_size(&self, chain_id: &ChainId) -> Result<u64, TarStreamError> {
+        if self.layer(chain_id).is_none() {
+            return Err(TarStreamError::NotFound(*chain_id));
         }
-        self.pending.commit(self.diff_id, self.size)
+        let path = self.layer_dir(chain_id).join(TAR_SPLIT_FILE);
+        let f = File::open(&path).map_err(|source| TarStreamError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let gz = flate2::read::GzDecoder::new(f);
+        let mut unpacker = tarsplit::Unpacker::new(io::BufReader::with_capacity(64 * 1024, gz));
+        let mut size: u64 = 0;
+        loop {
+            match unpacker.next_entry() {
+                Ok(Some(e)) => {
+                    let n = match e.kind {
+                        tarsplit::EntryKind::Segment => e.payload.len() as u64,
+                        // The unpacker refuses negative sizes.
+                        tarsplit::EntryKind::File => e.size.max(0) as u64,
+                    };
+                    size = size.saturating_add(n);
+                }
+                Ok(None) => return Ok(size),
+                Err(source) => return Err(TarStreamError::Invalid { path, source }),
+            }
+        }
     }
 }

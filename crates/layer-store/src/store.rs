@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use crate::driver::{Driver, DriverError};
+use crate::driver::Driver;
 use crate::error::{OpenError, RegisterError};
 use crate::handle::{GetError, LayerGetReleaser, LayerHandle, LayerMetadata, ReleaseError};
 use crate::ids::{ChainId, DiffId};
@@ -362,21 +362,7 @@ impl LayerStore {
             driver_created: false,
         };
         if let Some(p) = parent {
-            let mut state = self.state();
-            let handle = state
-                .new_handle(*p)
-                .ok_or(RegisterError::ParentNotFound(*p))?;
-            let info = state
-                .layers
-                .find(p)
-                .and_then(|i| state.layers.info(i))
-                .ok_or(RegisterError::ParentNotFound(*p))?;
-            drop(state);
-            let depth = info.depth;
-            pending.parent = Some((handle, info));
-            if depth >= MAX_LAYER_DEPTH {
-                return Err(RegisterError::MaxDepthExceeded { parent: *p, depth });
-            }
+            pending.parent = Some(self.hold_parent(p)?);
         }
         pending.cache_id = random_hex().map_err(|e| {
             TransactionError::new("read random bytes from", Path::new("/dev/urandom"), e)
@@ -400,6 +386,30 @@ impl LayerStore {
             })?;
         pending.driver_created = true;
         Ok(pending)
+    }
+
+    /// Takes a reference on `p`, the parent of a new layer, checking the depth limit.
+    fn hold_parent(&self, p: &ChainId) -> Result<(LayerHandle, LayerInfo), RegisterError> {
+        let mut state = self.state();
+        let handle = state
+            .new_handle(*p)
+            .ok_or(RegisterError::ParentNotFound(*p))?;
+        let info = state
+            .layers
+            .find(p)
+            .and_then(|i| state.layers.info(i))
+            .ok_or(RegisterError::ParentNotFound(*p))?;
+        drop(state);
+        let depth = info.depth;
+        if depth >= MAX_LAYER_DEPTH {
+            // Dropping the handle would need the lock this function no longer holds: give
+            // the reference back explicitly.
+            if let Err(e) = self.release(&handle) {
+                tracing::warn!(error = %e, "cannot release parent");
+            }
+            return Err(RegisterError::MaxDepthExceeded { parent: *p, depth });
+        }
+        Ok((handle, info))
     }
 
     /// Registers a layer from known metadata, without content (the driver only gets an empty
@@ -453,50 +463,35 @@ impl PendingLayer<'_> {
         self.store
     }
 
-    /// The transaction, to add files such as `tar-split.json.gz`. (`diff`, `size`,
-    /// `cache-id` and `parent` are written by [`commit`](Self::commit).)
-    pub fn transaction(&self) -> Option<&Transaction> {
-        self.tx.as_ref()
-    }
-
-    /// Puts a layer begun without a parent on top of `parent`, before [`commit`](Self::commit)
-    /// (for drivers whose layers do not depend on their parent's content, see
-    /// [`Driver::independent_layers`]): takes a reference on the parent, checks the depth
-    /// limit and lets the driver link the content to the parent's.
-    pub fn set_parent(&mut self, parent: &ChainId) -> Result<(), RegisterError> {
-        if let Some((_, p)) = &self.parent {
+    /// Sets the parent of a layer begun without one, once its content is written (see
+    /// [`LayerStore::register_detached`]): takes a reference on it and lets the driver link
+    /// the content to it.
+    pub(crate) fn set_parent(&mut self, parent: Option<&ChainId>) -> Result<(), RegisterError> {
+        if self.parent.is_some() {
             return Err(RegisterError::Driver {
                 cache_id: self.cache_id.clone(),
-                source: DriverError::Other(format!("already on parent {}", p.chain_id)),
+                source: crate::DriverError::Other("the layer already has a parent".to_owned()),
             });
         }
-        let mut state = self.store.state();
-        let handle = state
-            .new_handle(*parent)
-            .ok_or(RegisterError::ParentNotFound(*parent))?;
-        let info = state
-            .layers
-            .find(parent)
-            .and_then(|i| state.layers.info(i))
-            .ok_or(RegisterError::ParentNotFound(*parent))?;
-        drop(state);
-        let depth = info.depth;
+        let Some(p) = parent else {
+            return Ok(());
+        };
+        let (handle, info) = self.store.hold_parent(p)?;
         let parent_cache = info.cache_id.clone();
-        // Held from here: dropping `self` releases it.
         self.parent = Some((handle, info));
-        if depth >= MAX_LAYER_DEPTH {
-            return Err(RegisterError::MaxDepthExceeded {
-                parent: *parent,
-                depth,
-            });
-        }
         self.store
             .driver
-            .set_parent(&self.cache_id, &parent_cache)
+            .attach_parent(&self.cache_id, Some(&parent_cache))
             .map_err(|source| RegisterError::Driver {
                 cache_id: self.cache_id.clone(),
                 source,
             })
+    }
+
+    /// The transaction, to add files such as `tar-split.json.gz`. (`diff`, `size`,
+    /// `cache-id` and `parent` are written by [`commit`](Self::commit).)
+    pub fn transaction(&self) -> Option<&Transaction> {
+        self.tx.as_ref()
     }
 
     /// Writes `diff`, `size`, `cache-id` and `parent`, then (under the store lock) either
@@ -506,7 +501,11 @@ impl PendingLayer<'_> {
         let parent_info = self.parent.as_ref().map(|(_, i)| i.clone());
         let chain_id = ChainId::step(parent_info.as_ref().map(|p| &p.chain_id), &diff_id);
         let store = self.store;
-        let Some(tx) = self.tx.take() else {
+        // The transaction stays in `self` until it is committed: on every early return,
+        // dropping `self` removes the driver's content first and the staging directory
+        // (which names that content) last, so a kill in between leaves a leftover that the
+        // next write open traces to its content.
+        let Some(tx) = self.tx.as_mut() else {
             return Err(RegisterError::ReadOnly {
                 root: store.root.clone(),
             });
@@ -517,7 +516,6 @@ impl PendingLayer<'_> {
         if let Some(p) = &parent_info {
             tx.write_file("parent", p.chain_id.to_string().as_bytes())?;
         }
-        let mut tx = tx;
         tx.sync()?;
         // The driver's content becomes final (overlay2 renames its in-flight directory);
         // if the layer turns out to exist, dropping `self` removes it again.
@@ -532,8 +530,7 @@ impl PendingLayer<'_> {
         if state.layers.contains(&chain_id) {
             let handle = state.new_handle(chain_id);
             drop(state);
-            drop(tx);
-            // `self` is dropped on return: driver content and parent reference go.
+            // `self` is dropped on return: driver content, staging and parent reference go.
             return handle.ok_or(RegisterError::ParentNotFound(chain_id));
         }
         // The parent is held by the handle taken at begin, so it is loaded. (Errors drop
@@ -556,13 +553,17 @@ impl PendingLayer<'_> {
                 return Err(RegisterError::ParentNotFound(missing));
             }
         };
-        let Some(root) = &store.dir else {
+        let (Some(root), Some(tx)) = (&store.dir, self.tx.as_mut()) else {
             drop(state);
             return Err(RegisterError::ReadOnly {
                 root: store.root.clone(),
             });
         };
-        tx.commit(root, &chain_id)?;
+        if let Err(e) = tx.commit(root, &chain_id) {
+            drop(state);
+            return Err(e.into());
+        }
+        self.tx = None;
         let (mut entry, extra) = Entry::new(&chain_id, &diff_id, &self.cache_id, parent, diff_size);
         entry.size = parent_info
             .as_ref()
@@ -593,12 +594,14 @@ impl PendingLayer<'_> {
 
 impl Drop for PendingLayer<'_> {
     fn drop(&mut self) {
-        self.tx = None;
+        // Content first, then the staging directory that names it: a kill in between leaves
+        // a staging directory the next write open removes, never content nothing names.
         if self.driver_created
             && let Err(e) = self.store.driver.remove(&self.cache_id)
         {
             tracing::warn!(cache_id = %self.cache_id, error = %e, "cannot remove content of abandoned layer");
         }
+        self.tx = None;
         if let Some((handle, _)) = self.parent.take()
             && let Err(e) = self.store.release(&handle)
         {

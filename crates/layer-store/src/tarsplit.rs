@@ -15,7 +15,7 @@
 //! mtime 0, OS 255).
 
 use std::collections::HashSet;
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, Read, Write};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -240,6 +240,11 @@ struct RawEntry {
     position: Option<i64>,
 }
 
+/// The longest entry line an [`Unpacker`] reads (16 MiB): a segment holds one tar header
+/// with its PAX records, far less; a longer line (say, a decompression bomb without a
+/// newline) is an error, not an allocation.
+pub const MAX_LINE: u64 = 16 << 20;
+
 /// Reads tar-split entries from JSON lines (Go's `storage.NewJSONUnpacker`), refusing
 /// duplicate file paths.
 #[derive(Debug)]
@@ -272,9 +277,16 @@ impl<R: BufRead> Unpacker<R> {
     pub fn next_entry(&mut self) -> Result<Option<Entry>, TarSplitError> {
         loop {
             self.line.clear();
-            let n = self.r.read_until(b'\n', &mut self.line)?;
+            let n = (&mut self.r)
+                .take(MAX_LINE + 1)
+                .read_until(b'\n', &mut self.line)?;
             if n == 0 {
                 return Ok(None);
+            }
+            if n as u64 > MAX_LINE {
+                return Err(self.invalid(format!(
+                    "an entry longer than {MAX_LINE} bytes (never read whole)"
+                )));
             }
             if self.line.iter().all(|b| b.is_ascii_whitespace()) {
                 continue;
@@ -394,5 +406,23 @@ mod tests {
         assert_eq!(got[1].payload, 7u64.to_be_bytes());
         assert_eq!(got[2].name, b"\xff\xfe");
         assert_eq!(got[3].payload, b"");
+    }
+
+    /// A line without end (a decompression bomb) is refused after `MAX_LINE` bytes, never
+    /// buffered whole.
+    #[test]
+    fn endless_lines_are_refused() {
+        struct Endless(u64);
+        impl Read for Endless {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = buf.len().min(usize::try_from(self.0).unwrap_or(usize::MAX));
+                buf[..n].fill(b'a');
+                self.0 -= n as u64;
+                Ok(n)
+            }
+        }
+        let mut u = Unpacker::new(io::BufReader::new(Endless(4 * MAX_LINE)));
+        let err = u.next_entry().expect_err("refused");
+        assert!(err.to_string().contains("longer than"), "{err}");
     }
 }

@@ -207,69 +207,16 @@ fn registered_layers_match_what_dockerd_wrote_on_overlay2() {
     let theirs = extract_o2root(tmp.path());
     let ours = tmp.path().join("ours");
     let chains = register_all(&overlay2_store(&ours), &bbapp_layers());
-    assert_like_dockerd(&ours, &theirs, &chains);
-}
-
-#[test]
-fn layers_applied_before_their_parents_and_committed_in_order_match_too() {
-    if let Some(why) = root_skip() {
-        eprintln!("skipping: {why}");
-        return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let theirs = extract_o2root(tmp.path());
-    let ours = tmp.path().join("ours");
-    let store = overlay2_store(&ours);
-    let layers = bbapp_layers();
-    // All applied at once, on their own threads; committed bottom up.
-    let applied: Vec<layer_store::AppliedLayer<'_>> = std::thread::scope(|s| {
-        let hs: Vec<_> = layers
-            .iter()
-            .map(|l| {
-                let store = &store;
-                s.spawn(move || {
-                    store
-                        .apply_unparented(&l[..], &layer_store::RegisterOptions::default())
-                        .expect("apply")
-                })
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().expect("join")).collect()
-    });
-    let mut parent: Option<ChainId> = None;
-    let mut chains = Vec::new();
-    for a in applied {
-        let h = a.commit(parent.as_ref()).expect("commit");
-        parent = Some(*h.chain_id());
-        chains.push(*h.chain_id());
-    }
-    assert_like_dockerd(&ours, &theirs, &chains);
-    // vfs cannot: a layer there starts from its parent's files.
-    let vfs = LayerStore::open(
-        tmp.path().join("vfs/layerdb"),
-        Box::new(layer_store::VfsDriver::new(tmp.path().join("vfs/dir")).expect("vfs")),
-    )
-    .expect("vfs store")
-    .0;
-    assert!(
-        vfs.apply_unparented(&layers[0][..], &layer_store::RegisterOptions::default())
-            .is_err()
-    );
-}
-
-/// Our layers `chains` under `ours` are what dockerd wrote under `theirs`: layerdb files,
-/// overlay2 layout, `diff/` contents.
-fn assert_like_dockerd(ours: &Path, theirs: &Path, chains: &[ChainId]) {
-    for chain in chains {
+    for chain in &chains {
         let layerdb = |r: &Path| r.join("image/overlay2/layerdb/sha256").join(chain.0.hex());
         for f in ["diff", "size", "parent"] {
-            let (a, b) = (layerdb(ours).join(f), layerdb(theirs).join(f));
+            let (a, b) = (layerdb(&ours).join(f), layerdb(&theirs).join(f));
             assert_eq!(a.exists(), b.exists(), "{f} of {chain}");
             if b.exists() {
                 assert_eq!(read(&a), read(&b), "{f} of {chain}");
             }
         }
-        let (oc, tc) = (cache_id(ours, chain), cache_id(theirs, chain));
+        let (oc, tc) = (cache_id(&ours, chain), cache_id(&theirs, chain));
         let (oh, th) = (ours.join("overlay2"), theirs.join("overlay2"));
         assert_eq!(layout(&oh, &oc), layout(&th, &tc), "layout of {chain}");
         let (mut a, mut b) = (
@@ -883,4 +830,68 @@ proptest! {
         let vfs_tree = plain(&tmp.path().join("vfs/dir").join(vcache));
         prop_assert_eq!(merged(&diffs), vfs_tree);
     }
+}
+
+#[test]
+fn layers_written_in_parallel_then_committed_in_order_match_dockerd() {
+    if let Some(why) = root_skip() {
+        eprintln!("skipping: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let theirs = extract_o2root(tmp.path());
+    let ours = tmp.path().join("ours");
+    let store = overlay2_store(&ours);
+    let layers = bbapp_layers();
+    let opts = layer_store::RegisterOptions::default();
+    let detached: Vec<_> = std::thread::scope(|s| {
+        let jobs: Vec<_> = layers
+            .iter()
+            .map(|l| s.spawn(|| store.register_detached(&l[..], &opts).expect("detached")))
+            .collect();
+        jobs.into_iter().map(|j| j.join().expect("join")).collect()
+    });
+    let mut parent: Option<ChainId> = None;
+    let mut chains = Vec::new();
+    for d in detached {
+        let h = d.commit(parent.as_ref()).expect("commit");
+        parent = Some(*h.chain_id());
+        chains.push(*h.chain_id());
+    }
+    for chain in &chains {
+        let (oc, tc) = (cache_id(&ours, chain), cache_id(&theirs, chain));
+        let (oh, th) = (ours.join("overlay2"), theirs.join("overlay2"));
+        assert_eq!(layout(&oh, &oc), layout(&th, &tc), "layout of {chain}");
+        let (mut a, mut b) = (
+            snapshot(&oh.join(&oc).join("diff")),
+            snapshot(&th.join(&tc).join("diff")),
+        );
+        a.remove("");
+        b.remove("");
+        assert_eq!(a, b, "diff/ of {chain}");
+        let size = |r: &Path| {
+            read(
+                &r.join("image/overlay2/layerdb/sha256")
+                    .join(chain.0.hex())
+                    .join("size"),
+            )
+        };
+        assert_eq!(size(&ours), size(&theirs));
+    }
+    // A detached layer dropped before its commit leaves nothing.
+    let d = store
+        .register_detached(&layers[3][..], &opts)
+        .expect("detached");
+    drop(d);
+    assert_eq!(
+        fs::read_dir(ours.join("overlay2")).expect("home").count(),
+        chains.len() + 1
+    );
+    // vfs cannot write a layer before its parent.
+    let vfs = VfsDriver::new(tmp.path().join("v/vfs")).expect("vfs");
+    let (vstore, _) = LayerStore::open(tmp.path().join("v/layerdb"), Box::new(vfs)).expect("store");
+    let e = vstore
+        .register_detached(&layers[0][..], &opts)
+        .expect_err("vfs");
+    assert!(e.to_string().contains("before its parent"), "{e}");
 }

@@ -40,6 +40,7 @@
 #![deny(missing_docs)]
 
 pub mod canary;
+pub mod crash;
 pub mod registry;
 
 pub use registry::{Registry, registry_skip_reason};
