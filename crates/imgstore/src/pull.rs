@@ -10,11 +10,13 @@
 //! 3. Layers known through the distribution metadata (`diffid-by-digest`) whose chain exists
 //!    are "Already exists" (and this repository is recorded as a source of them), up to the
 //!    first missing one; the rest are downloaded, several at once, each into a partial file
-//!    under `image/<driver>/.imgstore-pull/` while the layer store registers it in chain
-//!    order from that file as its bytes arrive: decompressed (gzip, zstd, ...), hashed into
-//!    the diff ID and applied by the driver in one pass, no whole blob in memory. A blob is
-//!    committed only once its digest is verified; a layer whose diff ID is not the config's
-//!    is released at once.
+//!    under `image/<driver>/.imgstore-pull/` while the layer store registers it from that
+//!    file as its bytes arrive: decompressed (gzip, zstd, ...), hashed into the diff ID and
+//!    applied by the driver in one pass, no whole blob in memory. vfs layers are registered
+//!    in chain order; overlay2 layers, which hold only their own changes, are written at the
+//!    same time (`LayerStore::register_detached`), checked against their diff ID, flushed
+//!    and committed in chain order. A blob is used only once its digest is verified; a layer
+//!    whose diff ID is not the config's is dropped (overlay2) or released (vfs) at once.
 //! 4. A dropped connection resumes with `Range` (the registry client); a partial file left
 //!    by a killed pull is continued by the next one (its prefix hashed again, and started
 //!    over if the result does not verify); committed layers are found again through the
