@@ -133,7 +133,7 @@ fn ci() -> Result<(), String> {
 }
 
 /// The workspace's packaged crates, as `cargo package` names its extractions.
-const LIBRARY_CRATES: [&str; 11] = [
+const LIBRARY_CRATES: [&str; 12] = [
     "durable-fs",
     "go-json",
     "go-template",
@@ -143,6 +143,7 @@ const LIBRARY_CRATES: [&str; 11] = [
     "layer-store",
     "image-store",
     "image-archive",
+    "registry-client",
     "imgstore",
     "test-dockerd",
 ];

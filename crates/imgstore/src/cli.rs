@@ -80,6 +80,16 @@ impl Outcome {
 }
 
 impl Global {
+    /// dockerd's `daemon.json` (`--config-file`, else the default one; missing: empty).
+    pub fn daemon_config(&self) -> Result<DaemonConfig, OpenError> {
+        Ok(
+            match self.config_file.clone().or_else(default_daemon_json) {
+                Some(path) => DaemonConfig::load(&path)?,
+                None => DaemonConfig::default(),
+            },
+        )
+    }
+
     /// The data root and storage driver, with dockerd's defaults for what was not given:
     /// `data-root` and `storage-driver` from its `daemon.json`, then [`default_data_root`]
     /// and the driver found in the root. Returns (root, given explicitly, driver).
@@ -507,6 +517,115 @@ pub fn load(g: &Global, args: &crate::load::LoadArgs, quiet: bool) -> Outcome {
     for l in &loaded.lines {
         stdout.push_str(l);
         stdout.push('\n');
+    }
+    match result {
+        Ok(()) => Outcome::ok(stdout),
+        Err(e) => Outcome {
+            stdout,
+            errors: vec![e.to_string()],
+            failed: true,
+            status: None,
+        },
+    }
+}
+
+/// Opens the store for writing, creating the data root when missing (`load`, `pull`).
+fn open_for_new_images(g: &Global) -> Result<Store, OpenError> {
+    let (root, _, driver) = g.resolve()?;
+    Store::open(&OpenOptions {
+        root,
+        driver,
+        write: true,
+        create_missing: true,
+        lock_timeout: Some(g.lock_timeout),
+    })
+}
+
+/// `imgstore pull`: `docker pull`'s lines on stdout (only the reference with `quiet`),
+/// per-layer progress on a terminal's stderr.
+pub fn pull(
+    g: &Global,
+    args: &crate::pull::PullArgs,
+    remote: &crate::remote::RemoteOptions,
+    quiet: bool,
+) -> Outcome {
+    let daemon = match g.daemon_config() {
+        Ok(d) => d,
+        Err(e) => return Outcome::err(e),
+    };
+    let remote = match crate::remote::Remote::new(&daemon, remote) {
+        Ok(r) => r,
+        Err(e) => return Outcome::err(e),
+    };
+    let mut store = match open_for_new_images(g) {
+        Ok(s) => s,
+        Err(e) => return Outcome::err(e),
+    };
+    let progress = crate::progress::Progress::stderr(quiet);
+    let (pulled, result) = crate::pull::pull(&mut store, &remote, args, &progress);
+    let mut stdout = String::new();
+    match result {
+        Ok(()) => {
+            if !quiet {
+                for l in &pulled.lines {
+                    stdout.push_str(l);
+                    stdout.push('\n');
+                }
+            }
+            stdout.push_str(&pulled.reference);
+            stdout.push('\n');
+            Outcome::ok(stdout)
+        }
+        Err(e) => {
+            if !quiet {
+                for l in &pulled.lines {
+                    stdout.push_str(l);
+                    stdout.push('\n');
+                }
+            }
+            Outcome {
+                stdout,
+                errors: vec![e.to_string()],
+                failed: true,
+                status: None,
+            }
+        }
+    }
+}
+
+/// `imgstore push`: `docker push`'s lines on stdout (only the pushed references with
+/// `quiet`), per-layer progress on a terminal's stderr.
+pub fn push(
+    g: &Global,
+    args: &crate::push::PushArgs,
+    remote: &crate::remote::RemoteOptions,
+    quiet: bool,
+) -> Outcome {
+    let daemon = match g.daemon_config() {
+        Ok(d) => d,
+        Err(e) => return Outcome::err(e),
+    };
+    let remote = match crate::remote::Remote::new(&daemon, remote) {
+        Ok(r) => r,
+        Err(e) => return Outcome::err(e),
+    };
+    let mut store = match open_existing_for_write(g) {
+        Ok(WriteStore::Open(s)) | Ok(WriteStore::Empty(s)) => s,
+        Err(e) => return Outcome::err(e),
+    };
+    let progress = crate::progress::Progress::stderr(quiet);
+    let (pushed, result) = crate::push::push(&mut store, &remote, args, &progress);
+    let mut stdout = String::new();
+    if quiet {
+        for (r, _) in &pushed.pushed {
+            stdout.push_str(r);
+            stdout.push('\n');
+        }
+    } else {
+        for l in &pushed.lines {
+            stdout.push_str(l);
+            stdout.push('\n');
+        }
     }
     match result {
         Ok(()) => Outcome::ok(stdout),

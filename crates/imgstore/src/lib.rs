@@ -42,6 +42,7 @@
 pub mod cli;
 pub mod dataroot;
 pub mod df;
+pub mod distmeta;
 pub mod error;
 pub mod fsck;
 pub mod gofmt;
@@ -49,6 +50,8 @@ pub mod load;
 pub mod ops;
 pub mod progress;
 pub mod prune;
+pub mod pull;
+pub mod push;
 pub mod query;
 pub mod render;
 pub mod repair;
@@ -57,6 +60,7 @@ pub mod save;
 pub use docker_reference::reference;
 /// `repositories.json`: the [`docker_reference`] crate's reference store.
 pub use docker_reference::refstore;
+pub mod remote;
 pub mod store;
 pub mod template;
 pub mod tree;

@@ -142,6 +142,46 @@ enum Command {
         #[arg(long)]
         platform: Option<String>,
     },
+    /// Pull an image from a registry (docker pull): Docker schema 2 and OCI manifests,
+    /// manifest lists and indexes (the platform's image); layers verified and written as
+    /// they arrive; a killed pull run again continues where it stopped.
+    Pull {
+        /// NAME[:TAG|@DIGEST] (`latest` when neither).
+        reference: String,
+        /// Print only the reference.
+        #[arg(short, long)]
+        quiet: bool,
+        /// The platform to pull from a manifest list (os/arch[/variant]); default: this
+        /// machine's.
+        #[arg(long)]
+        platform: Option<String>,
+        /// How many layers to download at once.
+        #[arg(long, default_value_t = imgstore::pull::DEFAULT_CONCURRENT_DOWNLOADS,
+              value_parser = parse_concurrency)]
+        max_concurrent_downloads: usize,
+        #[command(flatten)]
+        registry: RegistryFlags,
+    },
+    /// Push an image to a registry (docker push): layers the registry has (or can mount
+    /// from another of its repositories) are not uploaded; the others go gzip-compressed.
+    Push {
+        /// NAME[:TAG] (without a tag: every tag of the repository).
+        reference: String,
+        /// Print only the pushed references.
+        #[arg(short, long)]
+        quiet: bool,
+        /// How many layers to upload at once.
+        #[arg(long, default_value_t = imgstore::push::DEFAULT_CONCURRENT_UPLOADS,
+              value_parser = parse_concurrency)]
+        max_concurrent_uploads: usize,
+        /// gzip level of uploaded layers, 1 (fastest, the default) to 9 (smallest); dockerd
+        /// uses 6.
+        #[arg(long, default_value_t = imgstore::push::DEFAULT_COMPRESSION_LEVEL,
+              value_parser = clap::value_parser!(u32).range(1..=9))]
+        compression_level: u32,
+        #[command(flatten)]
+        registry: RegistryFlags,
+    },
     /// Save images to a tar archive (docker save): the archive dockerd 20.10 writes, or an OCI
     /// image layout. Streams to standard output without -o. Each image's repo digests go
     /// in too (an extension docker ignores).
@@ -206,6 +246,34 @@ enum Command {
         #[arg(long, requires = "repair")]
         quarantine: bool,
     },
+}
+
+/// Registry settings beyond dockerd's `daemon.json`.
+#[derive(Debug, clap::Args)]
+struct RegistryFlags {
+    /// Also treat this registry (host[:port] or CIDR) as insecure: HTTPS without
+    /// verification, then plain HTTP (as dockerd's --insecure-registry; daemon.json's
+    /// `insecure-registries` and 127.0.0.0/8 always are).
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    insecure_registries: Vec<String>,
+    /// Also use this mirror of Docker Hub (as dockerd's --registry-mirror).
+    #[arg(long = "registry-mirror", value_name = "URL")]
+    registry_mirrors: Vec<String>,
+    /// The per-registry certificates directory.
+    #[arg(long, value_name = "DIR", default_value = "/etc/docker/certs.d")]
+    certs_dir: std::path::PathBuf,
+}
+
+impl RegistryFlags {
+    fn options(self) -> imgstore::remote::RemoteOptions {
+        imgstore::remote::RemoteOptions {
+            insecure_registries: self.insecure_registries,
+            registry_mirrors: self.registry_mirrors,
+            docker_config: None,
+            certs_dir: Some(self.certs_dir),
+            retry: None,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -320,6 +388,38 @@ fn main() -> ExitCode {
         Command::Fsck {
             format, quarantine, ..
         } => cli::fsck_repair(&global, &format, quarantine),
+        Command::Push {
+            reference,
+            quiet,
+            max_concurrent_uploads,
+            compression_level,
+            registry,
+        } => cli::push(
+            &global,
+            &imgstore::push::PushArgs {
+                reference,
+                max_concurrent_uploads,
+                compression_level,
+            },
+            &registry.options(),
+            quiet,
+        ),
+        Command::Pull {
+            reference,
+            quiet,
+            platform,
+            max_concurrent_downloads,
+            registry,
+        } => cli::pull(
+            &global,
+            &imgstore::pull::PullArgs {
+                reference,
+                platform,
+                max_concurrent_downloads,
+            },
+            &registry.options(),
+            quiet,
+        ),
         Command::Load {
             input,
             quiet,
@@ -377,6 +477,15 @@ fn confirm(message: &str) -> bool {
     answer
         .trim_end_matches(['\n', '\r'])
         .eq_ignore_ascii_case("y")
+}
+
+/// `--max-concurrent-downloads`: 1 to 64.
+fn parse_concurrency(text: &str) -> Result<usize, String> {
+    text.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=64).contains(n))
+        .ok_or_else(|| format!("{text:?} is not a number from 1 to 64"))
 }
 
 /// `--lock-timeout`: non-negative seconds, fractions allowed.

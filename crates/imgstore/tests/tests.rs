@@ -3,11 +3,13 @@
 mod common;
 mod crash;
 mod dockerd;
+mod faults;
 mod fixtures;
 mod load;
 mod parsers;
 mod proptests;
 mod reclaim;
+mod registry;
 mod repair;
 mod save;
 mod templates;
