@@ -1,7 +1,15 @@
 //! `cargo xtask bench-load`: `imgstore load` of the generated image (`gen-archive`) into a
 //! fresh overlay2 root, side by side with `docker load` into a running dockerd 20.10 on
 //! overlay2 and with GNU tar extracting the same layer tars followed by `sync`. Several
-//! rounds, alternating; prints each run and the medians. Needs root, dockerd and docker.
+//! rounds, the order rotating from one round to the next; prints each run and the medians.
+//! Needs root, dockerd and docker.
+//!
+//! `--work DIR` puts the archive, the roots and tar's output on another file system. On a
+//! host whose file system deletes slowly or penalises creating files after deletions (an
+//! ext4 without a journal skips every inode freed in the last minute, one lookup each, see
+//! `docs/benchmarks.md`), a freshly made ext4 with a journal on a loop device gives every
+//! side the same conditions. Each round starts after everything the previous one wrote is
+//! removed and synced.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -38,7 +46,7 @@ fn median(v: &mut [Duration]) -> Duration {
     v[v.len() / 2]
 }
 
-/// Runs the benchmark; `args`: `[--archive FILE]`.
+/// Runs the benchmark; `args`: `[--archive FILE] [--work DIR] [--rounds N]`.
 pub fn run(args: &[String]) -> Result<(), String> {
     if !Path::new(DOCKERD).exists() || !Path::new(DOCKER).exists() {
         println!("skipping: {DOCKERD} or {DOCKER} is missing");
@@ -52,7 +60,27 @@ pub fn run(args: &[String]) -> Result<(), String> {
         println!("skipping: needs root (dockerd, overlay2)");
         return Ok(());
     }
-    let work = crate::target_dir().join("bench-load");
+    let opt = |name: &str| -> Result<Option<&String>, String> {
+        match args.iter().position(|a| a == name) {
+            Some(i) => args
+                .get(i + 1)
+                .map(Some)
+                .ok_or_else(|| format!("{name} needs a value")),
+            None => Ok(None),
+        }
+    };
+    let work = match opt("--work")? {
+        Some(d) => PathBuf::from(d).join("bench-load"),
+        None => crate::target_dir().join("bench-load"),
+    };
+    let rounds = match opt("--rounds")? {
+        Some(n) => n
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("--rounds: {n} is not a positive count"))?,
+        None => ROUNDS,
+    };
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
     let archive = match args.iter().position(|a| a == "--archive") {
@@ -134,38 +162,48 @@ pub fn run(args: &[String]) -> Result<(), String> {
             std::thread::sleep(Duration::from_millis(200));
         }
         let (mut theirs, mut ours, mut tar) = (Vec::new(), Vec::new(), Vec::new());
-        for round in 0..ROUNDS {
-            sync()?;
+        for round in 0..rounds {
             let a = archive.display().to_string();
-            let d = timed(|| sh(&mut docker(&["load", "-q", "-i", &a]), "docker load"))?;
-            sh(&mut docker(&["rmi", "gen/bench:1"]), "docker rmi")?;
-            sync()?;
             let root = work.join(format!("ours-{round}"));
-            let o = timed(|| {
-                sh(
-                    Command::new(&imgstore)
-                        .arg("--data-root")
-                        .arg(&root)
-                        .args(["--storage-driver", "overlay2", "load", "-q", "-i"])
-                        .arg(&archive),
-                    "imgstore load",
-                )
-            })?;
-            let _ = std::fs::remove_dir_all(&root);
-            sync()?;
             let out = work.join(format!("tar-{round}"));
-            let t = timed(|| {
-                for (i, l) in layers.iter().enumerate() {
-                    let dir = out.join(i.to_string());
-                    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-                    sh(
-                        Command::new("tar").arg("-xf").arg(l).arg("-C").arg(&dir),
-                        "tar -x",
-                    )?;
+            let (mut d, mut o, mut t) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+            // Rotate who goes first: whatever one side leaves for the kernel to do (dirty
+            // pages, freed inodes) falls on each side in turn.
+            for side in (0..3).map(|i| (i + round) % 3) {
+                sync()?;
+                match side {
+                    0 => d = timed(|| sh(&mut docker(&["load", "-q", "-i", &a]), "docker load"))?,
+                    1 => {
+                        o = timed(|| {
+                            sh(
+                                Command::new(&imgstore)
+                                    .arg("--data-root")
+                                    .arg(&root)
+                                    .args(["--storage-driver", "overlay2", "load", "-q", "-i"])
+                                    .arg(&archive),
+                                "imgstore load",
+                            )
+                        })?
+                    }
+                    _ => {
+                        t = timed(|| {
+                            for (i, l) in layers.iter().enumerate() {
+                                let dir = out.join(i.to_string());
+                                std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+                                sh(
+                                    Command::new("tar").arg("-xf").arg(l).arg("-C").arg(&dir),
+                                    "tar -x",
+                                )?;
+                            }
+                            sync()
+                        })?
+                    }
                 }
-                sync()
-            })?;
+            }
+            sh(&mut docker(&["rmi", "gen/bench:1"]), "docker rmi")?;
+            let _ = std::fs::remove_dir_all(&root);
             let _ = std::fs::remove_dir_all(&out);
+            sync()?;
             println!(
                 "round {}: docker load {:.2} s, imgstore load {:.2} s, tar -x + sync {:.2} s",
                 round + 1,
@@ -178,7 +216,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             tar.push(t);
         }
         let (d, o, t) = (median(&mut theirs), median(&mut ours), median(&mut tar));
-        println!("\n| | median of {ROUNDS} | imgstore load is |");
+        println!("\n| | median of {rounds} | imgstore load is |");
         println!("|---|---|---|");
         println!(
             "| docker load (dockerd 20.10, overlay2) | {:.2} s | {:.2}x faster |",
@@ -195,6 +233,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
     })();
     let _ = Command::new("kill").arg(dockerd.id().to_string()).status();
     let _ = dockerd.wait();
+    // dockerd makes its homes private mounts and may leave them when killed.
+    for m in [droot.join("overlay2"), droot.clone()] {
+        let _ = Command::new("umount").arg(m).stderr(Stdio::null()).status();
+    }
     let _ = std::fs::remove_dir_all(&droot);
     let _ = std::fs::remove_dir_all(&exec_root);
     result

@@ -1,7 +1,7 @@
 //! [`LayerStore::register`] and [`LayerStore::tar_stream`]: layers from and to tar streams.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read};
+use std::io::{self, Read};
 use std::path::PathBuf;
 
 use crate::content::{ContentError, DiffStream, TarStream};
@@ -209,20 +209,17 @@ impl LayerStore {
             });
         };
         let file = tx.create_file(TAR_SPLIT_FILE)?;
-        let mut gz = tarsplit::gzip_writer(BufWriter::with_capacity(64 * 1024, file));
+        let tar_split_path = tx.dir().join(TAR_SPLIT_FILE);
+        let io_content_err =
+            |e: io::Error| content_err(ContentError::apply("write", &tar_split_path, e));
+        let mut gz = tarsplit::BackgroundGzip::new(file).map_err(io_content_err)?;
         let mut diff = DiffStream::new(tar, &mut gz, options.max_size).map_err(content_err)?;
         let size = self
             .driver()
             .apply_diff(&cache_id, &mut diff)
             .map_err(driver_err)?;
         let (summary, _) = diff.finish().map_err(content_err)?;
-        let tar_split_path = tx.dir().join(TAR_SPLIT_FILE);
-        let io_content_err =
-            |e: io::Error| content_err(ContentError::apply("write", &tar_split_path, e));
-        let buffered = gz.finish().map_err(io_content_err)?;
-        buffered
-            .into_inner()
-            .map_err(|e| io_content_err(e.into_error()))?;
+        gz.finish().map_err(io_content_err)?;
         if options.sync {
             self.driver().sync(&cache_id).map_err(driver_err)?;
         }

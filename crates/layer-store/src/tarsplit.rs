@@ -349,6 +349,94 @@ pub fn gzip_writer<W: Write>(w: W) -> flate2::write::GzEncoder<W> {
         .write(w, flate2::Compression::default())
 }
 
+/// A [`gzip_writer`] into a file on a thread of its own, so that compressing the tar-split
+/// of a layer overlaps applying the layer instead of adding to it. Writes are gathered into
+/// chunks of [`BackgroundGzip::CHUNK`] bytes and handed over through a bounded channel (at
+/// most four chunks in flight). [`finish`](Self::finish) ends the stream and reports the
+/// first error; dropping it unfinished waits for the thread and discards the result.
+pub struct BackgroundGzip {
+    buf: Vec<u8>,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    thread: Option<std::thread::JoinHandle<io::Result<()>>>,
+}
+
+impl BackgroundGzip {
+    /// Bytes gathered before a chunk is handed to the thread.
+    pub const CHUNK: usize = 256 * 1024;
+
+    /// Starts the thread compressing into `file`.
+    pub fn new(file: std::fs::File) -> io::Result<Self> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let thread = std::thread::Builder::new()
+            .name("tar-split-gzip".into())
+            .spawn(move || {
+                let mut gz = gzip_writer(io::BufWriter::with_capacity(64 * 1024, file));
+                for chunk in rx {
+                    gz.write_all(&chunk)?;
+                }
+                gz.finish()?.into_inner().map_err(|e| e.into_error())?;
+                Ok(())
+            })?;
+        Ok(BackgroundGzip {
+            buf: Vec::with_capacity(Self::CHUNK),
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(Self::CHUNK));
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(chunk).is_ok());
+        if sent {
+            Ok(())
+        } else {
+            // The thread stopped: its error says why.
+            Err(self.join().err().unwrap_or_else(|| {
+                io::Error::other("the tar-split compression thread stopped")
+            }))
+        }
+    }
+
+    fn join(&mut self) -> io::Result<()> {
+        self.tx = None;
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the tar-split compression thread panicked"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Compresses what is left, writes the gzip trailer and flushes the file (not synced).
+    pub fn finish(mut self) -> io::Result<()> {
+        self.send()?;
+        self.join()
+    }
+}
+
+impl Write for BackgroundGzip {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= Self::CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for BackgroundGzip {
+    fn drop(&mut self) {
+        let _ = self.join();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
