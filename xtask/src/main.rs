@@ -5,10 +5,18 @@
 //! - `bench-vs-go digest-set [-n N] [-lookups L] [-rounds R]`: `digest-set` next to
 //!   docker/distribution's Go `digestset` on the same workload (skipped without Go).
 //! - `gen-dataroot --images N --out DIR [--seed S]`: a synthetic Docker data root.
+//! - `gen-archive [-o FILE] [--seed S]`: a `docker save` archive of a generated image of
+//!   about 270 MiB (`gen/bench:1`), for the save and load benchmarks.
+//! - `bench-load [--archive FILE]`: `imgstore load` of that image next to `docker load` and
+//!   to `tar -x` of its layers followed by `sync` (root, dockerd).
+//! - `crash [--seed S] [--points N] ...`: the kill -9 harness (see `crash.rs`).
 
 #![allow(clippy::print_stdout)]
 
+mod bench_load;
 mod bench_vs_go;
+mod crash;
+mod gen_archive;
 mod gen_dataroot;
 
 use std::process::{Command, ExitCode};
@@ -19,9 +27,12 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
         Some("bench-vs-go") => bench_vs_go::run(&args[1..]),
+        Some("bench-load") => bench_load::run(&args[1..]),
         Some("gen-dataroot") => gen_dataroot::run(&args[1..]),
+        Some("gen-archive") => gen_archive::run(&args[1..]),
+        Some("crash") => crash::run(&args[1..]),
         _ => Err(format!(
-            "usage: cargo xtask <ci | bench [criterion filter] | bench-vs-go digest-set [-n N] [-lookups L] [-rounds R] | gen-dataroot --images N --out DIR [--seed S]>\n got: {args:?}"
+            "usage: cargo xtask <ci | bench [criterion filter] | bench-load [--archive FILE] | bench-vs-go digest-set [-n N] [-lookups L] [-rounds R] | crash [--seed S] [--points N] | gen-dataroot --images N --out DIR [--seed S] | gen-archive [-o FILE] [--seed S]>\n got: {args:?}"
         )),
     };
     match result {
@@ -122,7 +133,7 @@ fn ci() -> Result<(), String> {
 }
 
 /// The workspace's packaged crates, as `cargo package` names its extractions.
-const LIBRARY_CRATES: [&str; 11] = [
+const LIBRARY_CRATES: [&str; 12] = [
     "durable-fs",
     "go-json",
     "go-template",
@@ -132,6 +143,7 @@ const LIBRARY_CRATES: [&str; 11] = [
     "layer-store",
     "image-store",
     "image-archive",
+    "registry-client",
     "imgstore",
     "test-dockerd",
 ];

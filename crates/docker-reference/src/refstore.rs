@@ -239,6 +239,28 @@ impl RefStore {
         self.save().map(|()| true)
     }
 
+    /// Removes the entry `reference` of repository `repo` exactly as stored, even one that is
+    /// not a valid reference (which [`delete`](Self::delete) cannot name), and saves the
+    /// store; returns the image ID string it held, `None` (and nothing written) when there
+    /// is no such entry. An emptied repository is removed too.
+    pub fn remove_entry(
+        &mut self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<Option<String>, RefStoreError> {
+        let Some(refs) = self.repositories.get_mut(repo) else {
+            return Ok(None);
+        };
+        let Some(id) = refs.remove(reference) else {
+            return Ok(None);
+        };
+        if refs.is_empty() {
+            self.repositories.remove(repo);
+        }
+        self.reindex();
+        self.save().map(|()| Some(id))
+    }
+
     /// The bytes dockerd's `json.Marshal` gives for this store.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = String::from("{\"Repositories\":{");

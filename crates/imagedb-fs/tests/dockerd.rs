@@ -82,7 +82,12 @@ fn dockerd_reads_what_fs_backend_writes() {
         .expect("inspect");
     assert!(parent.trim().starts_with("sha256:"), "{parent}");
     let log = daemon.log();
-    let restore_errors: Vec<&str> = log.lines().filter(|l| l.contains("level=error")).collect();
+    // Errors of the image restore; a loaded machine can make dockerd's first dial of its
+    // containerd fail (module=libcontainerd), which is not about images.
+    let restore_errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("level=error") && !l.contains("module=libcontainerd"))
+        .collect();
     assert!(restore_errors.is_empty(), "{restore_errors:#?}");
     drop(daemon);
 

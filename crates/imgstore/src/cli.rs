@@ -85,6 +85,16 @@ impl Outcome {
 }
 
 impl Global {
+    /// dockerd's `daemon.json` (`--config-file`, else the default one; missing: empty).
+    pub fn daemon_config(&self) -> Result<DaemonConfig, OpenError> {
+        Ok(
+            match self.config_file.clone().or_else(default_daemon_json) {
+                Some(path) => DaemonConfig::load(&path)?,
+                None => DaemonConfig::default(),
+            },
+        )
+    }
+
     /// The data root and storage driver, with dockerd's defaults for what was not given:
     /// `data-root` and `storage-driver` from its `daemon.json`, then [`default_data_root`]
     /// and the driver found in the root. Returns (root, given explicitly, driver).
@@ -538,6 +548,115 @@ pub fn load(g: &Global, args: &crate::load::LoadArgs, quiet: bool) -> Outcome {
     }
 }
 
+/// Opens the store for writing, creating the data root when missing (`load`, `pull`).
+fn open_for_new_images(g: &Global) -> Result<Store, OpenError> {
+    let (root, _, driver) = g.resolve()?;
+    Store::open(&OpenOptions {
+        root,
+        driver,
+        write: true,
+        create_missing: true,
+        lock_timeout: Some(g.lock_timeout),
+    })
+}
+
+/// `imgstore pull`: `docker pull`'s lines on stdout (only the reference with `quiet`),
+/// per-layer progress on a terminal's stderr.
+pub fn pull(
+    g: &Global,
+    args: &crate::pull::PullArgs,
+    remote: &crate::remote::RemoteOptions,
+    quiet: bool,
+) -> Outcome {
+    let daemon = match g.daemon_config() {
+        Ok(d) => d,
+        Err(e) => return Outcome::err(e),
+    };
+    let remote = match crate::remote::Remote::new(&daemon, remote) {
+        Ok(r) => r,
+        Err(e) => return Outcome::err(e),
+    };
+    let mut store = match open_for_new_images(g) {
+        Ok(s) => s,
+        Err(e) => return Outcome::err(e),
+    };
+    let progress = crate::progress::Progress::stderr(quiet);
+    let (pulled, result) = crate::pull::pull(&mut store, &remote, args, &progress);
+    let mut stdout = String::new();
+    match result {
+        Ok(()) => {
+            if !quiet {
+                for l in &pulled.lines {
+                    stdout.push_str(l);
+                    stdout.push('\n');
+                }
+            }
+            stdout.push_str(&pulled.reference);
+            stdout.push('\n');
+            Outcome::ok(stdout)
+        }
+        Err(e) => {
+            if !quiet {
+                for l in &pulled.lines {
+                    stdout.push_str(l);
+                    stdout.push('\n');
+                }
+            }
+            Outcome {
+                stdout,
+                errors: vec![e.to_string()],
+                failed: true,
+                status: None,
+            }
+        }
+    }
+}
+
+/// `imgstore push`: `docker push`'s lines on stdout (only the pushed references with
+/// `quiet`), per-layer progress on a terminal's stderr.
+pub fn push(
+    g: &Global,
+    args: &crate::push::PushArgs,
+    remote: &crate::remote::RemoteOptions,
+    quiet: bool,
+) -> Outcome {
+    let daemon = match g.daemon_config() {
+        Ok(d) => d,
+        Err(e) => return Outcome::err(e),
+    };
+    let remote = match crate::remote::Remote::new(&daemon, remote) {
+        Ok(r) => r,
+        Err(e) => return Outcome::err(e),
+    };
+    let mut store = match open_existing_for_write(g) {
+        Ok(WriteStore::Open(s)) | Ok(WriteStore::Empty(s)) => s,
+        Err(e) => return Outcome::err(e),
+    };
+    let progress = crate::progress::Progress::stderr(quiet);
+    let (pushed, result) = crate::push::push(&mut store, &remote, args, &progress);
+    let mut stdout = String::new();
+    if quiet {
+        for (r, _) in &pushed.pushed {
+            stdout.push_str(r);
+            stdout.push('\n');
+        }
+    } else {
+        for l in &pushed.lines {
+            stdout.push_str(l);
+            stdout.push('\n');
+        }
+    }
+    match result {
+        Ok(()) => Outcome::ok(stdout),
+        Err(e) => Outcome {
+            stdout,
+            errors: vec![e.to_string()],
+            failed: true,
+            status: None,
+        },
+    }
+}
+
 /// `imgstore fsck`: exit 1 when anything is found.
 pub fn fsck(g: &Global, format: &str) -> Outcome {
     let json = match parse_format(format, "text", false) {
@@ -586,5 +705,225 @@ pub fn fsck(g: &Global, format: &str) -> Outcome {
         errors: Vec::new(),
         failed: findings.iter().any(fsck::Finding::is_damage),
         status: None,
+    }
+}
+
+/// `save` flags.
+#[derive(Debug, Clone, Default)]
+pub struct SaveArgs {
+    /// `-o`: the file to write (standard output when `None`).
+    pub output: Option<PathBuf>,
+    /// `--format`: `docker` (default) or `oci`.
+    pub format: String,
+    /// `--compress`: `none` (default), `gzip` or `zstd` (OCI layouts only).
+    pub compress: Option<String>,
+}
+
+/// `imgstore save`: the archive goes to the `-o` file (written beside it, renamed into place
+/// when complete) or to standard output, never to a terminal. A progress bar shows on
+/// standard error when it is a terminal, and nothing otherwise.
+pub fn save(g: &Global, images: &[String], args: &SaveArgs) -> Outcome {
+    use image_archive::{Compression, Format};
+    use std::io::IsTerminal as _;
+
+    let compression = match args.compress.as_deref() {
+        None | Some("none") => Compression::None,
+        Some("gzip") => Compression::Gzip,
+        Some("zstd") => Compression::Zstd,
+        Some(other) => {
+            return Outcome::err(format!(
+                "unsupported --compress {other:?}: use none, gzip or zstd"
+            ));
+        }
+    };
+    let format = match args.format.as_str() {
+        "" | "docker" if args.compress.is_some() => {
+            return Outcome::err(
+                "--compress applies to --format oci only (docker's layer.tar files are uncompressed)",
+            );
+        }
+        "" | "docker" => Format::Docker,
+        "oci" => Format::Oci(compression),
+        other => {
+            return Outcome::err(format!("unsupported --format {other:?}: use docker or oci"));
+        }
+    };
+    if args.output.is_none() && std::io::stdout().is_terminal() {
+        return Outcome::err(
+            "cowardly refusing to save to a terminal. Use the -o flag or redirect",
+        );
+    }
+    let store = match open(g, false) {
+        Ok(s) => s,
+        Err(e) => return Outcome::err(e),
+    };
+    let progress = crate::progress::Progress::stderr(false);
+    // The total is known once the writer has planned the archive (its first report).
+    let mut bar: Option<crate::progress::Bar> = None;
+    let mut shown = 0;
+    let mut on_progress = |p: image_archive::Progress| {
+        let b = bar.get_or_insert_with(|| progress.bytes("Saving", p.total));
+        b.add(p.done.saturating_sub(shown));
+        shown = p.done;
+    };
+    let options = image_archive::WriteOptions {
+        format,
+        now: render::now_unix(),
+        progress: Some(&mut on_progress),
+    };
+    let result = match &args.output {
+        Some(path) => crate::save::save_to_file(&store, images, path, options),
+        None => {
+            let stdout = std::io::stdout().lock();
+            crate::save::save(&store, images, stdout, options).map(|(_, s)| s)
+        }
+    };
+    if let Some(b) = &bar {
+        b.finish();
+    }
+    match result {
+        Ok(summary) => {
+            tracing::debug!(
+                images = summary.images,
+                layers = summary.layers,
+                bytes = summary.bytes,
+                "archive written"
+            );
+            Outcome::ok(String::new())
+        }
+        Err(e) => Outcome::err(e),
+    }
+}
+
+/// `imgstore fsck --repair [--quarantine]`: the repair's actions, one a line (`json`: one
+/// object a line), then what `fsck` finds afterwards; exit 1 when damage remains.
+pub fn fsck_repair(g: &Global, format: &str, quarantine: bool) -> Outcome {
+    let json = match parse_format(format, "text", false) {
+        Ok(f) => matches!(f, Format::Json),
+        Err(e) => return Outcome::err(e),
+    };
+    let mut store = match open_existing_for_write(g) {
+        Ok(WriteStore::Open(s)) => s,
+        // No image store: nothing to repair, and nothing is created.
+        Ok(WriteStore::Empty(_)) => return fsck(g, format),
+        Err(e) => return Outcome::err(e),
+    };
+    let result = crate::repair::repair(&mut store, quarantine);
+    drop(store);
+    let mut out = String::new();
+    let actions = match &result {
+        Ok(a) => a.as_slice(),
+        Err(_) => &[],
+    };
+    for a in actions {
+        if json {
+            out.push_str(&crate::gofmt::escape_go_json(
+                &serde_json::to_string(a).unwrap_or_default(),
+            ));
+        } else {
+            out.push_str(&a.to_string());
+        }
+        out.push('\n');
+    }
+    if let Err(e) = result {
+        return Outcome {
+            stdout: out,
+            errors: vec![e.to_string()],
+            failed: true,
+            status: None,
+        };
+    }
+    let mut check = fsck(g, format);
+    out.push_str(&check.stdout);
+    check.stdout = out;
+    if check.failed && check.errors.is_empty() && !quarantine {
+        check.errors.push(
+            "damage remains that repair does not delete; `fsck --repair --quarantine` moves it under image/<driver>/quarantine/"
+                .to_owned(),
+        );
+    }
+    check
+}
+
+/// `prune` flags.
+#[derive(Debug, Clone, Default)]
+pub struct PruneArgs {
+    /// `-a`: every image without a container, not only dangling ones.
+    pub all: bool,
+    /// `-f`: do not ask for confirmation.
+    pub force: bool,
+    /// `--filter`, raw `key=value` (`until=...`, `label=...`, `label!=...`).
+    pub filters: Vec<String>,
+    /// `--layers`: also remove committed layers no image or container uses.
+    pub layers: bool,
+}
+
+/// `imgstore prune`: `docker image prune`. Unless `-f`, `confirm` is asked first with the
+/// docker CLI's warning (it prints it and reads the answer); a refusal prunes nothing.
+pub fn prune(g: &Global, a: &PruneArgs, confirm: &mut dyn FnMut(&str) -> bool) -> Outcome {
+    let mut filters = Vec::new();
+    for f in &a.filters {
+        match f.split_once('=') {
+            Some((k, v)) => filters.push((k.trim().to_lowercase(), v.to_owned())),
+            None => {
+                return Outcome::err(format!("bad format of filter (expected name=value): {f}"));
+            }
+        }
+    }
+    filters.push(("dangling".to_owned(), (!a.all).to_string()));
+    if !a.force && !confirm(crate::prune::warning(a.all)) {
+        return Outcome::ok(crate::prune::render(&Default::default(), false));
+    }
+    let mut store = match open_existing_for_write(g) {
+        Ok(WriteStore::Open(s)) => s,
+        Ok(WriteStore::Empty(_)) => {
+            return Outcome::ok(crate::prune::render(&Default::default(), a.layers));
+        }
+        Err(e) => return Outcome::err(e),
+    };
+    let opts = crate::prune::PruneOptions {
+        filters,
+        layers: a.layers,
+        now: render::now_unix(),
+    };
+    match store.prune(&opts) {
+        Ok(report) => Outcome::ok(crate::prune::render(&report, a.layers)),
+        Err(e) => Outcome::err(e),
+    }
+}
+
+/// `imgstore df [-v] [--format]`: the images part of `docker system df`.
+pub fn df(g: &Global, verbose: bool, format: Option<&str>) -> Outcome {
+    let format = match format.filter(|f| !f.is_empty()) {
+        Some(_) if verbose => {
+            return Outcome::err(
+                "--format cannot be used with -v (the docker 20.10 CLI prints -v as a table)",
+            );
+        }
+        Some(f) => f,
+        None => crate::df::DEFAULT_FORMAT,
+    };
+    let list_format = match crate::template::ListFormat::parse(format) {
+        Ok(f) => f,
+        Err(e) => return Outcome::template_err(e),
+    };
+    let store = match open(g, false) {
+        Ok(s) => s,
+        Err(e) => return Outcome::err(e),
+    };
+    let du = match crate::df::disk_usage(&store) {
+        Ok(d) => d,
+        Err(e) => return Outcome::err(e),
+    };
+    let text = if verbose {
+        crate::df::render_verbose(&du, render::now_unix())
+    } else if format == crate::df::DEFAULT_FORMAT {
+        crate::df::render_default(&du)
+    } else {
+        crate::df::render(&du, &list_format)
+    };
+    match text {
+        Ok(t) => Outcome::ok(t),
+        Err(e) => Outcome::template_err(e),
     }
 }

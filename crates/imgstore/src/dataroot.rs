@@ -165,6 +165,11 @@ pub struct DaemonConfig {
     pub data_root: Option<PathBuf>,
     /// `storage-driver`.
     pub storage_driver: Option<String>,
+    /// `insecure-registries`: `host[:port]` names or CIDRs reached over plain HTTP (or
+    /// HTTPS without verification), for `pull` and `push`.
+    pub insecure_registries: Vec<String>,
+    /// `registry-mirrors`: `http(s)://host[:port]` mirrors of Docker Hub, for `pull`.
+    pub registry_mirrors: Vec<String>,
 }
 
 /// The most a `daemon.json` may hold.
@@ -203,11 +208,27 @@ impl DaemonConfig {
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
         };
+        let list = |k: &str| -> Result<Vec<String>, DataRootError> {
+            match value.get(k) {
+                None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+                Some(serde_json::Value::Array(a)) => a
+                    .iter()
+                    .map(|v| {
+                        v.as_str()
+                            .map(str::to_owned)
+                            .ok_or_else(|| bad(format!("{k}: not a list of strings")))
+                    })
+                    .collect(),
+                Some(_) => Err(bad(format!("{k}: not a list of strings"))),
+            }
+        };
         Ok(DaemonConfig {
             data_root: text("data-root")
                 .or_else(|| text("graph"))
                 .map(PathBuf::from),
             storage_driver: text("storage-driver"),
+            insecure_registries: list("insecure-registries")?,
+            registry_mirrors: list("registry-mirrors")?,
         })
     }
 }

@@ -15,9 +15,10 @@ use crate::store::Store;
 pub struct Finding {
     /// A stable keyword: `config-unreadable`, `config-verify`, `config-invalid`, `image-os`,
     /// `image-layer-missing`, `layer-bad`, `parent-dangling`, `metadata-orphan`,
-    /// `metadata-bad`, `parent-cycle`, `container-image-missing`, `reference-missing`, `reference-invalid`, `layer-orphan`, `leftover`,
+    /// `metadata-bad`, `parent-cycle`, `container-image-missing` (a note), `reference-missing`,
+    /// `reference-invalid`, `layer-orphan` (a note: unreferenced, not damage), `leftover`,
     /// `driver-content-missing`, `driver-link`, `driver-lower`, `driver-unnamed` (a note, not
-    /// damage), `driver-unreadable`.
+    /// damage), `driver-unreadable`. [`Finding::is_damage`] tells damage from notes.
     pub kind: &'static str,
     /// The ID concerned (`sha256:<hex>`), or empty.
     pub id: String,
@@ -318,31 +319,8 @@ pub fn check(store: &Store) -> Vec<Finding> {
             });
         }
     }
-    // Layers no image (or mount) needs: those the layer store counts no reference on, and
-    // then, as a release would cascade, parents whose every reference is such a layer.
     let layers = store.layer_store();
-    let all = layers.layers();
-    let mut refs: std::collections::HashMap<ChainId, usize> = all
-        .iter()
-        .map(|l| (l.chain_id, layers.ref_count(&l.chain_id).unwrap_or(0)))
-        .collect();
-    let mut orphans: Vec<ChainId> = refs
-        .iter()
-        .filter(|(_, n)| **n == 0)
-        .map(|(c, _)| *c)
-        .collect();
-    let mut i = 0;
-    while let Some(c) = orphans.get(i).copied() {
-        i += 1;
-        if let Some(p) = layers.layer(&c).and_then(|l| l.parent)
-            && let Some(n) = refs.get_mut(&p)
-        {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                orphans.push(p);
-            }
-        }
-    }
+    let orphans = unreferenced_layers(store);
     for c in orphans {
         if let Some(l) = layers.layer(&c) {
             out.push(Finding {
@@ -350,7 +328,7 @@ pub fn check(store: &Store) -> Vec<Finding> {
                 id: c.to_string(),
                 path: layers.layer_dir(&c),
                 message: format!(
-                    "no image or container uses this layer (cache-id {}, {} bytes)",
+                    "unreferenced: no image or container uses this layer (cache-id {}, {} bytes); a load that needs it again uses it, `imgstore prune --layers` removes it",
                     l.cache_id, l.diff_size
                 ),
             });
@@ -403,15 +381,48 @@ pub fn check(store: &Store) -> Vec<Finding> {
     out
 }
 
+/// The committed layers no image or container uses: those the layer store counts no
+/// reference on and then, as a release would cascade, parents whose every reference is
+/// such a layer. Children come before their parents.
+pub(crate) fn unreferenced_layers(store: &Store) -> Vec<ChainId> {
+    let layers = store.layer_store();
+    let all = layers.layers();
+    let mut refs: std::collections::HashMap<ChainId, usize> = all
+        .iter()
+        .map(|l| (l.chain_id, layers.ref_count(&l.chain_id).unwrap_or(0)))
+        .collect();
+    let mut orphans: Vec<ChainId> = all
+        .iter()
+        .map(|l| l.chain_id)
+        .filter(|c| refs.get(c) == Some(&0))
+        .collect();
+    let mut i = 0;
+    while let Some(c) = orphans.get(i).copied() {
+        i += 1;
+        if let Some(p) = layers.layer(&c).and_then(|l| l.parent)
+            && let Some(n) = refs.get_mut(&p)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                orphans.push(p);
+            }
+        }
+    }
+    orphans
+}
+
 /// What the storage driver's directory holds against the layerdb: missing content, broken
 /// overlay2 links and `lower` entries, interrupted writes, and directories nothing names
 /// (reported, never damage: BuildKit keeps content there).
-fn driver_findings(store: &Store, out: &mut Vec<Finding>) {
-    let Some(driver) = store.reading_driver() else {
-        return;
-    };
-    let layers = store.layer_store().layers();
-    let used: Vec<&str> = layers.iter().map(|l| l.cache_id.as_str()).collect();
+/// The cache IDs a driver's directory is checked against: those of the loaded layers, and
+/// the others no one may call unnamed (mounts, layers that failed to load, leftovers).
+pub(crate) fn driver_names(store: &Store) -> (Vec<String>, Vec<String>) {
+    let used: Vec<String> = store
+        .layer_store()
+        .layers()
+        .into_iter()
+        .map(|l| l.cache_id)
+        .collect();
     let report = store.layer_restore();
     let mut others: Vec<String> = report.mount_cache_ids.clone();
     let read_cache_id = |dir: &std::path::Path| {
@@ -427,6 +438,16 @@ fn driver_findings(store: &Store, out: &mut Vec<Finding>) {
             .iter()
             .filter_map(|l| read_cache_id(&l.path)),
     );
+    (used, others)
+}
+
+fn driver_findings(store: &Store, out: &mut Vec<Finding>) {
+    let Some(driver) = store.reading_driver() else {
+        return;
+    };
+    let layers = store.layer_store().layers();
+    let (used, others) = driver_names(store);
+    let used: Vec<&str> = used.iter().map(String::as_str).collect();
     let others: Vec<&str> = others.iter().map(String::as_str).collect();
     let issues = match driver.check_content(&used, &others) {
         Ok(i) => i,
@@ -507,9 +528,15 @@ fn driver_findings(store: &Store, out: &mut Vec<Finding>) {
 
 impl Finding {
     /// Whether this finding is damage (`fsck` exits 1) rather than a note: a directory of
-    /// the driver nothing names may be another program's, and is only reported.
+    /// the driver nothing names may be another program's; a committed layer no image uses
+    /// is what a killed load leaves, and a load run again uses it (`prune --layers` removes
+    /// it); a container whose image was removed with `rm -f` still runs from its own layer
+    /// (dockerd allows it). Those are only reported.
     pub fn is_damage(&self) -> bool {
-        self.kind != "driver-unnamed"
+        !matches!(
+            self.kind,
+            "driver-unnamed" | "layer-orphan" | "container-image-missing"
+        )
     }
 }
 

@@ -9,6 +9,8 @@
 //!   `imagedb_fs::FsBackend`), which restore it with dockerd's rules, and resolves image
 //!   arguments ([`store::Store::resolve`]).
 //! - [`ops`]: `tag` and `rm` ([`store::Store::tag`], [`store::Store::delete`]).
+//! - [`save`]: `docker save`'s archives (and OCI layouts) of a root's images, through
+//!   the `image-archive` crate's writer.
 //! - [`query`]: dockerd's answers for `ls`, `inspect` and `history`; [`render`]: the docker
 //!   CLI's rendering of them. [`tree`], [`fsck`]: what `tree` and `fsck` print.
 //! - [`reference`](mod@reference) and [`refstore`]: Docker references and `repositories.json`
@@ -40,18 +42,26 @@
 
 pub mod cli;
 pub mod dataroot;
+pub mod df;
+pub mod distmeta;
 pub mod error;
 pub mod fsck;
 pub mod gofmt;
 pub mod load;
 pub mod ops;
 pub mod progress;
+pub mod prune;
+pub mod pull;
+pub mod push;
 pub mod query;
 pub mod render;
+pub mod repair;
+pub mod save;
 /// Docker references: the [`docker_reference`] crate's grammar.
 pub use docker_reference::reference;
 /// `repositories.json`: the [`docker_reference`] crate's reference store.
 pub use docker_reference::refstore;
+pub mod remote;
 pub mod snapshot;
 pub mod store;
 pub mod template;

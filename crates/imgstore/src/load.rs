@@ -430,7 +430,11 @@ fn write_in_parallel<'s>(
     let failed = AtomicBool::new(false);
     let results: Mutex<Vec<Option<Result<layer_store::DetachedLayer<'s>, LoadError>>>> =
         Mutex::new((0..refs.len()).map(|_| None).collect());
-    let opts = layer_store::RegisterOptions::default();
+    // Synced all at once below, before any is committed: one flush for the image.
+    let opts = layer_store::RegisterOptions {
+        sync: false,
+        ..layer_store::RegisterOptions::default()
+    };
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
@@ -487,10 +491,15 @@ fn write_in_parallel<'s>(
             _ => {}
         }
     }
-    match first_err {
-        Some(e) => Err(e),
-        None => Ok(out),
+    if let Some(e) = first_err {
+        return Err(e);
     }
+    layer_store::DetachedLayer::sync_all(&out).map_err(|source| LoadError::Register {
+        origin: origin.to_owned(),
+        name: "(syncing the layers)".to_owned(),
+        source: Box::new(source),
+    })?;
+    Ok(out)
 }
 
 fn short(d: &layer_store::DiffId) -> String {

@@ -147,12 +147,138 @@ enum Command {
         #[arg(long)]
         platform: Option<String>,
     },
-    /// Check the data root and explain what is wrong; changes nothing.
+    /// Pull an image from a registry (docker pull): Docker schema 2 and OCI manifests,
+    /// manifest lists and indexes (the platform's image); layers verified and written as
+    /// they arrive; a killed pull run again continues where it stopped.
+    Pull {
+        /// NAME[:TAG|@DIGEST] (`latest` when neither).
+        reference: String,
+        /// Print only the reference.
+        #[arg(short, long)]
+        quiet: bool,
+        /// The platform to pull from a manifest list (os/arch[/variant]); default: this
+        /// machine's.
+        #[arg(long)]
+        platform: Option<String>,
+        /// How many layers to download at once.
+        #[arg(long, default_value_t = imgstore::pull::DEFAULT_CONCURRENT_DOWNLOADS,
+              value_parser = parse_concurrency)]
+        max_concurrent_downloads: usize,
+        #[command(flatten)]
+        registry: RegistryFlags,
+    },
+    /// Push an image to a registry (docker push): layers the registry has (or can mount
+    /// from another of its repositories) are not uploaded; the others go gzip-compressed.
+    Push {
+        /// NAME[:TAG] (without a tag: every tag of the repository).
+        reference: String,
+        /// Print only the pushed references.
+        #[arg(short, long)]
+        quiet: bool,
+        /// How many layers to upload at once.
+        #[arg(long, default_value_t = imgstore::push::DEFAULT_CONCURRENT_UPLOADS,
+              value_parser = parse_concurrency)]
+        max_concurrent_uploads: usize,
+        /// gzip level of uploaded layers, 1 (fastest, the default) to 9 (smallest); dockerd
+        /// uses 6.
+        #[arg(long, default_value_t = imgstore::push::DEFAULT_COMPRESSION_LEVEL,
+              value_parser = clap::value_parser!(u32).range(1..=9))]
+        compression_level: u32,
+        #[command(flatten)]
+        registry: RegistryFlags,
+    },
+    /// Save images to a tar archive (docker save): the archive dockerd 20.10 writes, or an OCI
+    /// image layout. Streams to standard output without -o. Each image's repo digests go
+    /// in too (an extension docker ignores).
+    Save {
+        /// Images: tag, repository name (all its tags), ID or unique ID prefix.
+        #[arg(required = true)]
+        images: Vec<String>,
+        /// Write to this file instead of standard output (written beside it, then renamed
+        /// into place).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Archive format: docker (docker save's) or oci (an OCI image layout, which docker
+        /// 25's manifest.json also makes loadable by docker load).
+        #[arg(long, default_value = "docker")]
+        format: String,
+        /// Compress the layers of an OCI layout: none, gzip or zstd.
+        #[arg(long, value_name = "ALGORITHM")]
+        compress: Option<String>,
+    },
+    /// Show the images' disk usage (the images part of docker system df).
+    Df {
+        /// Show detailed information on space usage: a row per image with its shared and
+        /// unique sizes and containers.
+        #[arg(short, long)]
+        verbose: bool,
+        /// Print with a Go template as the docker 20.10 CLI runs it (fields Type,
+        /// TotalCount, Active, Size, Reclaimable), e.g. 'table {{.Type}}\t{{.Size}}'.
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Remove unused images (docker image prune): dangling ones, or with -a every image no
+    /// container uses; --layers also removes committed layers nothing uses.
+    Prune {
+        /// Remove all unused images, not just dangling ones.
+        #[arg(short, long)]
+        all: bool,
+        /// Do not prompt for confirmation.
+        #[arg(short, long)]
+        force: bool,
+        /// Provide filter values (e.g. 'until=<timestamp>', 'label=<key>=<value>').
+        #[arg(long, value_name = "FILTER")]
+        filter: Vec<String>,
+        /// Also remove committed layers that no image or container uses (moby #45939), and
+        /// say how much that freed.
+        #[arg(long)]
+        layers: bool,
+    },
+    /// Check the data root and explain what is wrong; changes nothing unless --repair.
     Fsck {
         /// Output format: text or json (one object per line).
         #[arg(long, default_value = "text")]
         format: String,
+        /// Finish or roll back what interrupted writes left (temp files, staging and
+        /// -removing layers, in-flight driver directories, dangling short links, notes of
+        /// killed rm), one line per action, then check; never deletes what may hold data.
+        /// Takes the exclusive lock; refused while dockerd uses the root.
+        #[arg(long)]
+        repair: bool,
+        /// With --repair: move what restore cannot use (configs that fail verification,
+        /// layers that do not load, references and parent links to missing images) under
+        /// image/<driver>/quarantine/, restorable by hand, so that dockerd starts clean.
+        #[arg(long, requires = "repair")]
+        quarantine: bool,
     },
+}
+
+/// Registry settings beyond dockerd's `daemon.json`.
+#[derive(Debug, clap::Args)]
+struct RegistryFlags {
+    /// Also treat this registry (host[:port] or CIDR) as insecure: HTTPS without
+    /// verification, then plain HTTP (as dockerd's --insecure-registry; daemon.json's
+    /// `insecure-registries` and 127.0.0.0/8 always are).
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    insecure_registries: Vec<String>,
+    /// Also use this mirror of Docker Hub (as dockerd's --registry-mirror).
+    #[arg(long = "registry-mirror", value_name = "URL")]
+    registry_mirrors: Vec<String>,
+    /// The per-registry certificates directory.
+    #[arg(long, value_name = "DIR", default_value = "/etc/docker/certs.d")]
+    certs_dir: std::path::PathBuf,
+}
+
+impl RegistryFlags {
+    fn options(self) -> imgstore::remote::RemoteOptions {
+        imgstore::remote::RemoteOptions {
+            insecure_registries: self.insecure_registries,
+            registry_mirrors: self.registry_mirrors,
+            docker_config: None,
+            certs_dir: Some(self.certs_dir),
+            retry: None,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -245,7 +371,62 @@ fn main() -> ExitCode {
             },
         ),
         Command::Tree { image, no_trunc } => cli::tree(&global, image.as_deref(), no_trunc),
-        Command::Fsck { format } => cli::fsck(&global, &format),
+        Command::Df { verbose, format } => cli::df(&global, verbose, format.as_deref()),
+        Command::Prune {
+            all,
+            force,
+            filter,
+            layers,
+        } => cli::prune(
+            &global,
+            &cli::PruneArgs {
+                all,
+                force,
+                filters: filter,
+                layers,
+            },
+            &mut confirm,
+        ),
+        Command::Fsck {
+            format,
+            repair: false,
+            ..
+        } => cli::fsck(&global, &format),
+        Command::Fsck {
+            format, quarantine, ..
+        } => cli::fsck_repair(&global, &format, quarantine),
+        Command::Push {
+            reference,
+            quiet,
+            max_concurrent_uploads,
+            compression_level,
+            registry,
+        } => cli::push(
+            &global,
+            &imgstore::push::PushArgs {
+                reference,
+                max_concurrent_uploads,
+                compression_level,
+            },
+            &registry.options(),
+            quiet,
+        ),
+        Command::Pull {
+            reference,
+            quiet,
+            platform,
+            max_concurrent_downloads,
+            registry,
+        } => cli::pull(
+            &global,
+            &imgstore::pull::PullArgs {
+                reference,
+                platform,
+                max_concurrent_downloads,
+            },
+            &registry.options(),
+            quiet,
+        ),
         Command::Load {
             input,
             quiet,
@@ -254,6 +435,20 @@ fn main() -> ExitCode {
             &global,
             &imgstore::load::LoadArgs { input, platform },
             quiet,
+        ),
+        Command::Save {
+            images,
+            output,
+            format,
+            compress,
+        } => cli::save(
+            &global,
+            &images,
+            &cli::SaveArgs {
+                output,
+                format,
+                compress,
+            },
         ),
     };
     tracing::debug!(
@@ -276,6 +471,28 @@ fn main() -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The docker CLI's `PromptForConfirmation`: prints `message` and ` [y/N] ` on stdout and
+/// reads a line from stdin; only `y` (any case) confirms.
+fn confirm(message: &str) -> bool {
+    let mut stdout = std::io::stdout().lock();
+    let _ = write!(stdout, "{message} [y/N] ");
+    let _ = stdout.flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    answer
+        .trim_end_matches(['\n', '\r'])
+        .eq_ignore_ascii_case("y")
+}
+
+/// `--max-concurrent-downloads`: 1 to 64.
+fn parse_concurrency(text: &str) -> Result<usize, String> {
+    text.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=64).contains(n))
+        .ok_or_else(|| format!("{text:?} is not a number from 1 to 64"))
 }
 
 /// `--lock-timeout`: non-negative seconds, fractions allowed.

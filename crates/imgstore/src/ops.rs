@@ -134,6 +134,30 @@ pub fn read_containers(root: &Path) -> Vec<Container> {
     out
 }
 
+/// The note an `rm` keeps in `image/<driver>` while it changes the store, so that the next
+/// write open finishes a killed one ([`Store::finish_removal`]): the image being deleted,
+/// its parent (the next one pruning reaches) and the flags.
+pub(crate) const RM_NOTE: &str = ".imgstore-rm";
+
+/// The content of [`RM_NOTE`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct RmNote {
+    /// The image being deleted.
+    image: String,
+    /// Its parent link (what pruning deletes next).
+    parent: Option<String>,
+    /// `-f`.
+    force: bool,
+    /// Untagged parents are deleted (no `--no-prune`).
+    prune: bool,
+    /// Conflicts end the deletion silently (a parent reached by pruning, or an image whose
+    /// last reference the deletion removed).
+    quiet: bool,
+}
+
+/// The most [`RM_NOTE`] may hold.
+const MAX_RM_NOTE: u64 = 64 * 1024;
+
 fn short_container(id: &str) -> String {
     id.chars().take(12).collect()
 }
@@ -176,6 +200,19 @@ impl Store {
         prune: bool,
         records: &mut Vec<DeleteRecord>,
     ) -> Result<(), RemoveError> {
+        let result = self.delete_noted(arg, force, prune, records);
+        // The note goes once the deletion is over, whether it succeeded or not.
+        let cleared = self.clear_rm_note();
+        result.and(cleared.map_err(RemoveError::from))
+    }
+
+    fn delete_noted(
+        &mut self,
+        arg: &str,
+        force: bool,
+        prune: bool,
+        records: &mut Vec<DeleteRecord>,
+    ) -> Result<(), RemoveError> {
         // Layers of other drivers are opened read-only: deleting their metadata without
         // their content would leak it.
         if self.layer_store().mode() != layer_store::OpenMode::ReadWrite {
@@ -199,6 +236,21 @@ impl Store {
                 });
             }
             let parsed = Reference::parse_normalized(arg)?.with_default_tag();
+            // When removing these references leaves none, the image is deleted next: noted
+            // before the first change, so that a kill in between is finished, not left as
+            // a dangling image.
+            let leaves_none = repo_refs.iter().all(|r| {
+                *r == parsed
+                    || (!parsed.is_canonical()
+                        && r.is_canonical()
+                        && r.name() == parsed.name()
+                        && !repo_refs.iter().any(|t| {
+                            !t.is_canonical() && t.name() == parsed.name() && *t != parsed
+                        }))
+            });
+            if leaves_none && repo_refs.contains(&parsed) {
+                self.write_rm_note(&id, force, prune, true)?;
+            }
             if !self.refs_mut().delete(&parsed)? {
                 return Err(RemoveError::ReferenceMissing(parsed.familiar_string()));
             }
@@ -229,6 +281,9 @@ impl Store {
             // Hard conflicts, and stopped containers unless forced.
             if let Some(c) = self.conflict(&id, false, !force, &containers) {
                 return Err(conflict_error(&id, &c));
+            }
+            if !repo_refs.is_empty() {
+                self.write_rm_note(&id, force, prune, false)?;
             }
             for r in repo_refs {
                 let r = r.with_default_tag();
@@ -319,6 +374,7 @@ impl Store {
                 return Err(conflict_error(&id, &c));
             }
             let parent = self.parent_link(&id);
+            self.write_rm_note(&id, force, prune, quiet)?;
             for r in self.refs().references(&id).to_vec() {
                 let r = r.with_default_tag();
                 self.refs_mut().delete(&r)?;
@@ -371,6 +427,102 @@ impl Store {
             self.clear_release(&name)?;
         }
         Ok(removed.into_iter().map(|l| l.chain_id.0).collect())
+    }
+}
+
+impl Store {
+    /// Writes (durably) the note of the deletion of `id` about to change the store.
+    fn write_rm_note(
+        &self,
+        id: &Digest,
+        force: bool,
+        prune: bool,
+        quiet: bool,
+    ) -> Result<(), durable_fs::Error> {
+        let note = RmNote {
+            image: id.to_string(),
+            parent: self.parent_link(id).filter(|p| !p.is_empty()),
+            force,
+            prune,
+            quiet,
+        };
+        let text = serde_json::to_vec(&note).unwrap_or_default();
+        let dir = durable_fs::Dir::open_nofollow(self.data_root().image_dir())?;
+        dir.atomic_write(RM_NOTE, &text, 0o600)
+    }
+
+    /// Removes the note of a deletion that is over.
+    fn clear_rm_note(&self) -> Result<(), durable_fs::Error> {
+        let dir = durable_fs::Dir::open_nofollow(self.data_root().image_dir())?;
+        if dir.remove_file(RM_NOTE)? {
+            dir.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Finishes the deletion a killed `rm` (or `prune`) noted: the image is deleted with the
+    /// flags it was given and the same conflict rules, and pruning goes on to its parents;
+    /// if the image is already gone, pruning starts at its parent. What a conflict stops is
+    /// left as it is. Returns what was done (and the error that stopped it, if any), then
+    /// removes the note. Run by every write open, under the exclusive lock.
+    pub(crate) fn finish_removal(&mut self) -> Result<(), crate::error::OpenError> {
+        let dir = durable_fs::Dir::open_nofollow(self.data_root().image_dir())?;
+        let Some(bytes) = dir.read(RM_NOTE, MAX_RM_NOTE)? else {
+            return Ok(());
+        };
+        let path = dir.join(RM_NOTE);
+        let note = serde_json::from_slice::<RmNote>(&bytes);
+        let mut records = Vec::new();
+        let mut stopped = None;
+        if let Ok(note) = &note
+            && let Ok(id) = note.image.parse::<Digest>()
+            && self.layer_store().mode() == layer_store::OpenMode::ReadWrite
+        {
+            let containers = read_containers(self.data_root().root());
+            let parent = note
+                .parent
+                .as_deref()
+                .and_then(|p| p.parse::<Digest>().ok());
+            let start = if self.contains(&id) {
+                Some((id, note.force, note.quiet))
+            } else if note.prune {
+                parent
+                    .filter(|p| self.contains(p))
+                    .map(|p| (p, false, true))
+            } else {
+                None
+            };
+            if let Some((start, force, quiet)) = start
+                && let Err(e) =
+                    self.delete_helper(start, &mut records, force, note.prune, quiet, &containers)
+            {
+                stopped = Some(e.to_string());
+            }
+        }
+        for r in records {
+            let (verb, target) = match r {
+                DeleteRecord::Untagged(r) => ("untagged", r),
+                DeleteRecord::Deleted(d) => ("deleted", d.to_string()),
+            };
+            tracing::info!("{verb} {target}: finishing an interrupted rm");
+            self.note_recovered(verb, target, "finishing an interrupted rm".to_owned());
+        }
+        if let Some(e) = stopped {
+            tracing::warn!(error = %e, "an interrupted rm could not be finished");
+            self.note_recovered(
+                "stopped",
+                "an interrupted rm".to_owned(),
+                format!("{e} (as the rm itself would have)"),
+            );
+        }
+        dir.remove_file(RM_NOTE)?;
+        dir.sync()?;
+        let why = match note {
+            Ok(_) => "note of an interrupted rm (finished)".to_owned(),
+            Err(e) => format!("note of an interrupted rm, unreadable ({e})"),
+        };
+        self.note_recovered("removed", path.display().to_string(), why);
+        Ok(())
     }
 }
 

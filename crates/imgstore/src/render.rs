@@ -108,6 +108,10 @@ pub struct LsRow<'a> {
     pub digest: Cow<'static, str>,
     /// The summary of the row's image.
     pub summary: &'a Summary,
+    /// `Containers` (`-1`: not computed, as in `ls`).
+    pub containers: i64,
+    /// `SharedSize` (`-1`: not computed, as in `ls`).
+    pub shared_size: i64,
 }
 
 /// Values grouped by key, groups in order of first appearance (Go's map order is random; this
@@ -150,6 +154,8 @@ pub fn ls_rows(images: &[Summary], need_digest: bool, show_digests: bool) -> Vec
                 tag,
                 digest,
                 summary,
+                containers: -1,
+                shared_size: -1,
             };
         let s = summary;
         let dangling = s.is_untagged()
@@ -237,6 +243,8 @@ pub fn render_ls(rows: &[LsRow<'_>], fmt: &LsFormat, now: i64) -> Result<String,
                     repository: r.repository.to_string(),
                     tag: r.tag.to_string(),
                     digest: r.digest.to_string(),
+                    containers: r.containers,
+                    shared_size: r.shared_size,
                 };
                 template::ls_row(&ty, &data, !fmt.no_trunc)
             })

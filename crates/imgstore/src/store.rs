@@ -22,15 +22,21 @@ use crate::dataroot::{DEFAULT_LOCK_TIMEOUT, DataRoot, IfMissing, LockKind, RootL
 use crate::error::{LookupError, OpenError};
 use crate::reference::AnyReference;
 use crate::refstore::RefStore;
+use crate::repair::Action;
 use crate::snapshot::{SnapshotUse, Snapshots};
 
 /// Completes what interrupted writes left in the imagedb, under the exclusive lock: removes
 /// temp files, and the metadata of images whose config is gone (an `rm` killed between the
 /// two steps of `ImageStore::delete`, which removes the config first).
-fn finish_interrupted_writes(backend: &FsBackend) -> Result<(), OpenError> {
+fn finish_interrupted_writes(
+    backend: &FsBackend,
+    metadata_dir: &std::path::Path,
+    done: &mut Vec<Action>,
+) -> Result<(), OpenError> {
     let report = backend.cleanup()?;
     for path in &report.removed {
         tracing::info!(path = %path.display(), "removed a temp file an interrupted write left");
+        done.push(Action::removed(path, "temp file of an interrupted write"));
     }
     let configs: std::collections::HashSet<_> = backend.walk()?.into_iter().collect();
     for id in backend.metadata_digests()? {
@@ -38,6 +44,10 @@ fn finish_interrupted_writes(backend: &FsBackend) -> Result<(), OpenError> {
             match backend.delete(&id) {
                 Ok(()) | Err(imagedb_fs::Error::NotFound { .. }) => {
                     tracing::info!(image = %id, "removed the metadata of a deleted image");
+                    done.push(Action::removed(
+                        &metadata_dir.join(id.hex()),
+                        "metadata of an image whose deletion was interrupted",
+                    ));
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -154,6 +164,7 @@ pub struct Store {
     image_report: image_store::RestoreReport,
     write: bool,
     snapshot: SnapshotUse,
+    recovered: Vec<Action>,
 }
 
 impl std::fmt::Debug for Store {
@@ -178,6 +189,17 @@ fn content_driver(root: &DataRoot) -> Result<Option<Box<dyn layer_store::Driver>
         ))),
         _ => None,
     })
+}
+
+/// The storage driver of `root` for reading its content: creates and removes nothing. `None`
+/// for drivers this tool does not know.
+fn reading_driver(root: &DataRoot) -> Option<Box<dyn layer_store::Driver>> {
+    let home = root.driver_dir();
+    match root.driver() {
+        "vfs" => Some(Box::new(layer_store::VfsDriver::existing(home))),
+        "overlay2" => Some(Box::new(layer_store::Overlay2Driver::new(home))),
+        _ => None,
+    }
 }
 
 impl Store {
@@ -209,7 +231,8 @@ impl Store {
                 || Self::restore(opts, &root, t),
             )
         };
-        let (refs, (loaded, (layers, layer_outcome), layers_done, snapshot)) = (refs?, restored?);
+        let (refs, (loaded, (layers, layer_outcome), layers_done, snapshot, mut recovered)) =
+            (refs?, restored?);
         let (images, image_report) = loaded.attach(layers)?;
         tracing::debug!(
             layers = layer_outcome.restored,
@@ -220,7 +243,22 @@ impl Store {
             total_ms = t.elapsed().as_millis() as u64,
             "data root restored"
         );
-        let store = Store {
+        for l in &layer_outcome.leftovers {
+            if l.cleaned {
+                recovered.push(Action::removed(
+                    &l.path,
+                    match l.kind {
+                        layer_store::LeftoverKind::Staging => {
+                            "staging directory of an interrupted layer write, with its content"
+                        }
+                        layer_store::LeftoverKind::Removing => {
+                            "layer of an interrupted deletion, with its content"
+                        }
+                    },
+                ));
+            }
+        }
+        let mut store = Store {
             root,
             _lock: lock,
             refs,
@@ -229,10 +267,14 @@ impl Store {
             image_report,
             write: opts.write,
             snapshot,
+            recovered,
         };
         if opts.write {
+            // Temp files first: a save of repositories.json below would remove its own
+            // silently.
+            store.remove_temp_files()?;
             store.finish_releases()?;
-            store.remove_stale_staging()?;
+            store.finish_removal()?;
         }
         Ok(store)
     }
@@ -250,13 +292,16 @@ impl Store {
             (LayerStore, layer_store::RestoreReport),
             std::time::Duration,
             SnapshotUse,
+            Vec<Action>,
         ),
         OpenError,
     > {
         let layerdb = root.layerdb_dir();
+        // A read-only open reads layer content (`save`) through a driver that creates and
+        // removes nothing.
         let content = match opts.write {
             true => content_driver(root)?,
-            false => None,
+            false => reading_driver(root),
         };
         let imagedb = root.imagedb_dir();
         let on_disk = opts.write
@@ -271,9 +316,14 @@ impl Store {
             })
         };
         let mut snapshot = SnapshotUse::default();
+        let mut recovered = Vec::new();
         let (loaded, layers, layers_done) = match &opts.snapshots {
             Some(snaps) if !opts.write => {
-                let restored = crate::snapshot::restore(snaps, root, &read_backend, on_disk)?;
+                let driver = || -> Box<dyn layer_store::Driver> {
+                    reading_driver(root).unwrap_or_else(|| Box::new(layer_store::NullDriver))
+                };
+                let restored =
+                    crate::snapshot::restore(snaps, root, &read_backend, &driver, on_disk)?;
                 snapshot = restored.usage;
                 (
                     restored.loaded,
@@ -284,7 +334,11 @@ impl Store {
             _ => {
                 let backend: Box<dyn StoreBackend> = if opts.write {
                     let backend = FsBackend::open(&imagedb)?;
-                    finish_interrupted_writes(&backend)?;
+                    finish_interrupted_writes(
+                        &backend,
+                        &imagedb.join("metadata").join("sha256"),
+                        &mut recovered,
+                    )?;
                     Box::new(backend)
                 } else {
                     read_backend()?
@@ -294,9 +348,10 @@ impl Store {
                 let (loaded, layers) = rayon::join(
                     || ImageStore::load(backend).map_err(Box::new),
                     || {
-                        let opened = match content {
-                            Some(d) => LayerStore::open(layerdb, d),
-                            None => LayerStore::open_read_only(
+                        let opened = match (opts.write, content) {
+                            (true, Some(d)) => LayerStore::open(layerdb, d),
+                            (false, Some(d)) => LayerStore::open_read_only(layerdb, d),
+                            (_, None) => LayerStore::open_read_only(
                                 layerdb,
                                 Box::new(layer_store::NullDriver),
                             ),
@@ -307,12 +362,24 @@ impl Store {
                 (loaded.map_err(OpenError::ImageStore)?, layers.0?, layers.1)
             }
         };
-        Ok((loaded, layers, layers_done, snapshot))
+        Ok((loaded, layers, layers_done, snapshot, recovered))
     }
 
-    /// Removes the staging files of loads a crash interrupted (`.tmp-load-*` in
-    /// `image/<driver>`): under the exclusive lock, none is in use.
-    fn remove_stale_staging(&self) -> Result<(), durable_fs::Error> {
+    /// What this write open did to finish or roll back interrupted writes, one action each
+    /// (empty for a read-only open).
+    pub fn recovered(&self) -> &[Action] {
+        &self.recovered
+    }
+
+    pub(crate) fn note_recovered(&mut self, verb: &'static str, target: String, why: String) {
+        self.recovered.push(Action { verb, target, why });
+    }
+
+    /// Removes the temp files of interrupted writes in `image/<driver>` (`.tmp-*`: the
+    /// staging files of loads, `repositories.json` and the notes of `rm`, written by this
+    /// tool or by dockerd's atomic writer): under the exclusive lock and with no dockerd on
+    /// the root, none is in use.
+    fn remove_temp_files(&mut self) -> Result<(), durable_fs::Error> {
         let Some(dir) = durable_fs::Dir::open_nofollow(self.root.image_dir())
             .map(Some)
             .or_else(|e| match e.io_kind() {
@@ -322,27 +389,46 @@ impl Store {
         else {
             return Ok(());
         };
+        let mut removed = false;
         for name in dir.temp_files()? {
-            if name
-                .to_str()
-                .is_some_and(|n| n.starts_with(crate::load::STAGING_PREFIX))
-            {
-                dir.remove_file(&name)?;
-                tracing::info!(file = %dir.join(&name).display(), "removed the staging file of an interrupted load");
+            if dir.remove_file(&name)? {
+                removed = true;
+                let what = if name
+                    .to_str()
+                    .is_some_and(|n| n.starts_with(crate::load::STAGING_PREFIX))
+                {
+                    "staging file of an interrupted load"
+                } else {
+                    "temp file of an interrupted write"
+                };
+                tracing::info!(file = %dir.join(&name).display(), "removed the {what}");
+                self.recovered.push(Action::removed(&dir.join(&name), what));
             }
+        }
+        if removed {
+            dir.sync()?;
         }
         Ok(())
     }
 
-    /// Writes down that the layer `chain` is being released by a deletion; returns the
-    /// note's name for [`clear_release`](Self::clear_release).
+    /// Writes down that the layer `chain` is being released by a deletion, with every layer
+    /// below it (a release cascades to parents, and a kill can stop it half-way); returns
+    /// the note's name for [`clear_release`](Self::clear_release).
     pub(crate) fn record_release(
         &self,
         chain: &layer_store::ChainId,
     ) -> Result<String, durable_fs::Error> {
         let dir = durable_fs::Dir::open_nofollow(self.root.image_dir())?;
         let name = format!("{RELEASE_PREFIX}{}", chain.0.hex());
-        dir.atomic_write(&name, chain.to_string().as_bytes(), 0o600)?;
+        let layers = self.images.layers();
+        let mut text = String::new();
+        let mut next = Some(*chain);
+        while let Some(c) = next {
+            text.push_str(&c.to_string());
+            text.push('\n');
+            next = layers.layer(&c).and_then(|l| l.parent);
+        }
+        dir.atomic_write(&name, text.as_bytes(), 0o600)?;
         Ok(name)
     }
 
@@ -355,10 +441,12 @@ impl Store {
         Ok(())
     }
 
-    /// Finishes the layer releases that killed deletions left notes for: a noted layer that
-    /// nothing holds any more (no image, child layer or container) is released, as the
-    /// deletion would have done; then the note is removed.
-    fn finish_releases(&self) -> Result<(), OpenError> {
+    /// Finishes the layer releases that killed deletions left notes for: each noted layer,
+    /// top first, that nothing holds any more (no image, child layer or container) is
+    /// released, as the deletion's cascade would have done; then the note is removed.
+    fn finish_releases(&mut self) -> Result<(), OpenError> {
+        /// The most a note may hold (a chain of 128 layers is ~9 KiB).
+        const MAX_NOTE: u64 = 1 << 20;
         let dir = durable_fs::Dir::open_nofollow(self.root.image_dir())?;
         for entry in dir.entries()? {
             let Some(name) = entry.name.to_str() else {
@@ -370,20 +458,44 @@ impl Store {
             if entry.kind != durable_fs::FileKind::File {
                 continue;
             }
-            let layers = self.images.layers();
-            if let Ok(chain) = format!("sha256:{hex}").parse::<layer_store::ChainId>()
-                && layers.ref_count(&chain) == Some(0)
-                && let Ok(handle) = layers.get(&chain)
+            // The noted chain, top first (a note of an earlier version holds the top only).
+            let text = dir.read(name, MAX_NOTE)?.unwrap_or_default();
+            let mut chain: Vec<layer_store::ChainId> = String::from_utf8_lossy(&text)
+                .split_whitespace()
+                .filter_map(|c| c.parse().ok())
+                .collect();
+            if chain.is_empty()
+                && let Ok(top) = format!("sha256:{hex}").parse()
             {
-                let released = layers
-                    .release(&handle)
-                    .map_err(|e| OpenError::Release(Box::new(e)))?;
-                for l in released {
-                    tracing::info!(layer = %l.chain_id, "released a layer a killed deletion left");
+                chain.push(top);
+            }
+            let layers = self.images.layers();
+            let mut released = Vec::new();
+            for c in &chain {
+                if layers.ref_count(c) == Some(0)
+                    && let Ok(handle) = layers.get(c)
+                {
+                    released.extend(
+                        layers
+                            .release(&handle)
+                            .map_err(|e| OpenError::Release(Box::new(e)))?,
+                    );
                 }
+            }
+            for l in released {
+                tracing::info!(layer = %l.chain_id, "released a layer a killed deletion left");
+                self.recovered.push(Action {
+                    verb: "deleted",
+                    target: l.chain_id.to_string(),
+                    why: "layer an interrupted rm had left to release".to_owned(),
+                });
             }
             dir.remove_file(name)?;
             dir.sync()?;
+            self.recovered.push(Action::removed(
+                &dir.join(name),
+                "note of an interrupted rm's layer release (finished)",
+            ));
         }
         Ok(())
     }
@@ -391,12 +503,7 @@ impl Store {
     /// The storage driver, for reading and checking its content: creates nothing. `None`
     /// for drivers this tool does not know.
     pub fn reading_driver(&self) -> Option<Box<dyn layer_store::Driver>> {
-        let home = self.root.driver_dir();
-        match self.root.driver() {
-            "vfs" => Some(Box::new(layer_store::VfsDriver::existing(home))),
-            "overlay2" => Some(Box::new(layer_store::Overlay2Driver::new(home))),
-            _ => None,
-        }
+        reading_driver(&self.root)
     }
 
     /// What the storage driver shows for a layer's content in `inspect` (`GraphDriver.Data`,

@@ -434,6 +434,11 @@ pub struct LsRowData {
     pub tag: String,
     /// Digest.
     pub digest: String,
+    /// `Containers`: how many containers use the image (`-1`: not computed, `N/A`; only
+    /// `df -v` computes it).
+    pub containers: i64,
+    /// `SharedSize`: the size of its layers other listed images share (`-1`: not computed).
+    pub shared_size: i64,
 }
 
 /// `*formatter.imageContext`, the type of `ls` rows, for a run at `now` (Unix seconds) with
@@ -551,14 +556,14 @@ pub fn ls_row(t: &TypeRef, d: &LsRowData, trunc: bool) -> Value {
     let summary = Value::structure(
         &summary_t,
         vec![
-            Value::int64(-1),
+            Value::int64(d.containers),
             Value::int64(d.created),
             Value::string(&d.id),
             labels,
             Value::string(&d.parent),
             Value::strings(&d.repo_digests),
             Value::strings(&d.repo_tags),
-            Value::int64(-1),
+            Value::int64(d.shared_size),
             Value::int64(d.size),
             Value::int64(d.size),
         ],
@@ -575,6 +580,92 @@ pub fn ls_row(t: &TypeRef, d: &LsRowData, trunc: bool) -> Value {
         ],
     );
     Value::pointer(t, Some(row))
+}
+
+/// The numbers of the images row of `docker system df` (the docker CLI's
+/// `diskUsageImagesContext`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DfRowData {
+    /// dockerd's `LayersSize`: the layers the listed images use, each once.
+    pub total_size: i64,
+    /// How many images are listed.
+    pub count: i64,
+    /// How many of them a container uses.
+    pub active: i64,
+    /// What the images containers use hold on their own (`VirtualSize - SharedSize`).
+    pub used: i64,
+}
+
+/// The column names of `df` (`diskUsageImagesContext`'s header).
+pub const DF_HEADERS: [(&str, &str); 5] = [
+    ("Active", "ACTIVE"),
+    ("Reclaimable", "RECLAIMABLE"),
+    ("Size", "SIZE"),
+    ("TotalCount", "TOTAL"),
+    ("Type", "TYPE"),
+];
+
+/// `*formatter.diskUsageImagesContext`, the type of `df`'s images row.
+pub fn df_row_type() -> TypeRef {
+    let int = |v: &Value, k: usize| v.fields().get(k).and_then(|x| x.as_int()).unwrap_or(0);
+    let methods = vec![
+        method("Active", types::string(), move |v| {
+            Value::string(&int(v, 3).to_string())
+        }),
+        marshal_json_method(),
+        method("Reclaimable", types::string(), move |v| {
+            let total = int(v, 1);
+            let reclaimable = total - int(v, 4);
+            Value::string(&if total > 0 {
+                format!(
+                    "{} ({}%)",
+                    crate::gofmt::human_size(reclaimable as f64),
+                    reclaimable * 100 / total
+                )
+            } else {
+                crate::gofmt::human_size(reclaimable as f64)
+            })
+        }),
+        method("Size", types::string(), move |v| {
+            Value::string(&crate::gofmt::human_size(int(v, 1) as f64))
+        }),
+        method("TotalCount", types::string(), move |v| {
+            Value::string(&int(v, 2).to_string())
+        }),
+        method("Type", types::string(), |_| Value::string("Images")),
+    ];
+    let t = Type::structure(
+        "formatter.diskUsageImagesContext",
+        vec![
+            Field::new("HeaderContext", header_context_type()).embedded(),
+            Field::new("totalSize", types::int64()),
+            Field::new("count", types::int64()),
+            Field::new("active", types::int64()),
+            Field::new("used", types::int64()),
+        ],
+        methods,
+    );
+    Type::pointer(&t).with_marshal_json(Arc::new(marshal_methods))
+}
+
+/// The images row of `df`, of type `t` (from [`df_row_type`]).
+pub fn df_row(t: &TypeRef, d: &DfRowData) -> Value {
+    let Some(ctx) = t.elem() else {
+        return Value::Invalid;
+    };
+    Value::pointer(
+        t,
+        Some(Value::structure(
+            ctx,
+            vec![
+                header_context(),
+                Value::int64(d.total_size),
+                Value::int64(d.count),
+                Value::int64(d.active),
+                Value::int64(d.used),
+            ],
+        )),
+    )
 }
 
 /// The values of a `history` row (dockerd's `image.HistoryResponseItem`).

@@ -11,15 +11,45 @@
 //! Comparison rules (the only ones): the data root's path is replaced by `<ROOT>` (overlay2
 //! paths in `GraphDriver.Data`); for `images`, lines are compared sorted, because dockerd
 //! orders images created in the same second, and the CLI the rows of one image, at random.
-//! The corpus has no template whose output depends on the clock (`CreatedSince` only with
-//! `-H=false`).
+//! Relative times (`CreatedSince`, "11 hours ago") depend on the clock: the recorded cases
+//! run imgstore at the time of the recording ([`RECORDED_AT`]); the live test compares
+//! docker and imgstore run at the same time, and checks the recording with relative times
+//! masked.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use crate::common::run;
+use crate::common::{run, run_at};
 use serde_json::{Value, json};
 use test_dockerd::{Dockerd, skip_reason};
+
+/// When `recorded.jsonl` was recorded (between 13:03:55 and 13:26 UTC, from its relative
+/// times and its commit): imgstore runs at that time for the recorded comparison.
+const RECORDED_AT: &str = "2026-11-30T13:20:00Z";
+
+/// `text` with every relative time ("11 hours ago", "About a minute ago") masked.
+fn mask_relative_times(text: &str) -> String {
+    const UNITS: [&str; 7] = ["second", "minute", "hour", "day", "week", "month", "year"];
+    let mut out = text.to_owned();
+    for phrase in [
+        "Less than a second ago",
+        "About a minute ago",
+        "About an hour ago",
+    ] {
+        out = out.replace(phrase, "<since>");
+    }
+    for unit in UNITS {
+        for suffix in [format!(" {unit}s ago"), format!(" {unit} ago")] {
+            while let Some(at) = out.find(&suffix) {
+                let start = out[..at]
+                    .rfind(|c: char| !c.is_ascii_digit())
+                    .map_or(0, |p| p + 1);
+                out.replace_range(start..at + suffix.len(), "<since>");
+            }
+        }
+    }
+    out
+}
 
 fn fixtures() -> PathBuf {
     crate::common::fixtures_dir()
@@ -92,11 +122,15 @@ fn check(
     want_stdout: &str,
     want_code: i64,
     want_err_lines: usize,
+    now: Option<&str>,
 ) -> Option<String> {
     let args = &case[1..];
     let ours_args = imgstore_args(args);
     let refs: Vec<&str> = ours_args.iter().map(String::as_str).collect();
-    let got = run(root, &refs);
+    let got = match now {
+        Some(now) => run_at(root, now, &refs),
+        None => run(root, &refs),
+    };
     let got_stdout = normalise(args, &got.stdout, root);
     let want = if args[0] == "images" {
         let mut lines: Vec<&str> = want_stdout.split('\n').collect();
@@ -162,6 +196,7 @@ fn corpus_matches_recorded_docker_output() {
             rec["stdout"].as_str().unwrap_or(""),
             rec["exit"].as_i64().unwrap_or(-1),
             err_lines,
+            Some(RECORDED_AT),
         ) {
             failures.push(f);
         }
@@ -201,7 +236,14 @@ fn corpus_matches_live_docker() {
             let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
             let rec = json!({"case": case, "stdout": stdout, "exit": code(&out), "stderr": stderr});
             let err_lines = stderr_lines(&out);
-            if let Some(f) = check(case, &root_b, &stdout, i64::from(code(&out)), err_lines) {
+            if let Some(f) = check(
+                case,
+                &root_b,
+                &stdout,
+                i64::from(code(&out)),
+                err_lines,
+                None,
+            ) {
                 failures.push(f);
             }
             results.insert(i, rec);
@@ -225,7 +267,8 @@ fn corpus_matches_live_docker() {
                 let a: Value = serde_json::from_str(a).unwrap_or_default();
                 let b: Value = serde_json::from_str(b).unwrap_or_default();
                 // stderr of the docker CLI may name temp paths; stdout and status must hold.
-                a["stdout"] != b["stdout"] || a["exit"] != b["exit"]
+                let masked = |v: &Value| mask_relative_times(v["stdout"].as_str().unwrap_or(""));
+                masked(&a) != masked(&b) || a["exit"] != b["exit"]
             })
             .map(|(a, _)| a.clone())
             .collect();

@@ -123,6 +123,17 @@ fn file_type(st: &rustix::fs::Stat) -> FileType {
 }
 
 /// The kind of an entry of `dir`, without following it; `None` when it does not exist.
+/// Creates the regular file `name` of `dir`, empty, private until its mode is set, never
+/// following or replacing anything already there.
+fn create_file_at(dir: BorrowedFd<'_>, name: &[u8]) -> Result<OwnedFd, Errno> {
+    rustix::fs::openat(
+        dir,
+        os(name),
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+}
+
 fn lstat_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Option<rustix::fs::Stat>> {
     match rustix::fs::statat(dir, os(name), AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => Ok(Some(st)),
@@ -844,14 +855,28 @@ impl Applier {
             }
             return Ok(());
         }
-        let existing = lstat_at(parent.fd.as_fd(), &base)
-            .map_err(|e| ContentError::apply("stat", &member_path, e))?;
-        if let Some(st) = existing
-            && !(file_type(&st) == FileType::Directory && h.typeflag == header::TYPE_DIR)
-        {
-            self.remove(&parent, &base, &real, &member_path)?;
+        // A regular file is created (`O_EXCL`) before anything is looked at: almost always
+        // nothing is there, and this saves a `stat` per file. Only when something is
+        // (`EEXIST`, whatever it is: a file, a directory, a symbolic link, dangling or not)
+        // is it looked at and replaced, as for every other type.
+        let mut opened = None;
+        if h.typeflag == header::TYPE_REG {
+            match create_file_at(parent.fd.as_fd(), &base) {
+                Ok(fd) => opened = Some(fd),
+                Err(Errno::EXIST) => {}
+                Err(e) => return Err(ContentError::apply("create file", &member_path, errno_io(e))),
+            }
         }
-        self.create(h, &parent, &base, &real, content, &member_path)?;
+        if opened.is_none() {
+            let existing = lstat_at(parent.fd.as_fd(), &base)
+                .map_err(|e| ContentError::apply("stat", &member_path, e))?;
+            if let Some(st) = existing
+                && !(file_type(&st) == FileType::Directory && h.typeflag == header::TYPE_DIR)
+            {
+                self.remove(&parent, &base, &real, &member_path)?;
+            }
+        }
+        self.create(h, &parent, &base, &real, content, opened, &member_path)?;
         if h.typeflag == header::TYPE_DIR {
             self.dirs.push((real.clone(), h.atime, h.mtime));
         }
@@ -939,6 +964,10 @@ impl Applier {
         Ok(())
     }
 
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the member, where it goes, its content and the file already opened for it"
+    )]
     fn create(
         &mut self,
         h: &TarHeader,
@@ -946,6 +975,7 @@ impl Applier {
         base: &[u8],
         real: &[u8],
         content: Source<'_, '_>,
+        opened: Option<OwnedFd>,
         path: &Path,
     ) -> Result<(), ContentError> {
         let mode = (h.mode & 0o7777) as u32;
@@ -969,17 +999,11 @@ impl Applier {
                 Created::Fd(dup)
             }
             header::TYPE_REG => {
-                let fd = rustix::fs::openat(
-                    dir,
-                    name,
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(|e| ContentError::apply("create file", path, errno_io(e)))?;
+                let fd = match opened {
+                    Some(fd) => fd,
+                    None => create_file_at(dir, base)
+                        .map_err(|e| ContentError::apply("create file", path, errno_io(e)))?,
+                };
                 let mut f = fs::File::from(fd);
                 match content {
                     Source::Diff(d) => {

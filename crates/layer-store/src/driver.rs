@@ -121,6 +121,57 @@ pub enum ContentIssue {
     },
 }
 
+/// What [`Driver::repair_content`] did in a driver's directory, one action each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ContentRepair {
+    /// The in-flight directory of an interrupted write (named for `cache_id`, which no layer,
+    /// mount or leftover uses) was removed.
+    RemovedInFlight {
+        /// The directory.
+        path: PathBuf,
+        /// The cache ID it was for.
+        cache_id: String,
+    },
+    /// A short link whose target does not exist was removed (it holds nothing).
+    RemovedDanglingLink {
+        /// The link.
+        path: PathBuf,
+        /// Where it pointed.
+        target: String,
+    },
+    /// A layer's missing short link was created again from its `link` file, as the
+    /// driver's commit would have.
+    Relinked {
+        /// The layer's cache ID.
+        cache_id: String,
+        /// The link created.
+        path: PathBuf,
+    },
+}
+
+impl fmt::Display for ContentRepair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ContentRepair::RemovedInFlight { path, cache_id } => write!(
+                f,
+                "removed {}: content of an interrupted layer write (cache-id {cache_id})",
+                path.display()
+            ),
+            ContentRepair::RemovedDanglingLink { path, target } => write!(
+                f,
+                "removed {}: short link to {target}, which does not exist",
+                path.display()
+            ),
+            ContentRepair::Relinked { cache_id, path } => write!(
+                f,
+                "linked {}: the short link of layer content {cache_id} was missing",
+                path.display()
+            ),
+        }
+    }
+}
+
 /// Where layer contents live, keyed by cache ID (dockerd's graph driver).
 ///
 /// Implementations must be usable from several threads.
@@ -192,6 +243,16 @@ pub trait Driver: Send + Sync + fmt::Debug {
         Ok(())
     }
 
+    /// Makes the content of all of `cache_ids` durable. The default syncs each in turn;
+    /// drivers whose [`sync`](Self::sync) flushes a whole file system (vfs, overlay2) do it
+    /// once.
+    fn sync_many(&self, cache_ids: &[&str]) -> Result<(), DriverError> {
+        for c in cache_ids {
+            self.sync(c)?;
+        }
+        Ok(())
+    }
+
     /// What `docker inspect` shows as `GraphDriver.Data` for layer `cache_id` (dockerd's
     /// `GetMetadata`). The default, `None`, is what vfs shows (`null`).
     fn metadata(
@@ -210,6 +271,21 @@ pub trait Driver: Send + Sync + fmt::Debug {
         layers: &[&str],
         others: &[&str],
     ) -> Result<Vec<ContentIssue>, DriverError> {
+        let _ = (layers, others);
+        Ok(Vec::new())
+    }
+
+    /// Repairs what interrupted writes left in the driver's directory, given the same cache
+    /// IDs as [`check_content`](Self::check_content): removes only what is provably this
+    /// store's and unused (in-flight directories of a cache ID nothing names, links that
+    /// lead nowhere) and finishes what a commit would have done; never touches a directory
+    /// nothing names (it may be another program's). Returns what it did. The default does
+    /// nothing.
+    fn repair_content(
+        &self,
+        layers: &[&str],
+        others: &[&str],
+    ) -> Result<Vec<ContentRepair>, DriverError> {
         let _ = (layers, others);
         Ok(Vec::new())
     }

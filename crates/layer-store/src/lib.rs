@@ -64,7 +64,7 @@ pub mod transaction;
 mod vfs;
 
 pub use crate::content::{ContentError, DiffStream, DiffSummary, TarStream};
-pub use crate::driver::{ContentIssue, Driver, DriverError, NullDriver};
+pub use crate::driver::{ContentIssue, ContentRepair, Driver, DriverError, NullDriver};
 pub use crate::error::{OpenError, RegisterError};
 pub use crate::handle::{GetError, LayerGetReleaser, LayerHandle, LayerMetadata, ReleaseError};
 pub use crate::ids::{ChainId, ChainIds, DiffId, chain_id, chain_ids};

@@ -25,7 +25,7 @@ use durable_fs::{Dir, FileKind};
 
 use crate::apply::{self, WhiteoutFormat};
 use crate::content::DiffStream;
-use crate::driver::{ContentIssue, Driver, DriverError};
+use crate::driver::{ContentIssue, ContentRepair, Driver, DriverError};
 
 /// The most a `link` or `lower` file may hold (128 lower layers of `l/` + 26 characters).
 const SMALL_FILE_LIMIT: u64 = 64 * 1024;
@@ -372,6 +372,15 @@ impl Driver for Overlay2Driver {
         })
     }
 
+    /// One `syncfs` of the file system of the first layer's directory: every layer of this
+    /// driver lives under the same home, on that file system.
+    fn sync_many(&self, cache_ids: &[&str]) -> Result<(), DriverError> {
+        match cache_ids.first() {
+            Some(c) => self.sync(c),
+            None => Ok(()),
+        }
+    }
+
     /// Renames the in-flight directory to `<cache-id>`, links `l/<short>` to its `diff`
     /// and makes both durable.
     fn commit(&self, cache_id: &str) -> Result<(), DriverError> {
@@ -571,6 +580,97 @@ impl Driver for Overlay2Driver {
                 }),
                 _ => out.push(ContentIssue::Unnamed { path }),
             }
+        }
+        Ok(out)
+    }
+
+    /// Removes the in-flight directories of cache IDs that nothing names (a write killed
+    /// after its staging directory was gone), creates a layer's missing `l/` link again from
+    /// its `link` file (what [`commit`](Driver::commit) does last), and removes `l/` links of
+    /// dockerd's form (`../<id>/diff`) whose layer directory does not exist. Directories
+    /// under other names are never touched.
+    fn repair_content(
+        &self,
+        layers: &[&str],
+        others: &[&str],
+    ) -> Result<Vec<ContentRepair>, DriverError> {
+        let mut out = Vec::new();
+        let Some(home) = self.open_home()? else {
+            return Ok(out);
+        };
+        let named: std::collections::HashSet<&str> =
+            layers.iter().chain(others.iter()).copied().collect();
+        for e in home.entries()? {
+            if e.kind != FileKind::Dir {
+                continue;
+            }
+            let name = e.name.to_string_lossy().into_owned();
+            let Some(id) = in_flight_cache_id(&name) else {
+                continue;
+            };
+            if named.contains(id) {
+                continue;
+            }
+            home.remove_tree(&e.name)?;
+            out.push(ContentRepair::RemovedInFlight {
+                path: home.join(&e.name),
+                cache_id: id.to_owned(),
+            });
+        }
+        for &cache_id in layers {
+            if !component(cache_id) {
+                continue;
+            }
+            let has_diff = home
+                .meta(Path::new(cache_id).join("diff"))?
+                .is_some_and(|m| m.kind == FileKind::Dir);
+            if !has_diff {
+                continue;
+            }
+            let Ok(Some(id)) = Self::read_link_id(&home, cache_id) else {
+                continue;
+            };
+            let link = Path::new(LINK_DIR).join(&id);
+            if home.meta(&link)?.is_none() {
+                home.create_dir(LINK_DIR, 0o700)?;
+                home.symlink(format!("../{cache_id}/diff"), &link)?;
+                out.push(ContentRepair::Relinked {
+                    cache_id: cache_id.to_owned(),
+                    path: home.join(&link),
+                });
+            }
+        }
+        if let Some(l) = home.open_dir(LINK_DIR)? {
+            for e in l.entries()? {
+                if e.kind != FileKind::Symlink {
+                    continue;
+                }
+                let Some(target) = l.read_link(&e.name)? else {
+                    continue;
+                };
+                let target = target.to_string_lossy().into_owned();
+                let Some(id) = target
+                    .strip_prefix("../")
+                    .and_then(|t| t.strip_suffix("/diff"))
+                    .filter(|id| component(id))
+                else {
+                    continue;
+                };
+                if home.meta(id)?.is_some() {
+                    continue;
+                }
+                l.remove_file(&e.name)?;
+                out.push(ContentRepair::RemovedDanglingLink {
+                    path: l.join(&e.name),
+                    target,
+                });
+            }
+            if !out.is_empty() {
+                l.sync()?;
+            }
+        }
+        if !out.is_empty() {
+            home.sync()?;
         }
         Ok(out)
     }

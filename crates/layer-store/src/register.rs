@@ -1,7 +1,7 @@
 //! [`LayerStore::register`] and [`LayerStore::tar_stream`]: layers from and to tar streams.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read};
+use std::io::{self, Read};
 use std::path::PathBuf;
 
 use crate::content::{ContentError, DiffStream, TarStream};
@@ -56,6 +56,25 @@ impl DetachedLayer<'_> {
         self.size
     }
 
+    /// Makes the content of all of `layers` durable at once (one `syncfs` where the driver
+    /// allows): for layers registered with [`RegisterOptions::sync`] off, before their
+    /// commits, so that a whole image costs one flush instead of one a layer.
+    pub fn sync_all(layers: &[DetachedLayer<'_>]) -> Result<(), RegisterError> {
+        let Some(first) = layers.first() else {
+            return Ok(());
+        };
+        let ids: Vec<&str> = layers.iter().map(|l| l.pending.cache_id()).collect();
+        first
+            .pending
+            .store()
+            .driver()
+            .sync_many(&ids)
+            .map_err(|source| RegisterError::Driver {
+                cache_id: ids.join(","),
+                source,
+            })
+    }
+
     /// Links the layer on `parent` and commits it, as
     /// [`register_with`](LayerStore::register_with) would have on that parent. If the chain
     /// already exists, the content is discarded and a handle on the existing layer returned.
@@ -85,6 +104,15 @@ pub enum TarStreamError {
         /// The underlying error.
         #[source]
         source: io::Error,
+    },
+    /// The layer's tar-split file is not valid tar-split metadata.
+    #[error("{path}: {source}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: tarsplit::TarSplitError,
     },
 }
 
@@ -181,20 +209,17 @@ impl LayerStore {
             });
         };
         let file = tx.create_file(TAR_SPLIT_FILE)?;
-        let mut gz = tarsplit::gzip_writer(BufWriter::with_capacity(64 * 1024, file));
+        let tar_split_path = tx.dir().join(TAR_SPLIT_FILE);
+        let io_content_err =
+            |e: io::Error| content_err(ContentError::apply("write", &tar_split_path, e));
+        let mut gz = tarsplit::BackgroundGzip::new(file).map_err(io_content_err)?;
         let mut diff = DiffStream::new(tar, &mut gz, options.max_size).map_err(content_err)?;
         let size = self
             .driver()
             .apply_diff(&cache_id, &mut diff)
             .map_err(driver_err)?;
         let (summary, _) = diff.finish().map_err(content_err)?;
-        let tar_split_path = tx.dir().join(TAR_SPLIT_FILE);
-        let io_content_err =
-            |e: io::Error| content_err(ContentError::apply("write", &tar_split_path, e));
-        let buffered = gz.finish().map_err(io_content_err)?;
-        buffered
-            .into_inner()
-            .map_err(|e| io_content_err(e.into_error()))?;
+        gz.finish().map_err(io_content_err)?;
         if options.sync {
             self.driver().sync(&cache_id).map_err(driver_err)?;
         }
@@ -226,5 +251,40 @@ impl LayerStore {
             path: self.layer_dir(chain_id).join(TAR_SPLIT_FILE),
             source,
         })
+    }
+
+    /// The length in bytes of the layer's tar stream: what [`tar_stream_chain`] yields when
+    /// it succeeds. Read from the tar-split metadata alone (the recorded segments plus the
+    /// members' sizes; no file content is touched), so that a caller can write a header
+    /// that needs the length, such as a `layer.tar` member of an archive, before streaming
+    /// the layer.
+    ///
+    /// [`tar_stream_chain`]: Self::tar_stream_chain
+    pub fn tar_stream_size(&self, chain_id: &ChainId) -> Result<u64, TarStreamError> {
+        if self.layer(chain_id).is_none() {
+            return Err(TarStreamError::NotFound(*chain_id));
+        }
+        let path = self.layer_dir(chain_id).join(TAR_SPLIT_FILE);
+        let f = File::open(&path).map_err(|source| TarStreamError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let gz = flate2::read::GzDecoder::new(f);
+        let mut unpacker = tarsplit::Unpacker::new(io::BufReader::with_capacity(64 * 1024, gz));
+        let mut size: u64 = 0;
+        loop {
+            match unpacker.next_entry() {
+                Ok(Some(e)) => {
+                    let n = match e.kind {
+                        tarsplit::EntryKind::Segment => e.payload.len() as u64,
+                        // The unpacker refuses negative sizes.
+                        tarsplit::EntryKind::File => e.size.max(0) as u64,
+                    };
+                    size = size.saturating_add(n);
+                }
+                Ok(None) => return Ok(size),
+                Err(source) => return Err(TarStreamError::Invalid { path, source }),
+            }
+        }
     }
 }

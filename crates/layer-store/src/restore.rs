@@ -260,6 +260,10 @@ fn clean_leftovers(
         }
         let cache_id = match dir.read(rel.join("cache-id"), SMALL_FILE_LIMIT as u64) {
             Ok(None) => None,
+            // A staging directory's cache-id is created, written and made durable before
+            // the driver creates any content: still empty, the write was killed before the
+            // ID existed, and nothing was created under it.
+            Ok(Some(b)) if b.is_empty() && leftover.kind == LeftoverKind::Staging => None,
             Ok(Some(b)) => {
                 let text = String::from_utf8_lossy(&b);
                 let cache_id = text.trim();

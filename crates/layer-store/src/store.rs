@@ -570,7 +570,11 @@ impl PendingLayer<'_> {
         let parent_info = self.parent.as_ref().map(|(_, i)| i.clone());
         let chain_id = ChainId::step(parent_info.as_ref().map(|p| &p.chain_id), &diff_id);
         let store = self.store;
-        let Some(tx) = self.tx.take() else {
+        // The transaction stays in `self` until it is committed: on every early return,
+        // dropping `self` removes the driver's content first and the staging directory
+        // (which names that content) last, so a kill in between leaves a leftover that the
+        // next write open traces to its content.
+        let Some(tx) = self.tx.as_mut() else {
             return Err(RegisterError::ReadOnly {
                 root: store.root.clone(),
             });
@@ -581,7 +585,6 @@ impl PendingLayer<'_> {
         if let Some(p) = &parent_info {
             tx.write_file("parent", p.chain_id.to_string().as_bytes())?;
         }
-        let mut tx = tx;
         tx.sync()?;
         // The driver's content becomes final (overlay2 renames its in-flight directory);
         // if the layer turns out to exist, dropping `self` removes it again.
@@ -596,8 +599,7 @@ impl PendingLayer<'_> {
         if state.layers.contains(&chain_id) {
             let handle = state.new_handle(chain_id);
             drop(state);
-            drop(tx);
-            // `self` is dropped on return: driver content and parent reference go.
+            // `self` is dropped on return: driver content, staging and parent reference go.
             return handle.ok_or(RegisterError::ParentNotFound(chain_id));
         }
         // The parent is held by the handle taken at begin, so it is loaded. (Errors drop
@@ -620,13 +622,17 @@ impl PendingLayer<'_> {
                 return Err(RegisterError::ParentNotFound(missing));
             }
         };
-        let Some(root) = &store.dir else {
+        let (Some(root), Some(tx)) = (&store.dir, self.tx.as_mut()) else {
             drop(state);
             return Err(RegisterError::ReadOnly {
                 root: store.root.clone(),
             });
         };
-        tx.commit(root, &chain_id)?;
+        if let Err(e) = tx.commit(root, &chain_id) {
+            drop(state);
+            return Err(e.into());
+        }
+        self.tx = None;
         let (mut entry, extra) = Entry::new(&chain_id, &diff_id, &self.cache_id, parent, diff_size);
         entry.size = parent_info
             .as_ref()
@@ -657,12 +663,14 @@ impl PendingLayer<'_> {
 
 impl Drop for PendingLayer<'_> {
     fn drop(&mut self) {
-        self.tx = None;
+        // Content first, then the staging directory that names it: a kill in between leaves
+        // a staging directory the next write open removes, never content nothing names.
         if self.driver_created
             && let Err(e) = self.store.driver.remove(&self.cache_id)
         {
             tracing::warn!(cache_id = %self.cache_id, error = %e, "cannot remove content of abandoned layer");
         }
+        self.tx = None;
         if let Some((handle, _)) = self.parent.take()
             && let Err(e) = self.store.release(&handle)
         {

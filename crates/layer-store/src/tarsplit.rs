@@ -15,7 +15,7 @@
 //! mtime 0, OS 255).
 
 use std::collections::HashSet;
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, Read, Write};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -240,6 +240,11 @@ struct RawEntry {
     position: Option<i64>,
 }
 
+/// The longest entry line an [`Unpacker`] reads (16 MiB): a segment holds one tar header
+/// with its PAX records, far less; a longer line (say, a decompression bomb without a
+/// newline) is an error, not an allocation.
+pub const MAX_LINE: u64 = 16 << 20;
+
 /// Reads tar-split entries from JSON lines (Go's `storage.NewJSONUnpacker`), refusing
 /// duplicate file paths.
 #[derive(Debug)]
@@ -272,9 +277,16 @@ impl<R: BufRead> Unpacker<R> {
     pub fn next_entry(&mut self) -> Result<Option<Entry>, TarSplitError> {
         loop {
             self.line.clear();
-            let n = self.r.read_until(b'\n', &mut self.line)?;
+            let n = (&mut self.r)
+                .take(MAX_LINE + 1)
+                .read_until(b'\n', &mut self.line)?;
             if n == 0 {
                 return Ok(None);
+            }
+            if n as u64 > MAX_LINE {
+                return Err(self.invalid(format!(
+                    "an entry longer than {MAX_LINE} bytes (never read whole)"
+                )));
             }
             if self.line.iter().all(|b| b.is_ascii_whitespace()) {
                 continue;
@@ -337,6 +349,94 @@ pub fn gzip_writer<W: Write>(w: W) -> flate2::write::GzEncoder<W> {
         .write(w, flate2::Compression::default())
 }
 
+/// A [`gzip_writer`] into a file on a thread of its own, so that compressing the tar-split
+/// of a layer overlaps applying the layer instead of adding to it. Writes are gathered into
+/// chunks of [`BackgroundGzip::CHUNK`] bytes and handed over through a bounded channel (at
+/// most four chunks in flight). [`finish`](Self::finish) ends the stream and reports the
+/// first error; dropping it unfinished waits for the thread and discards the result.
+pub struct BackgroundGzip {
+    buf: Vec<u8>,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    thread: Option<std::thread::JoinHandle<io::Result<()>>>,
+}
+
+impl BackgroundGzip {
+    /// Bytes gathered before a chunk is handed to the thread.
+    pub const CHUNK: usize = 256 * 1024;
+
+    /// Starts the thread compressing into `file`.
+    pub fn new(file: std::fs::File) -> io::Result<Self> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let thread = std::thread::Builder::new()
+            .name("tar-split-gzip".into())
+            .spawn(move || {
+                let mut gz = gzip_writer(io::BufWriter::with_capacity(64 * 1024, file));
+                for chunk in rx {
+                    gz.write_all(&chunk)?;
+                }
+                gz.finish()?.into_inner().map_err(|e| e.into_error())?;
+                Ok(())
+            })?;
+        Ok(BackgroundGzip {
+            buf: Vec::with_capacity(Self::CHUNK),
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(Self::CHUNK));
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(chunk).is_ok());
+        if sent {
+            Ok(())
+        } else {
+            // The thread stopped: its error says why.
+            Err(self.join().err().unwrap_or_else(|| {
+                io::Error::other("the tar-split compression thread stopped")
+            }))
+        }
+    }
+
+    fn join(&mut self) -> io::Result<()> {
+        self.tx = None;
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the tar-split compression thread panicked"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Compresses what is left, writes the gzip trailer and flushes the file (not synced).
+    pub fn finish(mut self) -> io::Result<()> {
+        self.send()?;
+        self.join()
+    }
+}
+
+impl Write for BackgroundGzip {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= Self::CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for BackgroundGzip {
+    fn drop(&mut self) {
+        let _ = self.join();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,5 +494,23 @@ mod tests {
         assert_eq!(got[1].payload, 7u64.to_be_bytes());
         assert_eq!(got[2].name, b"\xff\xfe");
         assert_eq!(got[3].payload, b"");
+    }
+
+    /// A line without end (a decompression bomb) is refused after `MAX_LINE` bytes, never
+    /// buffered whole.
+    #[test]
+    fn endless_lines_are_refused() {
+        struct Endless(u64);
+        impl Read for Endless {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = buf.len().min(usize::try_from(self.0).unwrap_or(usize::MAX));
+                buf[..n].fill(b'a');
+                self.0 -= n as u64;
+                Ok(n)
+            }
+        }
+        let mut u = Unpacker::new(io::BufReader::new(Endless(4 * MAX_LINE)));
+        let err = u.next_entry().expect_err("refused");
+        assert!(err.to_string().contains("longer than"), "{err}");
     }
 }

@@ -165,7 +165,11 @@ impl Transaction {
     /// Fsyncs every file and the staging directory (unless [`sync`](Self::sync) did), renames
     /// it to `<alg>/<hex>` of `chain_id` in the layerdb `root` (which must not exist; the
     /// algorithm directory is created with mode 0755 if needed) and fsyncs that directory.
-    pub(crate) fn commit(mut self, root: &Dir, chain_id: &ChainId) -> Result<(), TransactionError> {
+    pub(crate) fn commit(
+        &mut self,
+        root: &Dir,
+        chain_id: &ChainId,
+    ) -> Result<(), TransactionError> {
         if !self.synced {
             self.sync()?;
         }

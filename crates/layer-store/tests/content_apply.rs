@@ -151,12 +151,15 @@ impl Env {
         self.tmp.path().join("vfs/dir").join(info.cache_id)
     }
 
+    /// The layer's tar stream; its length is what `tar_stream_size` tells beforehand.
     fn stream(&self, h: &LayerHandle) -> std::io::Result<Vec<u8>> {
         let mut out = Vec::new();
         self.store
             .tar_stream(h)
             .expect("stream")
             .read_to_end(&mut out)?;
+        let size = self.store.tar_stream_size(h.chain_id()).expect("size");
+        assert_eq!(size, out.len() as u64, "tar_stream_size");
         Ok(out)
     }
 

@@ -316,6 +316,31 @@ fn leftovers_are_cleaned_on_open() {
     assert!(outcome.is_clean());
 }
 
+/// A write killed after creating its staging directory's `cache-id` but before writing
+/// it leaves an empty file: no content exists yet, so the staging directory goes. An
+/// empty `cache-id` in a `-removing` layer (a whole layer renamed) is not explained so, and
+/// stays.
+#[test]
+fn staging_with_an_empty_cache_id_is_removed() {
+    let (_tmp, root, [c1, ..]) = three_chain();
+    let staging = root.join("tmp/write-set-0badc0de");
+    fs::create_dir(&staging).expect("staging");
+    fs::write(staging.join("cache-id"), "").expect("write");
+    let removing = root.join(format!(
+        "sha256/{}-{}-removing",
+        c1.0.hex(),
+        "cd".repeat(32)
+    ));
+    fs::create_dir(&removing).expect("removing");
+    fs::write(removing.join("cache-id"), "").expect("write");
+    let (_store, outcome) = reopen(&root);
+    assert!(!staging.exists());
+    assert!(removing.exists());
+    let kept: Vec<_> = outcome.leftovers.iter().filter(|l| !l.cleaned).collect();
+    assert_eq!(kept.len(), 1, "{outcome}");
+    assert_eq!(kept[0].kind, LeftoverKind::Removing);
+}
+
 /// Mounts (containers) hold a reference on their parent layer.
 #[test]
 fn mounts_hold_references() {

@@ -16,6 +16,10 @@
 //! - Dropping the [`Dockerd`] stops the daemon by its PID (SIGTERM, SIGKILL after 30 s), so a
 //!   failing assertion never leaves it running.
 //!
+//! - [`Registry`] starts Debian's `docker-registry` (distribution 2.8) on a free `127.0.0.1`
+//!   port with its own storage, optionally behind basic authentication, and stops it by PID
+//!   when dropped ([`registry_skip_reason`] says why it cannot run here).
+//!
 //! One daemon runs at a time per test binary (they are slow and heavy): a second
 //! [`Dockerd::start`] in the same process waits until the first [`Dockerd`] is dropped, so
 //! a test must drop one daemon before it starts the next.
@@ -36,6 +40,10 @@
 #![deny(missing_docs)]
 
 pub mod canary;
+pub mod crash;
+pub mod registry;
+
+pub use registry::{Registry, registry_skip_reason};
 
 use std::ffi::OsStr;
 use std::fmt;

@@ -196,6 +196,7 @@ pub(crate) fn restore(
     snaps: &Snapshots,
     root: &DataRoot,
     make_backend: &(dyn Fn() -> Result<Box<dyn StoreBackend>, OpenError> + Sync),
+    make_driver: &(dyn Fn() -> Box<dyn layer_store::Driver> + Sync),
     imagedb: bool,
 ) -> Result<Restored, OpenError> {
     let start = SystemTime::now();
@@ -216,7 +217,7 @@ pub(crate) fn restore(
     let paths = Paths::of(root);
     let settled = |s: &Stamp| s.settled(start, snaps.settle());
     let (layers, images) = rayon::join(
-        || restore_layers(file.as_ref(), &paths, &settled),
+        || restore_layers(file.as_ref(), &paths, make_driver, &settled),
         || restore_images(file.as_ref(), &paths, make_backend, imagedb, &settled),
     );
     let (layers, images) = (layers?, images?);
@@ -275,6 +276,7 @@ pub(crate) fn restore(
 fn layers_from(
     file: &SnapshotFile,
     paths: &Paths,
+    driver: Box<dyn layer_store::Driver>,
     stamps: &[Stamp; 2],
 ) -> Option<(LayerStore, layer_store::RestoreReport)> {
     let mut section = file.section(LAYERS)?;
@@ -307,7 +309,7 @@ fn layers_from(
     let failed = Cell::new(false);
     let opened = LayerStore::open_read_only_from_records(
         &paths.layerdb,
-        Box::new(layer_store::NullDriver),
+        driver,
         Records {
             d,
             left: count,
@@ -364,6 +366,7 @@ impl<R: Read, T> Iterator for Records<'_, R, T> {
 fn restore_layers(
     file: Option<&SnapshotFile>,
     paths: &Paths,
+    make_driver: &(dyn Fn() -> Box<dyn layer_store::Driver> + Sync),
     settled: &(dyn Fn(&Stamp) -> bool + Sync),
 ) -> Result<LayerSide, OpenError> {
     let stamps = match (
@@ -378,7 +381,7 @@ fn restore_layers(
     };
     let t = Instant::now();
     if let (Some(file), Some(stamps)) = (file, &stamps)
-        && let Some((store, report)) = layers_from(file, paths, stamps)
+        && let Some((store, report)) = layers_from(file, paths, make_driver(), stamps)
     {
         tracing::debug!(
             ms = t.elapsed().as_millis() as u64,
@@ -391,8 +394,7 @@ fn restore_layers(
             stamps: Some(*stamps),
         });
     }
-    let (store, report) =
-        LayerStore::open_read_only(&paths.layerdb, Box::new(layer_store::NullDriver))?;
+    let (store, report) = LayerStore::open_read_only(&paths.layerdb, make_driver())?;
     let recordable = report.skipped.is_empty();
     Ok(LayerSide {
         store,

@@ -110,3 +110,24 @@ pub fn sorted_lines(text: &str) -> Vec<String> {
     v.sort();
     v
 }
+
+/// Extracts `wave2/<name>.tar.gz` (a data root with layer content) into a fresh temp dir,
+/// without its devices and FIFOs (they need root, and reading layers never opens them);
+/// returns (guard, data root).
+pub fn extract_wave2(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tgz = fixtures_dir().join("wave2").join(format!("{name}.tar.gz"));
+    let file = std::fs::File::open(&tgz).expect("fixture tarball");
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    archive.set_preserve_permissions(true);
+    for entry in archive.entries().expect("entries") {
+        let mut entry = entry.expect("entry");
+        let kind = entry.header().entry_type();
+        if kind.is_character_special() || kind.is_block_special() || kind.is_fifo() {
+            continue;
+        }
+        entry.unpack_in(dir.path()).expect("unpack");
+    }
+    let root = dir.path().join(name);
+    (dir, root)
+}
