@@ -83,6 +83,8 @@ pub struct Loaded<B> {
     graph: Graph,
     /// Configs skipped so far and the parent links that dangle so far.
     report: RestoreReport,
+    /// Whether pass one skipped nothing and found no bad parent link.
+    read_cleanly: bool,
 }
 
 /// What pass one has to report about one config; loaded images are already in the map
@@ -121,33 +123,40 @@ fn load_one(
         Some(list) if list.binary_search(digest).is_err() => Ok(None),
         _ => backend.get_metadata(digest, KEY_PARENT),
     };
-    let (parent, outcome) = match link {
-        Ok(None) => (None, None),
-        Ok(Some(bytes)) => match parse_parent(&bytes) {
-            Some(p) => (Some(p), None),
-            None => (
-                None,
-                Some(Outcome::Dangling(DanglingParent {
-                    child: id,
-                    value: String::from_utf8_lossy(&bytes).into_owned(),
-                    parent: None,
-                })),
-            ),
-        },
-        Err(e) => (
-            None,
-            Some(Outcome::Dangling(DanglingParent {
-                child: id,
-                value: e.to_string(),
-                parent: None,
-            })),
-        ),
+    let (parent, outcome) = match parent_link(id, link) {
+        Ok(p) => (p, None),
+        Err(d) => (None, Some(Outcome::Dangling(d))),
     };
     images.insert(
         id,
         Node::new(checked.chain_id, checked.created, None, parent),
     );
     outcome
+}
+
+/// The parent link of image `id` from what reading its `parent` metadata gave: none, an
+/// image, or the [`DanglingParent`] a load reports when the link cannot be read or is not a
+/// digest.
+fn parent_link(
+    id: ImageId,
+    read: Result<Option<Vec<u8>>, imagedb_fs::Error>,
+) -> Result<Option<ImageId>, DanglingParent> {
+    match read {
+        Ok(None) => Ok(None),
+        Ok(Some(bytes)) => match parse_parent(&bytes) {
+            Some(p) => Ok(Some(p)),
+            None => Err(DanglingParent {
+                child: id,
+                value: String::from_utf8_lossy(&bytes).into_owned(),
+                parent: None,
+            }),
+        },
+        Err(e) => Err(DanglingParent {
+            child: id,
+            value: e.to_string(),
+            parent: None,
+        }),
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -177,6 +186,7 @@ impl<B: StoreBackend> Loaded<B> {
             mut digests,
             mut graph,
             mut report,
+            read_cleanly: _,
         } = self;
         let mut taken: Vec<LayerHandle> = Vec::new();
         let mut missing: Vec<(ImageId, ChainId)> = Vec::new();
@@ -324,43 +334,105 @@ impl<B: StoreBackend> ImageStore<B, ()> {
                 Outcome::Dangling(d) => report.dangling_parents.push(d),
             }
         }
+        Ok(Loaded::link(backend, images, report))
+    }
 
+    /// The parent link of image `id` in `backend`, read as [`load`](Self::load) reads it:
+    /// `Ok(None)` when the image has none; the [`DanglingParent`] a load reports (with
+    /// `parent` `None`) when the link cannot be read or is not a digest. For a caller that
+    /// keeps what a load found ([`Loaded::for_each_image`]) and reads again only the links
+    /// that may have changed since.
+    pub fn read_parent(backend: &B, id: &ImageId) -> Result<Option<ImageId>, DanglingParent> {
+        parent_link(*id, backend.get_metadata(&id.0, KEY_PARENT))
+    }
+
+    /// A loaded store of `images`, as an earlier [`load`](Self::load) of `backend` found
+    /// them ([`Loaded::for_each_image`]), without reading the backend: the second half of
+    /// `load` (linking children to parents, building the digest set) runs on them. Finish
+    /// with [`Loaded::attach`].
+    ///
+    /// The result is what `load` gives as long as the backend still holds the same configs
+    /// and parent links and that load read every one of them cleanly
+    /// ([`Loaded::read_cleanly`]); telling whether it does is the caller's business. Of two
+    /// images with one ID the last is kept.
+    pub fn load_records(backend: B, images: impl IntoIterator<Item = ImageInfo>) -> Loaded<B> {
+        let images = images.into_iter();
+        let map: DashMap<ImageId, Node> = DashMap::with_capacity(images.size_hint().0);
+        for info in images {
+            map.insert(
+                info.id,
+                Node::new(info.chain_id, info.created, None, info.parent),
+            );
+        }
+        Loaded::link(backend, map, RestoreReport::default())
+    }
+}
+
+impl<B> Loaded<B> {
+    /// Pass two of a load: links children to parents and builds the digest set. `report`
+    /// holds what pass one found.
+    fn link(backend: B, images: DashMap<ImageId, Node>, mut report: RestoreReport) -> Loaded<B> {
+        let read_cleanly = report.skipped.is_empty() && report.dangling_parents.is_empty();
         // Pass two: link children to parents. Links to images not loaded stay as they are
-        // (on disk and in the child's `parent`) and wait for their parent.
-        let links: Vec<(ImageId, ImageId)> = images
-            .iter()
-            .filter_map(|e| e.value().parent.map(|p| (*e.key(), p)))
-            .collect();
-        let mut graph = Graph::default();
-        for (child, parent) in links {
-            if let Some(mut p) = images.get_mut(&parent) {
-                p.children.push(child);
-            } else {
-                graph.waiting.entry(parent).or_default().insert(child);
-                report.dangling_parents.push(DanglingParent {
-                    child,
-                    value: parent.to_string(),
-                    parent: Some(parent),
-                });
-            }
-        }
-        for mut node in images.iter_mut() {
-            if !node.children.is_empty() {
-                node.children.sort_unstable();
-                node.children.shrink_to_fit();
-            }
-        }
-        // The digest set is built in bulk: one sort, no per-insert shifting.
+        // (on disk and in the child's `parent`) and wait for their parent. Links are sorted
+        // by parent, so that each parent is looked up once and gets its children sorted, in
+        // a vector of the right size.
         let mut keys: Vec<Digest> = Vec::with_capacity(images.len());
-        keys.extend(images.iter().map(|e| e.key().0));
+        let mut links: Vec<(ImageId, ImageId)> = Vec::new();
+        for e in images.iter() {
+            keys.push(e.key().0);
+            if let Some(p) = e.value().parent {
+                links.push((p, *e.key()));
+            }
+        }
+        links.sort_unstable();
+        let mut graph = Graph::default();
+        for group in links.chunk_by(|a, b| a.0 == b.0) {
+            let Some(&(parent, _)) = group.first() else {
+                continue;
+            };
+            if let Some(mut p) = images.get_mut(&parent) {
+                p.children = group.iter().map(|&(_, child)| child).collect();
+            } else {
+                let waiting = graph.waiting.entry(parent).or_default();
+                for &(_, child) in group {
+                    waiting.insert(child);
+                    report.dangling_parents.push(DanglingParent {
+                        child,
+                        value: parent.to_string(),
+                        parent: Some(parent),
+                    });
+                }
+            }
+        }
+        drop(links);
+        // The digest set is built in bulk: one sort, no per-insert shifting.
         let digests: DigestSet = keys.into_iter().collect();
-        Ok(Loaded {
+        Loaded {
             backend,
             images,
             digests,
             graph,
             report,
-        })
+            read_cleanly,
+        }
+    }
+
+    /// Whether the load read every config and parent link cleanly: no config was skipped
+    /// (unreadable, invalid, for another OS) and no parent link was unreadable or
+    /// malformed. (Links to images that are not in the store follow from the images
+    /// present and do not count.)
+    pub fn read_cleanly(&self) -> bool {
+        self.read_cleanly
+    }
+
+    /// Calls `f` with every loaded image (including those whose top layer
+    /// [`attach`](Self::attach) will find missing): what
+    /// [`ImageStore::load_records`] takes to build this `Loaded` again.
+    pub fn for_each_image(&self, mut f: impl FnMut(ImageInfo)) {
+        for e in self.images.iter() {
+            f(e.value().info(*e.key()));
+        }
     }
 }
 
@@ -637,6 +709,15 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore<B, L> {
             .iter()
             .map(|e| (*e.key(), e.value().info(*e.key())))
             .collect()
+    }
+
+    /// The IDs of every image, in no particular order, from memory: cheaper than
+    /// [`map`](Self::map) for a caller that looks images up one by one
+    /// ([`info`](Self::info)).
+    pub fn ids(&self) -> Vec<ImageId> {
+        let mut ids = Vec::with_capacity(self.images.len());
+        ids.extend(self.images.iter().map(|e| *e.key()));
+        ids
     }
 
     /// The images that are no image's parent (moby's `Heads`), from memory.

@@ -154,3 +154,95 @@ fn an_image_whose_layer_is_missing_leaves_the_graph_as_if_never_loaded() {
     assert_eq!(store.search(&leaf.hex()).expect("leaf"), leaf);
     assert!(!store.layers().held().contains_key(&chain(&d2)));
 }
+
+/// `load_records` of what a load found, attached to the same layers, restores what the load
+/// restores: images, parents and children (links to images not loaded and to images whose
+/// layer is missing included), heads, short IDs, the report and the layer references.
+#[test]
+fn load_records_restores_what_load_restores() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let imagedb = dir.path().join("imagedb");
+    let backend = FsBackend::open(&imagedb).expect("backend");
+    let d: Vec<[layer_store::DiffId; 1]> = (0..6).map(|n| [diff(n)]).collect();
+    let ids: Vec<ImageId> = (0..6)
+        .map(|n| ImageId(backend.set(&config(&format!("i{n}"), &d[n])).expect("set")))
+        .collect();
+    let no_layers = ImageId(
+        backend
+            .set(br#"{"rootfs":{"type":"layers"},"created":"2020-01-02T03:04:05.6+01:00"}"#)
+            .expect("set"),
+    );
+    let not_stored = ImageId::of_config(b"not stored");
+    // 1 -> 0, 2 -> 1, 3 -> (not stored), 4 -> 5 (whose layer is missing).
+    for (child, parent) in [(1, ids[0]), (2, ids[1]), (3, not_stored), (4, ids[5])] {
+        backend
+            .set_metadata(ids[child].digest(), "parent", parent.to_string().as_bytes())
+            .expect("parent");
+    }
+    let layers = || {
+        let l = CountingLayers::new();
+        for c in &d[..5] {
+            l.add(chain(c));
+        }
+        l
+    };
+    let loaded = ImageStore::load(&backend).expect("load");
+    assert!(loaded.read_cleanly());
+    let mut records = Vec::new();
+    loaded.for_each_image(|i| records.push(i));
+    assert_eq!(records.len(), 7);
+    let again = ImageStore::load_records(&backend, records);
+    assert!(again.read_cleanly());
+    let (a, report_a) = loaded.attach(layers()).expect("attach");
+    let (b, report_b) = again.attach(layers()).expect("attach");
+    assert_eq!(report_a, report_b);
+    assert_eq!(report_a.restored, 6);
+    assert_eq!(a.map(), b.map());
+    assert_eq!(a.heads(), b.heads());
+    for id in ids.iter().chain([&no_layers]) {
+        assert_eq!(a.children(id), b.children(id), "{id}");
+        assert_eq!(a.search(&id.short()).ok(), b.search(&id.short()).ok());
+    }
+    assert_eq!(a.layers().held(), b.layers().held());
+    let created = b.info(&no_layers).expect("info").created.expect("created");
+    assert_eq!(created.offset_secs(), 3600);
+
+    // A config that does not verify: the load did not read cleanly.
+    std::fs::write(imagedb.join("content/sha256").join(ids[2].hex()), b"{}").expect("damage");
+    let damaged = ImageStore::load(&backend).expect("load");
+    assert!(!damaged.read_cleanly());
+    // A malformed parent link: not clean either.
+    std::fs::write(
+        imagedb.join("content/sha256").join(ids[2].hex()),
+        config("i2", &d[2]),
+    )
+    .expect("repair");
+    backend
+        .set_metadata(ids[3].digest(), "parent", b"not a digest")
+        .expect("parent");
+    assert!(!ImageStore::load(&backend).expect("load").read_cleanly());
+}
+
+/// `read_parent` reads a link as `load` does: none, an image, or what `load` reports.
+#[test]
+fn read_parent_reads_a_link_as_load_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let backend = FsBackend::open(dir.path().join("imagedb")).expect("backend");
+    let d = [diff(1)];
+    let a = ImageId(backend.set(&config("a", &d)).expect("set"));
+    let b = ImageId(backend.set(&config("b", &d)).expect("set"));
+    let c = ImageId(backend.set(&config("c", &d)).expect("set"));
+    backend
+        .set_metadata(b.digest(), "parent", a.to_string().as_bytes())
+        .expect("parent");
+    backend
+        .set_metadata(c.digest(), "parent", b"sha256:not-hex")
+        .expect("parent");
+    assert_eq!(ImageStore::read_parent(&backend, &a), Ok(None));
+    assert_eq!(ImageStore::read_parent(&backend, &b), Ok(Some(a)));
+    let bad = ImageStore::read_parent(&backend, &c).expect_err("malformed");
+    let layers = CountingLayers::new();
+    layers.add(chain(&d));
+    let (_, report) = ImageStore::open(&backend, layers).expect("open");
+    assert_eq!(report.dangling_parents, vec![bad]);
+}

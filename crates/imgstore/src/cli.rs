@@ -10,6 +10,7 @@ use crate::error::{LookupError, OpenError, QueryError};
 use crate::fsck;
 use crate::query::{self, ListOptions};
 use crate::render::{self, HistoryFormat, LsFormat};
+use crate::snapshot::Snapshots;
 use crate::store::{OpenOptions, Store};
 use crate::tree;
 
@@ -25,6 +26,9 @@ pub struct Global {
     pub config_file: Option<PathBuf>,
     /// `--lock-timeout`: how long to wait for another process's lock on the data root.
     pub lock_timeout: Duration,
+    /// `--no-snapshot`: read commands restore the data root from its files alone, without
+    /// the snapshot cache ([`crate::snapshot`]), and write no snapshot.
+    pub no_snapshot: bool,
 }
 
 impl Default for Global {
@@ -34,6 +38,7 @@ impl Default for Global {
             storage_driver: None,
             config_file: None,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            no_snapshot: false,
         }
     }
 }
@@ -113,13 +118,24 @@ impl Global {
 }
 
 fn open(g: &Global, write: bool) -> Result<Store, OpenError> {
+    open_with(g, write, !g.no_snapshot)
+}
+
+/// Opens the data root; read-only opens use the snapshot cache when `snapshot` is true
+/// and the user has a cache directory.
+fn open_with(g: &Global, write: bool, snapshot: bool) -> Result<Store, OpenError> {
     let (root, explicit, driver) = g.resolve()?;
+    let snapshots = match (write, snapshot) {
+        (false, true) => Snapshots::default_dir().map(Snapshots::new),
+        _ => None,
+    };
     Store::open(&OpenOptions {
         root,
         driver,
         write,
         create_missing: !explicit,
         lock_timeout: Some(g.lock_timeout),
+        snapshots,
     })
 }
 
@@ -151,6 +167,7 @@ fn open_existing_for_write(g: &Global) -> Result<WriteStore, OpenError> {
                 write: false,
                 create_missing: true,
                 lock_timeout: Some(g.lock_timeout),
+                snapshots: None,
             })?))
         }
         _ => open(g, true).map(WriteStore::Open),
@@ -289,7 +306,8 @@ pub fn ls(g: &Global, a: &LsArgs) -> Outcome {
         details,
     };
     let result = render::render_ls(&rows, &fmt, render::now_unix());
-    discard(store, summaries, rows);
+    drop(rows);
+    discard(store, summaries, fmt);
     match result {
         Ok(text) => Outcome::ok(text),
         Err(e) => Outcome::template_err(e),
@@ -505,6 +523,7 @@ pub fn load(g: &Global, args: &crate::load::LoadArgs, quiet: bool) -> Outcome {
             write: true,
             create_missing: true,
             lock_timeout: Some(g.lock_timeout),
+            snapshots: None,
         })
     });
     let mut store = match opened {
@@ -644,7 +663,8 @@ pub fn fsck(g: &Global, format: &str) -> Outcome {
         Ok(f) => matches!(f, Format::Json),
         Err(e) => return Outcome::err(e),
     };
-    let store = match open(g, false) {
+    // `fsck` looks for damage, so it reads everything: never a snapshot.
+    let store = match open_with(g, false, false) {
         Ok(s) => s,
         Err(e) => return Outcome::err(e),
     };

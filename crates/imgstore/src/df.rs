@@ -171,7 +171,8 @@ pub fn render_verbose(du: &DiskUsage, now: i64) -> Result<String, TemplateError>
     let mut rows = Vec::with_capacity(du.images.len());
     for i in &du.images {
         let s = &i.summary;
-        let dangling = s.repo_tags == ["<none>:<none>"] && s.repo_digests == ["<none>@<none>"];
+        let dangling = s.is_untagged()
+            || (s.repo_tags == ["<none>:<none>"] && s.repo_digests == ["<none>@<none>"]);
         let (mut repo, mut tag) = ("<none>".to_owned(), "<none>".to_owned());
         if let Some(first) = s.repo_tags.first().filter(|_| !dangling) {
             let Ok(r) = Reference::parse_normalized(first) else {
@@ -183,10 +184,10 @@ pub fn render_verbose(du: &DiskUsage, now: i64) -> Result<String, TemplateError>
             }
         }
         let row = LsRow {
-            repository: repo,
-            tag,
-            digest: String::new(),
-            summary: std::sync::Arc::new(s.clone()),
+            repository: repo.into(),
+            tag: tag.into(),
+            digest: "".into(),
+            summary: s,
             containers: i.containers,
             shared_size: i.shared_size,
         };
@@ -197,18 +198,19 @@ pub fn render_verbose(du: &DiskUsage, now: i64) -> Result<String, TemplateError>
     Ok(out)
 }
 
-fn ls_data(r: &LsRow) -> LsRowData {
+fn ls_data(r: &LsRow<'_>) -> LsRowData {
+    let (repo_tags, repo_digests) = r.summary.tags();
     LsRowData {
         id: r.summary.id.to_string(),
         created: r.summary.created,
         size: r.summary.size,
         labels: None,
         parent: String::new(),
-        repo_tags: r.summary.repo_tags.clone(),
-        repo_digests: r.summary.repo_digests.clone(),
-        repository: r.repository.clone(),
-        tag: r.tag.clone(),
-        digest: r.digest.clone(),
+        repo_tags,
+        repo_digests,
+        repository: r.repository.to_string(),
+        tag: r.tag.to_string(),
+        digest: r.digest.to_string(),
         containers: r.containers,
         shared_size: r.shared_size,
     }

@@ -34,6 +34,7 @@
 //!     write: false,
 //!     create_missing: true,
 //!     lock_timeout: None,
+//!     snapshots: None,
 //! })
 //! .expect("empty store");
 //! assert!(store.images().is_empty());
@@ -61,6 +62,7 @@ pub use docker_reference::reference;
 /// `repositories.json`: the [`docker_reference`] crate's reference store.
 pub use docker_reference::refstore;
 pub mod remote;
+pub mod snapshot;
 pub mod store;
 pub mod template;
 pub mod tree;

@@ -1,6 +1,6 @@
 //! The `imgstore` command: docker's image commands on a data root, without dockerd.
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -35,6 +35,11 @@ struct Cli {
     #[arg(long, global = true, default_value = "60", value_name = "SECONDS",
           value_parser = parse_seconds)]
     lock_timeout: std::time::Duration,
+    /// Read the data root's files in full instead of using the snapshot of the last read
+    /// command (kept in $XDG_CACHE_HOME/imgstore or ~/.cache/imgstore, used only while the
+    /// root provably did not change), and write no snapshot. `fsck` never uses one.
+    #[arg(long, global = true)]
+    no_snapshot: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -308,6 +313,7 @@ fn main() -> ExitCode {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 
     let global = cli::Global {
@@ -315,6 +321,7 @@ fn main() -> ExitCode {
         storage_driver: cli.storage_driver,
         config_file: cli.config_file,
         lock_timeout: cli.lock_timeout,
+        no_snapshot: cli.no_snapshot,
     };
     let started = std::time::Instant::now();
     let outcome = match cli.command {

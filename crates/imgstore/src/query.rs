@@ -36,10 +36,33 @@ pub struct Summary {
     pub created: i64,
     /// Chain size of the top layer.
     pub size: i64,
-    /// Tag references (familiar), or `<none>:<none>`.
+    /// Tag references (familiar). Empty, with `repo_digests`, for an image without
+    /// references, for which dockerd answers `<none>:<none>` (see [`Summary::tags`]).
     pub repo_tags: Vec<String>,
-    /// Digest references (familiar), or `<none>@<none>`.
+    /// Digest references (familiar). Empty, with `repo_tags`, for an image without
+    /// references, for which dockerd answers `<none>@<none>`.
     pub repo_digests: Vec<String>,
+}
+
+impl Summary {
+    /// Whether the image has no references: dockerd lists it as `<none>:<none>` and
+    /// `<none>@<none>`.
+    pub fn is_untagged(&self) -> bool {
+        self.repo_tags.is_empty() && self.repo_digests.is_empty()
+    }
+
+    /// `RepoTags` and `RepoDigests` as dockerd sends them: `<none>:<none>` and
+    /// `<none>@<none>` for an image without references.
+    pub fn tags(&self) -> (Vec<String>, Vec<String>) {
+        if self.is_untagged() {
+            (
+                vec!["<none>:<none>".to_owned()],
+                vec!["<none>@<none>".to_owned()],
+            )
+        } else {
+            (self.repo_tags.clone(), self.repo_digests.clone())
+        }
+    }
 }
 
 fn filter_values<'a>(opts: &'a ListOptions, key: &str) -> Vec<&'a str> {
@@ -110,8 +133,12 @@ pub fn list(store: &Store, opts: &ListOptions) -> Result<Vec<Summary>, FilterErr
     };
     let before = created_of("before")?;
     let since_f = created_of("since")?;
-    let mut out = Vec::new();
-    'images: for (id, e) in &store.images() {
+    let ids = store.image_ids();
+    let mut out = Vec::with_capacity(ids.len());
+    'images: for id in &ids {
+        let Some(e) = store.image(id) else {
+            continue;
+        };
         if dangling_only && !store.children(id).is_empty() {
             continue;
         }
@@ -174,15 +201,16 @@ pub fn list(store: &Store, opts: &ListOptions) -> Result<Vec<Summary>, FilterErr
                 tags.push(r.familiar_string());
             }
         }
-        if tags.is_empty() && digests.is_empty() {
-            if (!opts.all && !store.children(id).is_empty())
+        // An untagged image, unless left out here, is answered `<none>:<none>` and
+        // `<none>@<none>` by dockerd; its summary keeps both lists empty (no allocation for
+        // each of many untagged images).
+        if tags.is_empty()
+            && digests.is_empty()
+            && ((!opts.all && !store.children(id).is_empty())
                 || (!dangling.is_empty() && !dangling_only)
-                || !patterns.is_empty()
-            {
-                continue;
-            }
-            digests = vec!["<none>@<none>".to_owned()];
-            tags = vec!["<none>:<none>".to_owned()];
+                || !patterns.is_empty())
+        {
+            continue;
         }
         out.push(Summary {
             id: *id,
@@ -192,7 +220,8 @@ pub fn list(store: &Store, opts: &ListOptions) -> Result<Vec<Summary>, FilterErr
             repo_digests: digests,
         });
     }
-    out.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
+    drop(ids);
+    out.sort_unstable_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
     Ok(out)
 }
 

@@ -1,15 +1,15 @@
 //! What `ls`, `inspect` and `history` print: [`crate::query`]'s answers rendered the way the
 //! docker 20.10 CLI renders them (tables, `--format` templates, JSON).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use digest_set::Digest;
 use serde::Serialize;
 
 use crate::gofmt::{
     ellipsis, escape_go_json, go_time_string, human_duration, human_size,
-    human_size_with_precision, rfc3339_utc, tabwrite,
+    human_size_with_precision, rfc3339_utc, tabwrite, tabwrite_uniform,
 };
 use crate::query::{HistoryItem, Inspect, Summary};
 use crate::reference::Reference;
@@ -77,17 +77,17 @@ pub const LS_HEADERS: [(&str, &str); 11] = [
 /// One row's printed fields, for `--format json`.
 type Row = BTreeMap<&'static str, String>;
 
-fn ls_fields(r: &LsRow, no_trunc: bool, now: i64) -> Row {
+fn ls_fields(r: &LsRow<'_>, no_trunc: bool, now: i64) -> Row {
     BTreeMap::from([
         ("Containers", "N/A".to_owned()),
         ("CreatedAt", go_time_string(r.summary.created)),
         ("CreatedSince", created_since(r.summary.created, now)),
-        ("Digest", r.digest.clone()),
+        ("Digest", r.digest.to_string()),
         ("ID", trunc_id(&r.summary.id, no_trunc)),
-        ("Repository", r.repository.clone()),
+        ("Repository", r.repository.to_string()),
         ("SharedSize", "N/A".to_owned()),
         ("Size", human_size_with_precision(r.summary.size as f64, 3)),
-        ("Tag", r.tag.clone()),
+        ("Tag", r.tag.to_string()),
         ("UniqueSize", "N/A".to_owned()),
         ("VirtualSize", human_size(r.summary.size as f64)),
     ])
@@ -95,18 +95,19 @@ fn ls_fields(r: &LsRow, no_trunc: bool, now: i64) -> Row {
 
 /// One printed row of `ls` (docker CLI's `imageContext`).
 ///
-/// The rows of one image share its [`Summary`]: an image with n tags gives n rows, and each
-/// holding its own copy of the n tags made memory grow with n².
+/// The rows of one image borrow its [`Summary`]: an image with n tags gives n rows, and each
+/// holding its own copy of the n tags made memory grow with n². `<none>` and the other
+/// fixed values are not allocated for each row.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LsRow {
+pub struct LsRow<'a> {
     /// Repository.
-    pub repository: String,
+    pub repository: Cow<'static, str>,
     /// Tag.
-    pub tag: String,
+    pub tag: Cow<'static, str>,
     /// Digest column.
-    pub digest: String,
-    /// The summary, shared by the image's rows.
-    pub summary: Arc<Summary>,
+    pub digest: Cow<'static, str>,
+    /// The summary of the row's image.
+    pub summary: &'a Summary,
     /// `Containers` (`-1`: not computed, as in `ls`).
     pub containers: i64,
     /// `SharedSize` (`-1`: not computed, as in `ls`).
@@ -142,22 +143,25 @@ impl Groups {
 /// The CLI's `imageFormat`: rows per tag (and per digest where `need_digest`: `--digests`
 /// or a format with `{{.Digest}}`); digest-only repositories get a row per digest with
 /// `--digests` (`show_digests`), else one row.
-pub fn ls_rows(images: &[Summary], need_digest: bool, show_digests: bool) -> Vec<LsRow> {
-    let mut rows = Vec::new();
-    for s in images {
-        let dangling = (s.repo_tags.is_empty() && s.repo_digests.is_empty())
+pub fn ls_rows(images: &[Summary], need_digest: bool, show_digests: bool) -> Vec<LsRow<'_>> {
+    // One row an image, unless it has several references.
+    let mut rows = Vec::with_capacity(images.len());
+    const NONE: Cow<'static, str> = Cow::Borrowed("<none>");
+    for summary in images {
+        let row =
+            |repo: Cow<'static, str>, tag: Cow<'static, str>, digest: Cow<'static, str>| LsRow {
+                repository: repo,
+                tag,
+                digest,
+                summary,
+                containers: -1,
+                shared_size: -1,
+            };
+        let s = summary;
+        let dangling = s.is_untagged()
             || (s.repo_tags == ["<none>:<none>"] && s.repo_digests == ["<none>@<none>"]);
-        let summary = Arc::new(s.clone());
-        let row = |repo: &str, tag: &str, digest: &str| LsRow {
-            repository: repo.to_owned(),
-            tag: tag.to_owned(),
-            digest: digest.to_owned(),
-            summary: Arc::clone(&summary),
-            containers: -1,
-            shared_size: -1,
-        };
         if dangling {
-            rows.push(row("<none>", "<none>", "<none>"));
+            rows.push(row(NONE, NONE, NONE));
             continue;
         }
         let mut repo_tags = Groups::default();
@@ -176,15 +180,16 @@ pub fn ls_rows(images: &[Summary], need_digest: bool, show_digests: bool) -> Vec
                 repo_digests.push(r.familiar_name(), dg.to_string());
             }
         }
+        let owned = |s: &str| Cow::Owned(s.to_owned());
         for (repo, tags) in &repo_tags.order {
             let digests = repo_digests.take(repo).unwrap_or_default();
             let digests = if need_digest { digests } else { Vec::new() };
             for tag in tags {
                 if digests.is_empty() {
-                    rows.push(row(repo, tag, "<none>"));
+                    rows.push(row(owned(repo), owned(tag), NONE));
                 } else {
                     for d in &digests {
-                        rows.push(row(repo, tag, d));
+                        rows.push(row(owned(repo), owned(tag), owned(d)));
                     }
                 }
             }
@@ -196,10 +201,10 @@ pub fn ls_rows(images: &[Summary], need_digest: bool, show_digests: bool) -> Vec
             }
             if show_digests {
                 for d in digests {
-                    rows.push(row(repo, "<none>", d));
+                    rows.push(row(owned(repo), NONE, owned(d)));
                 }
             } else {
-                rows.push(row(repo, "<none>", ""));
+                rows.push(row(owned(repo), NONE, Cow::Borrowed("")));
             }
         }
     }
@@ -219,24 +224,25 @@ pub(crate) fn created_since(created: i64, now: i64) -> String {
 
 /// Renders `ls` output as the docker 20.10 CLI does; a template that fails on a row prints
 /// nothing.
-pub fn render_ls(rows: &[LsRow], fmt: &LsFormat, now: i64) -> Result<String, TemplateError> {
+pub fn render_ls(rows: &[LsRow<'_>], fmt: &LsFormat, now: i64) -> Result<String, TemplateError> {
     if let Some(t) = &fmt.template {
         let ty = template::ls_row_type(now);
         let values: Vec<_> = rows
             .iter()
             .map(|r| {
                 let (labels, parent) = fmt.details.get(&r.summary.id).cloned().unwrap_or_default();
+                let (repo_tags, repo_digests) = r.summary.tags();
                 let data = LsRowData {
                     id: r.summary.id.to_string(),
                     created: r.summary.created,
                     size: r.summary.size,
                     labels,
                     parent,
-                    repo_tags: r.summary.repo_tags.clone(),
-                    repo_digests: r.summary.repo_digests.clone(),
-                    repository: r.repository.clone(),
-                    tag: r.tag.clone(),
-                    digest: r.digest.clone(),
+                    repo_tags,
+                    repo_digests,
+                    repository: r.repository.to_string(),
+                    tag: r.tag.to_string(),
+                    digest: r.digest.to_string(),
                     containers: r.containers,
                     shared_size: r.shared_size,
                 };
@@ -257,43 +263,56 @@ pub fn render_ls(rows: &[LsRow], fmt: &LsFormat, now: i64) -> Result<String, Tem
         return Ok(out);
     }
     if fmt.quiet {
-        let mut out = String::new();
+        let id_len = if fmt.no_trunc { 71 } else { 12 };
+        let mut out = String::with_capacity(rows.len() * (id_len + 1));
+        let mut buf = [0u8; 128];
         for r in rows {
-            out.push_str(&trunc_id(&r.summary.id, fmt.no_trunc));
+            let id = &r.summary.id;
+            if fmt.no_trunc {
+                out.push_str(id.algorithm().name());
+                out.push(':');
+                out.push_str(id.write_hex(&mut buf));
+            } else {
+                out.push_str(id.write_hex(&mut buf).get(..12).unwrap_or_default());
+            }
             out.push('\n');
         }
         return Ok(out);
     }
-    let mut table: Vec<Vec<String>> = Vec::new();
-    let mut header = vec!["REPOSITORY".to_owned(), "TAG".to_owned()];
+    Ok(render_table(rows, fmt, now))
+}
+
+/// The `ls` table, rows formatted as they are written (never held all at once).
+fn render_table<'r>(rows: &'r [LsRow<'_>], fmt: &LsFormat, now: i64) -> String {
+    let mut header: Vec<&'static str> = vec!["REPOSITORY", "TAG"];
     if fmt.digests {
-        header.push("DIGEST".to_owned());
+        header.push("DIGEST");
     }
-    header.extend(["IMAGE ID", "CREATED", "SIZE"].map(str::to_owned));
-    table.push(header);
-    use rayon::prelude::*;
-    let lines: Vec<Vec<String>> = rows
-        .par_iter()
-        .map(|r| {
-            let mut line = Vec::with_capacity(6);
-            line.push(r.repository.clone());
-            line.push(r.tag.clone());
-            if fmt.digests {
-                line.push(r.digest.clone());
-            }
-            let since = created_since(r.summary.created, now);
-            line.push(trunc_id(&r.summary.id, fmt.no_trunc));
-            line.push(if since.is_empty() {
-                "N/A".to_owned()
-            } else {
-                since
-            });
-            line.push(human_size_with_precision(r.summary.size as f64, 3));
-            line
-        })
-        .collect();
-    table.extend(lines);
-    Ok(tabwrite(&table))
+    header.extend(["IMAGE ID", "CREATED", "SIZE"]);
+    let cells = |i: usize, line: &mut Vec<Cow<'r, str>>| {
+        line.clear();
+        let Some(r) = i.checked_sub(1).and_then(|i| rows.get(i)) else {
+            line.extend(header.iter().map(|h| Cow::Borrowed(*h)));
+            return;
+        };
+        line.push(Cow::Borrowed(&*r.repository));
+        line.push(Cow::Borrowed(&*r.tag));
+        if fmt.digests {
+            line.push(Cow::Borrowed(&*r.digest));
+        }
+        let since = created_since(r.summary.created, now);
+        line.push(Cow::Owned(trunc_id(&r.summary.id, fmt.no_trunc)));
+        line.push(if since.is_empty() {
+            Cow::Borrowed("N/A")
+        } else {
+            Cow::Owned(since)
+        });
+        line.push(Cow::Owned(human_size_with_precision(
+            r.summary.size as f64,
+            3,
+        )));
+    };
+    tabwrite_uniform(rows.len() + 1, header.len(), cells)
 }
 
 /// Renders `inspect` output: docker's indented JSON array and a newline.

@@ -14,16 +14,16 @@ use std::sync::Arc;
 
 use digest_set::Digest;
 use image_store::time::Timestamp;
-use image_store::{Image, ImageId, ImageInfo, ImageStore, SearchError};
+use image_store::{Image, ImageId, ImageInfo, ImageStore, Loaded, SearchError};
 use imagedb_fs::{FsBackend, MemBackend, StoreBackend};
 use layer_store::LayerStore;
-use rayon::prelude::*;
 
 use crate::dataroot::{DEFAULT_LOCK_TIMEOUT, DataRoot, IfMissing, LockKind, RootLock};
 use crate::error::{LookupError, OpenError};
 use crate::reference::AnyReference;
 use crate::refstore::RefStore;
 use crate::repair::Action;
+use crate::snapshot::{SnapshotUse, Snapshots};
 
 /// Completes what interrupted writes left in the imagedb, under the exclusive lock: removes
 /// temp files, and the metadata of images whose config is gone (an `rm` killed between the
@@ -106,6 +106,11 @@ pub struct OpenOptions {
     /// How long to wait for a lock another process holds; `None`:
     /// [`DEFAULT_LOCK_TIMEOUT`], zero: fail at once.
     pub lock_timeout: Option<std::time::Duration>,
+    /// Where read-only opens keep snapshots of their restore
+    /// ([`snapshot`](crate::snapshot)): used while the data root provably did not change,
+    /// written when it did. `None`: every open reads the data root in full. Write opens
+    /// never use them.
+    pub snapshots: Option<Snapshots>,
 }
 
 /// The image store imgstore works on: configs in the imagedb (or an empty in-memory store
@@ -158,6 +163,7 @@ pub struct Store {
     layer_outcome: layer_store::RestoreReport,
     image_report: image_store::RestoreReport,
     write: bool,
+    snapshot: SnapshotUse,
     recovered: Vec<Action>,
 }
 
@@ -213,48 +219,21 @@ impl Store {
         };
         let timeout = opts.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT);
         let lock = root.lock(kind, timeout)?;
-        let refs = RefStore::load(&root.repositories_json())?;
         let t = std::time::Instant::now();
-        let layerdb = root.layerdb_dir();
-        // A read-only open reads layer content (`save`) through a driver that creates and
-        // removes nothing.
-        let content = match opts.write {
-            true => content_driver(&root)?,
-            false => reading_driver(&root),
-        };
-        let imagedb = root.imagedb_dir();
-        let mut recovered = Vec::new();
-        let backend: Box<dyn StoreBackend> = if opts.write {
-            let backend = FsBackend::open(&imagedb)?;
-            finish_interrupted_writes(
-                &backend,
-                &imagedb.join("metadata").join("sha256"),
-                &mut recovered,
-            )?;
-            Box::new(backend)
+        let (refs, restored) = if opts.write {
+            // Nothing is cleaned up when `repositories.json` cannot be read.
+            let refs = RefStore::load(&root.repositories_json())?;
+            (Ok(refs), Self::restore(opts, &root, t))
         } else {
-            match std::fs::symlink_metadata(imagedb.join("content").join("sha256")) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Box::new(MemBackend::new()),
-                _ => Box::new(FsBackend::open_existing(&imagedb)?),
-            }
+            // Read while the stores restore.
+            rayon::join(
+                || RefStore::load(&root.repositories_json()),
+                || Self::restore(opts, &root, t),
+            )
         };
-        // The layer store and the image configs are read at the same time (the configs do
-        // not need the layers); the image store then takes its layers.
-        let (loaded, layers) = rayon::join(
-            || ImageStore::load(backend).map_err(Box::new),
-            || {
-                let opened = match (opts.write, content) {
-                    (true, Some(d)) => LayerStore::open(layerdb, d),
-                    (false, Some(d)) => LayerStore::open_read_only(layerdb, d),
-                    (_, None) => {
-                        LayerStore::open_read_only(layerdb, Box::new(layer_store::NullDriver))
-                    }
-                };
-                (opened, t.elapsed())
-            },
-        );
-        let ((layers, layer_outcome), layers_done) = (layers.0?, layers.1);
-        let (images, image_report) = loaded.map_err(OpenError::ImageStore)?.attach(layers)?;
+        let (refs, (loaded, (layers, layer_outcome), layers_done, snapshot, mut recovered)) =
+            (refs?, restored?);
+        let (images, image_report) = loaded.attach(layers)?;
         tracing::debug!(
             layers = layer_outcome.restored,
             bad_layers = layer_outcome.skipped.len(),
@@ -287,6 +266,7 @@ impl Store {
             layer_outcome,
             image_report,
             write: opts.write,
+            snapshot,
             recovered,
         };
         if opts.write {
@@ -297,6 +277,92 @@ impl Store {
             store.finish_removal()?;
         }
         Ok(store)
+    }
+
+    /// The stores of `root` restored (a [`Loaded`] image store, the layer store and its
+    /// report), when the layers were done, and how the snapshot was used.
+    #[allow(clippy::type_complexity)]
+    fn restore(
+        opts: &OpenOptions,
+        root: &DataRoot,
+        t: std::time::Instant,
+    ) -> Result<
+        (
+            Loaded<Box<dyn StoreBackend>>,
+            (LayerStore, layer_store::RestoreReport),
+            std::time::Duration,
+            SnapshotUse,
+            Vec<Action>,
+        ),
+        OpenError,
+    > {
+        let layerdb = root.layerdb_dir();
+        // A read-only open reads layer content (`save`) through a driver that creates and
+        // removes nothing.
+        let content = match opts.write {
+            true => content_driver(root)?,
+            false => reading_driver(root),
+        };
+        let imagedb = root.imagedb_dir();
+        let on_disk = opts.write
+            || !matches!(
+                std::fs::symlink_metadata(imagedb.join("content").join("sha256")),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound
+            );
+        let read_backend = || -> Result<Box<dyn StoreBackend>, OpenError> {
+            Ok(match on_disk {
+                true => Box::new(FsBackend::open_existing(&imagedb)?),
+                false => Box::new(MemBackend::new()),
+            })
+        };
+        let mut snapshot = SnapshotUse::default();
+        let mut recovered = Vec::new();
+        let (loaded, layers, layers_done) = match &opts.snapshots {
+            Some(snaps) if !opts.write => {
+                let driver = || -> Box<dyn layer_store::Driver> {
+                    reading_driver(root).unwrap_or_else(|| Box::new(layer_store::NullDriver))
+                };
+                let restored =
+                    crate::snapshot::restore(snaps, root, &read_backend, &driver, on_disk)?;
+                snapshot = restored.usage;
+                (
+                    restored.loaded,
+                    (restored.layers, restored.layer_report),
+                    t.elapsed(),
+                )
+            }
+            _ => {
+                let backend: Box<dyn StoreBackend> = if opts.write {
+                    let backend = FsBackend::open(&imagedb)?;
+                    finish_interrupted_writes(
+                        &backend,
+                        &imagedb.join("metadata").join("sha256"),
+                        &mut recovered,
+                    )?;
+                    Box::new(backend)
+                } else {
+                    read_backend()?
+                };
+                // The layer store and the image configs are read at the same time (the
+                // configs do not need the layers); the image store then takes its layers.
+                let (loaded, layers) = rayon::join(
+                    || ImageStore::load(backend).map_err(Box::new),
+                    || {
+                        let opened = match (opts.write, content) {
+                            (true, Some(d)) => LayerStore::open(layerdb, d),
+                            (false, Some(d)) => LayerStore::open_read_only(layerdb, d),
+                            (_, None) => LayerStore::open_read_only(
+                                layerdb,
+                                Box::new(layer_store::NullDriver),
+                            ),
+                        };
+                        (opened, t.elapsed())
+                    },
+                );
+                (loaded.map_err(OpenError::ImageStore)?, layers.0?, layers.1)
+            }
+        };
+        Ok((loaded, layers, layers_done, snapshot, recovered))
     }
 
     /// What this write open did to finish or roll back interrupted writes, one action each
@@ -493,8 +559,8 @@ impl Store {
     fn entry(&self, info: ImageInfo) -> ImageEntry {
         let size = info
             .chain_id
-            .and_then(|c| self.layer_store().layer(&c))
-            .map(|l| i64::try_from(l.size).unwrap_or(i64::MAX))
+            .and_then(|c| self.layer_store().chain_size(&c))
+            .map(|size| i64::try_from(size).unwrap_or(i64::MAX))
             .unwrap_or(0);
         ImageEntry {
             id: info.id.0,
@@ -505,15 +571,18 @@ impl Store {
         }
     }
 
-    /// Restored images by ID (built in parallel: `ls` needs every image's size and time).
+    /// Restored images by ID.
     pub fn images(&self) -> BTreeMap<Digest, ImageEntry> {
-        let all: Vec<ImageInfo> = self.images.map().into_values().collect();
-        let entries: Vec<(Digest, ImageEntry)> = all
-            .into_par_iter()
-            .with_min_len(256)
-            .map(|info| (info.id.0, self.entry(info)))
-            .collect();
-        entries.into_iter().collect()
+        self.image_ids()
+            .into_iter()
+            .filter_map(|id| Some((id, self.image(&id)?)))
+            .collect()
+    }
+
+    /// The IDs of the restored images, in no particular order: to go through them one by
+    /// one with [`image`](Self::image) without building every entry at once.
+    pub fn image_ids(&self) -> Vec<Digest> {
+        self.images.ids().into_iter().map(|id| id.0).collect()
     }
 
     /// A restored image.
@@ -637,6 +706,12 @@ impl Store {
         layer_store::chain_ids(image.diff_ids())
             .map(|c| c.0)
             .collect()
+    }
+
+    /// How the open used the snapshot of the data root (all `false` without
+    /// [`OpenOptions::snapshots`], and for write opens).
+    pub fn snapshot_use(&self) -> SnapshotUse {
+        self.snapshot
     }
 
     /// True when the store was opened for writing.

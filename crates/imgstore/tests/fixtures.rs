@@ -468,7 +468,7 @@ fn run_with_peak_rss(root: &std::path::Path, args: &[&str]) -> (String, i64) {
     use std::io::Read as _;
     // Reaped by `wait4` below, which also gives its resource usage.
     #[allow(clippy::zombie_processes)]
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_imgstore"))
+    let mut child = common::imgstore()
         .arg("--data-root")
         .arg(root)
         .args(args)

@@ -6,7 +6,7 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use digest_set::Digest;
 use test_dockerd::Dockerd;
@@ -37,7 +37,7 @@ fn load(root: &Path, driver: &str, input: &Path) -> Output {
 }
 
 fn load_stdin(root: &Path, driver: &str, data: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_imgstore"))
+    let mut child = common::imgstore()
         .arg("--data-root")
         .arg(root)
         .args(["--storage-driver", driver, "load"])

@@ -12,5 +12,6 @@ mod reclaim;
 mod registry;
 mod repair;
 mod save;
+mod snapshot;
 mod templates;
 mod writes;

@@ -276,7 +276,7 @@ fn run_while_locked(
         dir.try_lock_shared().expect("shared lock");
     }
     let started = std::time::Instant::now();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_imgstore"))
+    let child = common::imgstore()
         .arg("--data-root")
         .arg(root)
         .args(args)
@@ -724,7 +724,7 @@ fn several_drivers_need_a_choice() {
 #[test]
 fn default_data_root_from_environment() {
     let (_g, root) = extract("dockerroot-01-after-load");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_imgstore"))
+    let out = common::imgstore()
         .args(["ls", "-q"])
         .env("IMGSTORE_DATA_ROOT", &root)
         .output()
@@ -744,7 +744,7 @@ fn default_data_root_from_environment() {
     )
     .expect("daemon.json");
     let cmd = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_imgstore"))
+        common::imgstore()
             .arg("--config-file")
             .arg(&config)
             .args(args)

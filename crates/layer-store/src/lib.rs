@@ -55,6 +55,7 @@ mod map;
 mod outcome;
 mod overlay2;
 mod random;
+mod records;
 mod register;
 mod restore;
 mod store;
@@ -72,6 +73,7 @@ pub use crate::outcome::{Leftover, LeftoverKind, RestoreReport, SkipReason, Skip
 pub use crate::overlay2::{
     IN_FLIGHT_PREFIX, MAX_LOWERS, Overlay2Driver, SHORT_ID_LEN, in_flight_cache_id, is_short_id,
 };
+pub use crate::records::LayerRecord;
 pub use crate::register::{DetachedLayer, RegisterOptions, TarStreamError};
 pub use crate::store::{LayerStore, OpenMode, PendingLayer};
 pub use crate::transaction::{Transaction, TransactionError};

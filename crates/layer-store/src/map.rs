@@ -443,6 +443,53 @@ impl LayerMap {
         Some(i)
     }
 
+    /// Adds `entry` (with its `extra`) unless its chain ID is loaded already, in one probe of
+    /// the index; returns its slab index, or `None` (and drops the entry) if the chain ID is
+    /// loaded or the slab is full.
+    pub(crate) fn insert_new(&mut self, entry: Entry, extra: Option<Extra>) -> Option<u32> {
+        let id = entry.chain_id(extra.as_ref());
+        let hash = hash_id(&self.hasher, &id);
+        let (slots, extras, hasher) = (&self.slots, &self.extras, &self.hasher);
+        let vacant = match self.index.entry(
+            hash,
+            |&j| {
+                slots
+                    .get(j as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|e| e.is(&id, extras.get(&j)))
+            },
+            |&j| {
+                slots
+                    .get(j as usize)
+                    .and_then(Option::as_ref)
+                    .map_or(0, |e| hash_id(hasher, &e.chain_id(extras.get(&j))))
+            },
+        ) {
+            hashbrown::hash_table::Entry::Occupied(_) => return None,
+            hashbrown::hash_table::Entry::Vacant(v) => v,
+        };
+        let i = match self.free.last() {
+            Some(&i) => i,
+            None => {
+                let i = u32::try_from(self.slots.len()).ok()?;
+                if i == NO_PARENT {
+                    return None;
+                }
+                i
+            }
+        };
+        vacant.insert(i);
+        if self.free.pop().is_none() {
+            self.slots.push(Some(entry));
+        } else if let Some(slot) = self.slots.get_mut(i as usize) {
+            *slot = Some(entry);
+        }
+        if let Some(extra) = extra {
+            self.extras.insert(i, extra);
+        }
+        Some(i)
+    }
+
     /// Removes the layer at slab index `i`; returns its [`LayerInfo`] and its parent's
     /// slab index.
     pub(crate) fn remove(&mut self, i: u32) -> Option<(LayerInfo, Option<u32>)> {

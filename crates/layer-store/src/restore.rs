@@ -26,6 +26,7 @@ use crate::error::OpenError;
 use crate::ids::{ChainId, DiffId};
 use crate::map::{Entry, Extra, LayerMap, NO_PARENT, hash_id};
 use crate::outcome::{Leftover, LeftoverKind, RestoreReport, SkipReason, SkippedLayer};
+use crate::records::LayerRecord;
 use crate::transaction::STAGING_PREFIX;
 
 /// Suffix of a layer directory being deleted (`<hex>-<random>-removing`).
@@ -116,6 +117,23 @@ pub(crate) fn restore(
     drop(buf);
     candidates.sha256.shrink_to_fit();
     candidates.sha512.shrink_to_fit();
+    list_staging(dir, &mut outcome)?;
+
+    let (layers, skipped) = load_layers(root, &alg_dirs, candidates);
+    drop(alg_dirs);
+    outcome.restored = layers.len();
+    outcome.skipped = skipped;
+    let mut restored = Restored { layers, outcome };
+    let mount_cache_ids = load_mounts(dir, &mut restored)?;
+    if cleanup {
+        clean_leftovers(dir, &mut restored, &mount_cache_ids, driver);
+    }
+    Ok(restored)
+}
+
+/// Adds the staging directories of interrupted layer writes (`tmp/write-set-*`) to the
+/// leftovers, and sorts the leftovers by path.
+fn list_staging(dir: &Dir, outcome: &mut RestoreReport) -> Result<(), OpenError> {
     if let Some(tmp) = dir.open_dir("tmp")? {
         for entry in tmp.entries()? {
             if entry.kind == durable_fs::FileKind::Dir
@@ -134,19 +152,40 @@ pub(crate) fn restore(
         }
     }
     outcome.leftovers.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(())
+}
 
-    let (layers, skipped) = load_layers(root, &alg_dirs, candidates);
-    drop(alg_dirs);
+/// Restores the layerdb at `root` (opened as `dir`) from `records` instead of its layer
+/// directories, read-only: the layers are the records (see [`LayerRecord`] for how parents
+/// are found), the `-removing` leftovers are `removing`, and what is not in the layer
+/// directories is read as [`restore`] reads it: the staging leftovers in `tmp/` and the
+/// RW mounts in `mounts/`.
+pub(crate) fn restore_from_records(
+    root: &Path,
+    dir: Option<&Dir>,
+    records: impl IntoIterator<Item = LayerRecord>,
+    removing: Vec<Leftover>,
+) -> Result<Restored, OpenError> {
+    let mut outcome = RestoreReport::default();
+    let (layers, skipped) = crate::records::layer_map(root, records);
     outcome.restored = layers.len();
     outcome.skipped = skipped;
+    outcome.leftovers = removing
+        .into_iter()
+        .filter(|l| l.kind == LeftoverKind::Removing)
+        .map(|l| Leftover {
+            cleaned: false,
+            error: None,
+            ..l
+        })
+        .collect();
+    let Some(dir) = dir else {
+        outcome.leftovers.sort_by(|a, b| a.path.cmp(&b.path));
+        return Ok(Restored { layers, outcome });
+    };
+    list_staging(dir, &mut outcome)?;
     let mut restored = Restored { layers, outcome };
-    let mount_cache_ids = load_mounts(dir, &mut restored)?;
-    let mut ids: Vec<String> = mount_cache_ids.iter().cloned().collect();
-    ids.sort();
-    restored.outcome.mount_cache_ids = ids;
-    if cleanup {
-        clean_leftovers(dir, &mut restored, &mount_cache_ids, driver);
-    }
+    load_mounts(dir, &mut restored)?;
     Ok(restored)
 }
 
@@ -841,8 +880,17 @@ fn resolve(
 }
 
 /// Counts the references RW mounts (`mounts/<id>/parent`) hold on loaded layers; returns
-/// the cache IDs the mounts use (`mount-id`, `init-id`), which are never deleted.
+/// the cache IDs the mounts use (`mount-id`, `init-id`), which are never deleted (also
+/// in [`RestoreReport::mount_cache_ids`], sorted).
 fn load_mounts(dir: &Dir, restored: &mut Restored) -> Result<HashSet<String>, OpenError> {
+    let cache_ids = read_mounts(dir, restored)?;
+    let mut ids: Vec<String> = cache_ids.iter().cloned().collect();
+    ids.sort();
+    restored.outcome.mount_cache_ids = ids;
+    Ok(cache_ids)
+}
+
+fn read_mounts(dir: &Dir, restored: &mut Restored) -> Result<HashSet<String>, OpenError> {
     let mut cache_ids = HashSet::new();
     let Some(mounts) = dir.open_dir("mounts")? else {
         return Ok(cache_ids);

@@ -12,9 +12,10 @@ use crate::handle::{GetError, LayerGetReleaser, LayerHandle, LayerMetadata, Rele
 use crate::ids::{ChainId, DiffId};
 use crate::info::{LayerInfo, MAX_LAYER_DEPTH};
 use crate::map::{Entry, LayerMap, NO_PARENT};
-use crate::outcome::RestoreReport;
+use crate::outcome::{Leftover, RestoreReport};
 use crate::random::random_hex;
-use crate::restore::{REMOVING_SUFFIX, restore};
+use crate::records::{LayerRecord, parents_first};
+use crate::restore::{REMOVING_SUFFIX, restore, restore_from_records};
 use crate::transaction::{Transaction, TransactionError};
 use durable_fs::Dir;
 
@@ -146,6 +147,68 @@ impl LayerStore {
         Ok((store, restored.outcome))
     }
 
+    /// Opens the layerdb at `layerdb_root` read-only (as [`open_read_only`](Self::open_read_only))
+    /// from what an earlier restore of it read, instead of reading every layer directory:
+    /// `records` as [`for_each_record`](Self::for_each_record) gave them (parents first; a
+    /// record whose parent did not come before it is skipped as
+    /// [`SkipReason::MissingParent`](crate::SkipReason::MissingParent)), and the
+    /// [`LeftoverKind::Removing`](crate::LeftoverKind::Removing) leftovers of that restore's
+    /// report (other kinds are ignored).
+    ///
+    /// What is outside the layer directories is read as `open_read_only` reads it: the
+    /// staging leftovers in `tmp/` and the RW mounts in `mounts/`. The store and report are
+    /// those `open_read_only` gives as long as the layer directories (the listings of
+    /// `sha256/` and `sha512/` and the files of each layer) are as they were when the records
+    /// were taken; telling whether they are is the caller's business.
+    pub fn open_read_only_from_records(
+        layerdb_root: impl Into<PathBuf>,
+        driver: Box<dyn Driver>,
+        records: impl IntoIterator<Item = LayerRecord>,
+        removing: Vec<Leftover>,
+    ) -> Result<(LayerStore, RestoreReport), OpenError> {
+        let root = layerdb_root.into();
+        let dir = match Dir::open_nofollow(&root) {
+            Ok(d) => Some(d),
+            Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let restored = restore_from_records(&root, dir.as_ref(), records, removing)?;
+        tracing::debug!(
+            root = %root.display(),
+            loaded = restored.outcome.restored,
+            "layer store restored from records"
+        );
+        let store = LayerStore {
+            root,
+            dir,
+            driver,
+            mode: OpenMode::ReadOnly,
+            state: Mutex::new(State {
+                layers: restored.layers,
+            }),
+        };
+        Ok((store, restored.outcome))
+    }
+
+    /// Calls `f` with the [`LayerRecord`] of every layer, parents before children: what
+    /// [`open_read_only_from_records`](Self::open_read_only_from_records) takes to open
+    /// this store again without reading the layer directories. Holds the store's lock
+    /// meanwhile (`f` must not call the store).
+    pub fn for_each_record(&self, mut f: impl FnMut(LayerRecord)) {
+        let state = self.state();
+        for i in parents_first(&state.layers) {
+            if let Some(info) = state.layers.info(i) {
+                f(LayerRecord {
+                    chain_id: info.chain_id,
+                    diff_id: info.diff_id,
+                    parent: info.parent,
+                    diff_size: info.diff_size,
+                    cache_id: info.cache_id,
+                });
+            }
+        }
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the map half-updated in a way that
         // breaks memory safety; keep serving.
@@ -181,6 +244,12 @@ impl LayerStore {
             .layers
             .find(chain_id)
             .and_then(|i| state.layers.info(i))
+    }
+
+    /// The size of layer `chain_id`'s whole chain ([`LayerInfo::size`]), if loaded, without
+    /// building its [`LayerInfo`].
+    pub fn chain_size(&self, chain_id: &ChainId) -> Option<u64> {
+        self.state().layers.get(chain_id).map(|e| e.size)
     }
 
     /// The [`LayerMetadata`] of layer `chain_id`, if loaded.

@@ -10,6 +10,7 @@ mod content_props;
 mod driver_calls;
 mod hostile;
 mod overlay2;
+mod records;
 mod refcount_model;
 mod restore;
 mod store;

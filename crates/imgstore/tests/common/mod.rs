@@ -41,9 +41,22 @@ pub fn expected(name: &str, file: &str) -> String {
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
 }
 
+/// Where the tests' runs of the binary keep their snapshot cache: beneath the target
+/// directory, never the user's cache.
+pub fn cache_home() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("imgstore-test-cache")
+}
+
+/// The `imgstore` binary, with its snapshot cache in [`cache_home`].
+pub fn imgstore() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_imgstore"));
+    c.env("XDG_CACHE_HOME", cache_home());
+    c
+}
+
 /// Runs `imgstore --data-root <root> <args>`.
 pub fn run(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imgstore"))
+    imgstore()
         .arg("--data-root")
         .arg(root)
         .args(args)
@@ -54,7 +67,7 @@ pub fn run(root: &Path, args: &[&str]) -> Output {
 
 /// Runs with a fixed "now".
 pub fn run_at(root: &Path, now: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imgstore"))
+    imgstore()
         .arg("--data-root")
         .arg(root)
         .args(args)

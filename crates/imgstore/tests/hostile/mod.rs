@@ -20,6 +20,7 @@ fn guarded(root: &Path, args: &[&str]) -> Output {
         .arg("-c")
         .arg("ulimit -v 1048576; exec \"$0\" \"$@\"")
         .arg(env!("CARGO_BIN_EXE_imgstore"))
+        .env("XDG_CACHE_HOME", crate::common::cache_home())
         .arg("--data-root")
         .arg(root)
         .args(args)
