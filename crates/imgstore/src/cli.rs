@@ -557,6 +557,7 @@ fn open_for_new_images(g: &Global) -> Result<Store, OpenError> {
         write: true,
         create_missing: true,
         lock_timeout: Some(g.lock_timeout),
+        snapshots: None,
     })
 }
 
