@@ -250,6 +250,12 @@ enum Command {
         /// image/<driver>/quarantine/, restorable by hand, so that dockerd starts clean.
         #[arg(long, requires = "repair")]
         quarantine: bool,
+        /// Also reassemble every layer's tar stream from tar-split.json.gz and the driver's
+        /// files (what save and push do), in parallel, and check it against the diff ID:
+        /// names each layer whose content was changed or lost and the images that use it.
+        /// Reported, never repaired.
+        #[arg(long)]
+        content: bool,
     },
 }
 
@@ -390,11 +396,15 @@ fn main() -> ExitCode {
         Command::Fsck {
             format,
             repair: false,
+            content,
             ..
-        } => cli::fsck(&global, &format),
+        } => cli::fsck(&global, &format, content),
         Command::Fsck {
-            format, quarantine, ..
-        } => cli::fsck_repair(&global, &format, quarantine),
+            format,
+            quarantine,
+            content,
+            ..
+        } => cli::fsck_repair(&global, &format, quarantine, content),
         Command::Push {
             reference,
             quiet,
