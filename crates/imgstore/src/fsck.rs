@@ -335,6 +335,7 @@ pub fn check(store: &Store) -> Vec<Finding> {
         }
     }
     driver_findings(store, &mut out);
+    partial_findings(store, &mut out);
     // Leftovers the layer store found (interrupted writes and deletions).
     for l in &store.layer_restore().leftovers {
         let (name, what) = match l.kind {
@@ -531,12 +532,58 @@ impl Finding {
     /// the driver nothing names may be another program's; a committed layer no image uses
     /// is what a killed load leaves, and a load run again uses it (`prune --layers` removes
     /// it); a container whose image was removed with `rm -f` still runs from its own layer
-    /// (dockerd allows it). Those are only reported.
+    /// (dockerd allows it); a partial download is what a killed pull leaves for the next
+    /// one to continue (`fsck --repair` removes it), and something else in its directory is
+    /// only ours to report. Those are only reported.
     pub fn is_damage(&self) -> bool {
         !matches!(
             self.kind,
-            "driver-unnamed" | "layer-orphan" | "container-image-missing"
+            "driver-unnamed"
+                | "layer-orphan"
+                | "container-image-missing"
+                | "pull-partial"
+                | "pull-foreign"
         )
+    }
+}
+
+/// The partial downloads a killed `pull` left (notes, with their total size), and what
+/// else is in their directory.
+fn partial_findings(store: &Store, out: &mut Vec<Finding>) {
+    let scan = crate::partials::scan(&store.data_root().image_dir());
+    if let Some(problem) = &scan.problem {
+        out.push(Finding {
+            kind: "pull-foreign",
+            id: String::new(),
+            path: scan.dir.clone(),
+            message: format!(
+                "the directory of pull's partial downloads cannot be used: {problem}; not touched"
+            ),
+        });
+    }
+    let total: u64 = scan.partials.iter().map(|p| p.2).sum();
+    let count = scan.partials.len();
+    for (name, blob, size) in &scan.partials {
+        out.push(Finding {
+            kind: "pull-partial",
+            id: blob.to_string(),
+            path: scan.dir.join(name),
+            message: format!(
+                "partial download of blob {blob}: {size} bytes (of {count} partial downloads, {total} bytes in all); a pull run again continues it, `fsck --repair` removes it"
+            ),
+        });
+    }
+    for (name, kind) in &scan.foreign {
+        out.push(Finding {
+            kind: "pull-foreign",
+            id: String::new(),
+            path: scan.dir.join(name),
+            message: format!(
+                "{:?} is {}, not a partial download pull writes; not touched",
+                name.to_string_lossy(),
+                kind.describe()
+            ),
+        });
     }
 }
 
