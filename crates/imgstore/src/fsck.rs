@@ -690,6 +690,17 @@ enum ContentProblem {
 pub fn check_content(store: &Store) -> Vec<Finding> {
     use rayon::prelude::*;
     let layers = store.layer_store();
+    if store.reading_driver().is_none() {
+        return vec![Finding {
+            kind: "driver-unreadable",
+            id: String::new(),
+            path: store.data_root().driver_dir(),
+            message: format!(
+                "layer content cannot be checked: imgstore does not read the files of the {} driver",
+                store.data_root().driver()
+            ),
+        }];
+    }
     let all = layers.layers();
     let damaged: Vec<(layer_store::LayerInfo, ContentProblem)> = all
         .into_par_iter()

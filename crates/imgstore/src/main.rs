@@ -241,7 +241,8 @@ enum Command {
         format: String,
         /// Finish or roll back what interrupted writes left (temp files, staging and
         /// -removing layers, in-flight driver directories, dangling short links, notes of
-        /// killed rm), one line per action, then check; never deletes what may hold data.
+        /// killed rm, partial downloads of killed pulls), one line per action, then check;
+        /// never deletes what may hold data.
         /// Takes the exclusive lock; refused while dockerd uses the root.
         #[arg(long)]
         repair: bool,
