@@ -723,8 +723,8 @@ pub fn check_content(store: &Store) -> Vec<Finding> {
                 _ => "; no image uses it".to_owned(),
             };
             let what = format!(
-                "layer content (diff ID {}, cache-id {})",
-                info.diff_id, info.cache_id
+                "content of layer {} (diff ID {}, cache-id {})",
+                info.chain_id, info.diff_id, info.cache_id
             );
             let (kind, path, message) = match problem {
                 ContentProblem::FileMissing { path, why } => (
