@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-const USAGE: &str = "usage: cargo xtask crash [--seed S] [--points N] [--dockerd-every N] [--drivers vfs,overlay2] [--only OP/DRIVER/TRIAL] [--release | --imgstore BINARY] [--work DIR]";
+const USAGE: &str = "usage: cargo xtask crash [--seed S] [--points N] [--dockerd-every N] [--drivers vfs,overlay2] [--only OP/DRIVER/TRIAL] [--ops load,tag,rm,rm -f,prune,pull,push] [--release | --imgstore BINARY] [--work DIR]";
 
 /// Parses the flags, builds imgstore, runs the harness, prints the table; an error (with the
 /// seed and a replay command for each violation) when any check failed.
@@ -13,6 +13,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut dockerd_every = 25usize;
     let mut drivers = vec!["vfs".to_owned(), "overlay2".to_owned()];
     let mut only = None;
+    let mut ops: Vec<String> = Vec::new();
     let mut release = false;
     let mut binary: Option<PathBuf> = None;
     let mut work_dir: Option<PathBuf> = None;
@@ -51,6 +52,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 let trial: usize = trial.parse().map_err(|e| format!("--only trial: {e}"))?;
                 only = Some(((*op).to_owned(), (*driver).to_owned(), trial));
             }
+            "--ops" => ops = value("--ops")?.split(',').map(str::to_owned).collect(),
             "--release" => release = true,
             // A copy of the binary, so that builds meanwhile do not change it mid-run.
             "--imgstore" => binary = Some(PathBuf::from(value("--imgstore")?)),
@@ -100,6 +102,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         dockerd_every,
         drivers,
         only,
+        ops,
     };
     println!("==> crash harness: seed {seed}, {points} kills per operation and driver");
     let started = std::time::Instant::now();
@@ -108,6 +111,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let report = result?;
     if let Some(why) = &report.without_dockerd {
         println!("    without dockerd ({why}): no container on top, no dockerd checks");
+    }
+    if let Some(why) = &report.without_registry {
+        println!("    without a registry ({why}): no pull or push");
     }
     println!("{}", report.table());
     println!(

@@ -658,8 +658,9 @@ pub fn push(
     }
 }
 
-/// `imgstore fsck`: exit 1 when anything is found.
-pub fn fsck(g: &Global, format: &str) -> Outcome {
+/// `imgstore fsck [--content]`: exit 1 when damage is found. With `content`, every layer's
+/// tar stream is also reassembled and checked against its diff ID ([`fsck::check_content`]).
+pub fn fsck(g: &Global, format: &str, content: bool) -> Outcome {
     let json = match parse_format(format, "text", false) {
         Ok(f) => matches!(f, Format::Json),
         Err(e) => return Outcome::err(e),
@@ -669,7 +670,11 @@ pub fn fsck(g: &Global, format: &str) -> Outcome {
         Ok(s) => s,
         Err(e) => return Outcome::err(e),
     };
-    let findings = fsck::check(&store);
+    let mut findings = fsck::check(&store);
+    if content {
+        findings.extend(fsck::check_content(&store));
+        findings.sort_by(|a, b| a.kind.cmp(b.kind).then(a.path.cmp(&b.path)));
+    }
     let mut out = String::new();
     for f in &findings {
         if json {
@@ -798,7 +803,9 @@ pub fn save(g: &Global, images: &[String], args: &SaveArgs) -> Outcome {
 
 /// `imgstore fsck --repair [--quarantine]`: the repair's actions, one a line (`json`: one
 /// object a line), then what `fsck` finds afterwards; exit 1 when damage remains.
-pub fn fsck_repair(g: &Global, format: &str, quarantine: bool) -> Outcome {
+/// With `content`, the check afterwards is `fsck --content`'s (layer content is reported,
+/// never repaired).
+pub fn fsck_repair(g: &Global, format: &str, quarantine: bool, content: bool) -> Outcome {
     let json = match parse_format(format, "text", false) {
         Ok(f) => matches!(f, Format::Json),
         Err(e) => return Outcome::err(e),
@@ -806,7 +813,7 @@ pub fn fsck_repair(g: &Global, format: &str, quarantine: bool) -> Outcome {
     let mut store = match open_existing_for_write(g) {
         Ok(WriteStore::Open(s)) => s,
         // No image store: nothing to repair, and nothing is created.
-        Ok(WriteStore::Empty(_)) => return fsck(g, format),
+        Ok(WriteStore::Empty(_)) => return fsck(g, format, content),
         Err(e) => return Outcome::err(e),
     };
     let result = crate::repair::repair(&mut store, quarantine);
@@ -834,7 +841,7 @@ pub fn fsck_repair(g: &Global, format: &str, quarantine: bool) -> Outcome {
             status: None,
         };
     }
-    let mut check = fsck(g, format);
+    let mut check = fsck(g, format, content);
     out.push_str(&check.stdout);
     check.stdout = out;
     if check.failed && check.errors.is_empty() && !quarantine {

@@ -335,6 +335,7 @@ pub fn check(store: &Store) -> Vec<Finding> {
         }
     }
     driver_findings(store, &mut out);
+    partial_findings(store, &mut out);
     // Leftovers the layer store found (interrupted writes and deletions).
     for l in &store.layer_restore().leftovers {
         let (name, what) = match l.kind {
@@ -531,12 +532,58 @@ impl Finding {
     /// the driver nothing names may be another program's; a committed layer no image uses
     /// is what a killed load leaves, and a load run again uses it (`prune --layers` removes
     /// it); a container whose image was removed with `rm -f` still runs from its own layer
-    /// (dockerd allows it). Those are only reported.
+    /// (dockerd allows it); a partial download is what a killed pull leaves for the next
+    /// one to continue (`fsck --repair` removes it), and something else in its directory is
+    /// only ours to report. Those are only reported.
     pub fn is_damage(&self) -> bool {
         !matches!(
             self.kind,
-            "driver-unnamed" | "layer-orphan" | "container-image-missing"
+            "driver-unnamed"
+                | "layer-orphan"
+                | "container-image-missing"
+                | "pull-partial"
+                | "pull-foreign"
         )
+    }
+}
+
+/// The partial downloads a killed `pull` left (notes, with their total size), and what
+/// else is in their directory.
+fn partial_findings(store: &Store, out: &mut Vec<Finding>) {
+    let scan = crate::partials::scan(&store.data_root().image_dir());
+    if let Some(problem) = &scan.problem {
+        out.push(Finding {
+            kind: "pull-foreign",
+            id: String::new(),
+            path: scan.dir.clone(),
+            message: format!(
+                "the directory of pull's partial downloads cannot be used: {problem}; not touched"
+            ),
+        });
+    }
+    let total: u64 = scan.partials.iter().map(|p| p.2).sum();
+    let count = scan.partials.len();
+    for (name, blob, size) in &scan.partials {
+        out.push(Finding {
+            kind: "pull-partial",
+            id: blob.to_string(),
+            path: scan.dir.join(name),
+            message: format!(
+                "partial download of blob {blob}: {size} bytes (of {count} partial downloads, {total} bytes in all); a pull run again continues it, `fsck --repair` removes it"
+            ),
+        });
+    }
+    for (name, kind) in &scan.foreign {
+        out.push(Finding {
+            kind: "pull-foreign",
+            id: String::new(),
+            path: scan.dir.join(name),
+            message: format!(
+                "{:?} is {}, not a partial download pull writes; not touched",
+                name.to_string_lossy(),
+                kind.describe()
+            ),
+        });
     }
 }
 
@@ -620,4 +667,194 @@ fn stray_names(store: &Store) -> Vec<(PathBuf, String)> {
         }
     }
     out
+}
+
+/// A layer's tar-split metadata, in its layerdb directory.
+const TAR_SPLIT_FILE: &str = "tar-split.json.gz";
+
+/// What is wrong with a layer's content, found by reassembling its tar stream.
+enum ContentProblem {
+    /// A member's file cannot be opened (`path`: the file, `why`).
+    FileMissing { path: PathBuf, why: String },
+    /// `tar-split.json.gz` cannot be opened or decoded.
+    TarSplit { path: PathBuf, why: String },
+    /// The reassembled stream is not the layer's (a file changed, got shorter or longer).
+    Changed { why: String },
+}
+
+/// `fsck --content`: reassembles every committed layer's tar stream from its
+/// `tar-split.json.gz` and the driver's files, as `save` and `push` would, into a sink that
+/// keeps nothing, on a pool of threads (each layer once, however many images share it), and
+/// reports each layer whose stream is not its diff ID's, with the images that use it (an
+/// image uses every layer of its chain). Reads only.
+pub fn check_content(store: &Store) -> Vec<Finding> {
+    use rayon::prelude::*;
+    let layers = store.layer_store();
+    if store.reading_driver().is_none() {
+        return vec![Finding {
+            kind: "driver-unreadable",
+            id: String::new(),
+            path: store.data_root().driver_dir(),
+            message: format!(
+                "layer content cannot be checked: imgstore does not read the files of the {} driver",
+                store.data_root().driver()
+            ),
+        }];
+    }
+    let all = layers.layers();
+    let damaged: Vec<(layer_store::LayerInfo, ContentProblem)> = all
+        .into_par_iter()
+        .filter_map(|info| {
+            let problem = layer_content(layers, &info)?;
+            Some((info, problem))
+        })
+        .collect();
+    if damaged.is_empty() {
+        return Vec::new();
+    }
+    let users = layer_users(store);
+    let mut out: Vec<Finding> = damaged
+        .into_iter()
+        .map(|(info, problem)| {
+            let used_by = match users.get(&info.chain_id) {
+                Some(images) if !images.is_empty() => {
+                    format!("; used by {}", images.join(", "))
+                }
+                _ => "; no image uses it".to_owned(),
+            };
+            let what = format!(
+                "content of layer {} (diff ID {}, cache-id {})",
+                info.chain_id, info.diff_id, info.cache_id
+            );
+            let (kind, path, message) = match problem {
+                ContentProblem::FileMissing { path, why } => (
+                    "layer-content-missing",
+                    path,
+                    format!("{what} has lost a file: {why}; save and push of its images fail{used_by}"),
+                ),
+                ContentProblem::TarSplit { path, why } => (
+                    "layer-tar-split",
+                    path,
+                    format!("{what}: its tar-split.json.gz is unreadable: {why}; save and push of its images fail{used_by}"),
+                ),
+                ContentProblem::Changed { why } => (
+                    "layer-content-changed",
+                    layers.layer_dir(&info.chain_id),
+                    format!("{what} was changed, its tar stream does not match the diff ID: {why}; save and push of its images fail{used_by}"),
+                ),
+            };
+            Finding {
+                kind,
+                id: info.chain_id.to_string(),
+                path,
+                message,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.kind.cmp(b.kind).then(a.path.cmp(&b.path)));
+    out
+}
+
+/// For each layer, the restored images whose chain holds it, as `<short id> (<tags>)`,
+/// sorted.
+fn layer_users(store: &Store) -> std::collections::HashMap<ChainId, Vec<String>> {
+    let layers = store.layer_store();
+    let mut users: std::collections::HashMap<ChainId, Vec<String>> =
+        std::collections::HashMap::new();
+    for (id, entry) in store.images() {
+        let (tags, _) = store.repo_tags_digests(&id);
+        let name = if tags.is_empty() {
+            id.short()
+        } else {
+            format!("{} ({})", id.short(), tags.join(" "))
+        };
+        let mut cur = entry.chain_id.map(ChainId);
+        // A chain is at most MAX_LAYER_DEPTH long; the bound guards against a loop.
+        let mut steps = 0;
+        while let Some(c) = cur {
+            if steps > layer_store::MAX_LAYER_DEPTH {
+                break;
+            }
+            steps += 1;
+            users.entry(c).or_default().push(name.clone());
+            cur = layers.layer(&c).and_then(|l| l.parent);
+        }
+    }
+    for v in users.values_mut() {
+        v.sort();
+        v.dedup();
+    }
+    users
+}
+
+/// Streams one layer's reassembled tar stream into a sink; `None` when it is intact.
+fn layer_content(
+    layers: &layer_store::LayerStore,
+    info: &layer_store::LayerInfo,
+) -> Option<ContentProblem> {
+    let dir = layers.layer_dir(&info.chain_id);
+    let tar_split = dir.join(TAR_SPLIT_FILE);
+    let opened = durable_fs::Dir::open_nofollow(&dir).and_then(|d| d.open_file(TAR_SPLIT_FILE));
+    let file = match opened {
+        Ok(Some((f, _))) => f,
+        Ok(None) => {
+            return Some(ContentProblem::TarSplit {
+                path: tar_split,
+                why: "it is missing".to_owned(),
+            });
+        }
+        Err(e) => {
+            return Some(ContentProblem::TarSplit {
+                path: tar_split,
+                why: e.to_string(),
+            });
+        }
+    };
+    let driver = layers.driver();
+    let cache_id = info.cache_id.clone();
+    let missing: std::cell::RefCell<Option<(PathBuf, String)>> = std::cell::RefCell::new(None);
+    let result = {
+        let open: layer_store::content::FileSource<'_> =
+            Box::new(|name: &[u8]| match driver.open_file(&cache_id, name) {
+                Ok(r) => Ok(r as Box<dyn std::io::Read>),
+                Err(e) => {
+                    let (path, why) = match &e {
+                        layer_store::DriverError::Io { path, source } => {
+                            (path.clone(), source.to_string())
+                        }
+                        other => (
+                            PathBuf::from(String::from_utf8_lossy(name).into_owned()),
+                            other.to_string(),
+                        ),
+                    };
+                    *missing.borrow_mut() = Some((path, why));
+                    Err(std::io::Error::other(e))
+                }
+            });
+        match layer_store::TarStream::new(file, info.diff_id, open) {
+            Ok(stream) => {
+                let mut stream = stream.with_file_checksums(true);
+                std::io::copy(&mut stream, &mut std::io::sink()).map(|_| ())
+            }
+            Err(e) => Err(e),
+        }
+    };
+    let err = result.err()?;
+    if let Some((path, why)) = missing.into_inner() {
+        return Some(ContentProblem::FileMissing { path, why });
+    }
+    // The stream failed on its metadata or on the content: reading the tar-split alone
+    // tells which.
+    if let Err(e) = layers.tar_stream_size(&info.chain_id) {
+        return Some(ContentProblem::TarSplit {
+            path: tar_split,
+            why: match e {
+                layer_store::TarStreamError::Invalid { source, .. } => source.to_string(),
+                other => other.to_string(),
+            },
+        });
+    }
+    Some(ContentProblem::Changed {
+        why: err.to_string(),
+    })
 }

@@ -49,6 +49,7 @@ pub mod fsck;
 pub mod gofmt;
 pub mod load;
 pub mod ops;
+mod partials;
 pub mod progress;
 pub mod prune;
 pub mod pull;

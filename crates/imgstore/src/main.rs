@@ -241,7 +241,8 @@ enum Command {
         format: String,
         /// Finish or roll back what interrupted writes left (temp files, staging and
         /// -removing layers, in-flight driver directories, dangling short links, notes of
-        /// killed rm), one line per action, then check; never deletes what may hold data.
+        /// killed rm, partial downloads of killed pulls), one line per action, then check;
+        /// never deletes what may hold data.
         /// Takes the exclusive lock; refused while dockerd uses the root.
         #[arg(long)]
         repair: bool,
@@ -250,6 +251,12 @@ enum Command {
         /// image/<driver>/quarantine/, restorable by hand, so that dockerd starts clean.
         #[arg(long, requires = "repair")]
         quarantine: bool,
+        /// Also reassemble every layer's tar stream from tar-split.json.gz and the driver's
+        /// files (what save and push do), in parallel, and check it against the diff ID:
+        /// names each layer whose content was changed or lost and the images that use it.
+        /// Reported, never repaired.
+        #[arg(long)]
+        content: bool,
     },
 }
 
@@ -390,11 +397,15 @@ fn main() -> ExitCode {
         Command::Fsck {
             format,
             repair: false,
+            content,
             ..
-        } => cli::fsck(&global, &format),
+        } => cli::fsck(&global, &format, content),
         Command::Fsck {
-            format, quarantine, ..
-        } => cli::fsck_repair(&global, &format, quarantine),
+            format,
+            quarantine,
+            content,
+            ..
+        } => cli::fsck_repair(&global, &format, quarantine, content),
         Command::Push {
             reference,
             quiet,

@@ -8,7 +8,8 @@
 //! a killed `rm` noted. `repair` opens for writing, reports what that open did
 //! ([`Store::recovered`]), then asks the storage driver to repair its own directory
 //! ([`layer_store::Driver::repair_content`]: in-flight directories nothing names, short links
-//! that lead nowhere, a layer's missing short link).
+//! that lead nowhere, a layer's missing short link), and removes the partial downloads of
+//! killed pulls (`image/<driver>/.imgstore-pull/`, only files named as pull names them).
 //!
 //! What may hold data someone wants is never deleted: a config that fails verification or
 //! does not parse, an image whose layer is gone, a layer that does not load, a reference to
@@ -66,6 +67,15 @@ pub enum RepairError {
     /// The storage driver could not repair its directory.
     #[error("cannot repair the storage driver's directory: {0}")]
     Driver(Box<layer_store::DriverError>),
+    /// Removing a partial download of pull failed.
+    #[error("cannot remove {path}: {source}")]
+    Partial {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Box<durable_fs::Error>,
+    },
     /// Moving an entry to the quarantine failed.
     #[error("cannot move {path} to the quarantine: {source}")]
     Quarantine {
@@ -126,10 +136,53 @@ pub fn repair(store: &mut Store, quarantine: bool) -> Result<Vec<Action>, Repair
             });
         }
     }
+    remove_partials(store, &mut done)?;
     if quarantine {
         quarantine_damage(store, &mut done)?;
     }
     Ok(done)
+}
+
+/// Removes the partial downloads a killed `pull` left (regular files named as pull names
+/// them, never through a link), and their directory once empty. Anything else there stays.
+fn remove_partials(store: &Store, done: &mut Vec<Action>) -> Result<(), RepairError> {
+    let scan = crate::partials::scan(&store.data_root().image_dir());
+    let Some(dir) = &scan.opened else {
+        return Ok(());
+    };
+    let fail = |path: PathBuf, source: durable_fs::Error| RepairError::Partial {
+        path,
+        source: Box::new(source),
+    };
+    for (name, blob, size) in &scan.partials {
+        let path = dir.join(name);
+        if dir.remove_file(name).map_err(|e| fail(path.clone(), e))? {
+            done.push(Action::removed(
+                &path,
+                &format!(
+                    "partial download of blob {blob} ({size} bytes) an interrupted pull left; a pull downloads it again"
+                ),
+            ));
+        }
+    }
+    if !scan.partials.is_empty() {
+        dir.sync().map_err(|e| fail(scan.dir.clone(), e))?;
+    }
+    if scan.foreign.is_empty() && dir.entries().is_ok_and(|e| e.is_empty()) {
+        let image = durable_fs::Dir::open_nofollow(store.data_root().image_dir())
+            .map_err(|e| fail(scan.dir.clone(), e))?;
+        if image
+            .remove_tree(crate::pull::PARTIAL_DIR)
+            .map_err(|e| fail(scan.dir.clone(), e))?
+        {
+            image.sync().map_err(|e| fail(scan.dir.clone(), e))?;
+            done.push(Action::removed(
+                &scan.dir,
+                "empty directory of pull's partial downloads",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Moves `rel` (beneath `image/<driver>`) to the same relative path under the quarantine,

@@ -487,3 +487,82 @@ fn a_killed_pull_continues_where_it_stopped() {
         assert_eq!(ids.trim(), BBAPP_ID);
     }
 }
+
+/// A pull killed mid-blob (the top layer's blob stalls after 50 bytes): `fsck` reports the
+/// partial download and exits 0, `fsck --repair` removes it (one line) and a second repair
+/// does nothing, and the pull run again succeeds, leaving `fsck --content` clean.
+#[test]
+fn a_killed_pull_is_repaired_then_pulled_again() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipping: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let reg = fixture_registry(&tmp.path().join("reg"), None);
+    for driver in drivers() {
+        let proxy = Proxy::start(reg.addr(), |method, path, n| {
+            if method == "GET" && is_blob(path, TOP_BLOB) && n == 1 {
+                Fault::StallAfter(50)
+            } else {
+                Fault::None
+            }
+        });
+        let r = format!("{}/fixture/bbapp:1", proxy.addr);
+        let root = tmp.path().join(format!("repaired-{driver}"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_imgstore"))
+            .arg("--data-root")
+            .arg(&root)
+            .args(["--storage-driver", driver, "pull", &r])
+            .env("DOCKER_CONFIG", "/nonexistent-docker-config")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let pdir = root.join("image").join(driver).join(".imgstore-pull");
+        let partial = pdir.join(TOP_BLOB.replace(':', "-"));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0) < 50 {
+            assert!(
+                Instant::now() < deadline,
+                "the pull did not reach the stall"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.kill().expect("kill");
+        let _ = child.wait();
+        let out = common::run(&root, &["--storage-driver", driver, "fsck"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("pull-partial ") && l.contains("50 bytes")),
+            "{driver}: {text}"
+        );
+        let out = common::run(&root, &["--storage-driver", driver, "fsck", "--repair"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{driver}: {text}");
+        assert!(
+            text.contains(&format!("partial download of blob {TOP_BLOB}")),
+            "{driver}: {text}"
+        );
+        assert!(!pdir.exists(), "{driver}: partials removed");
+        let again = common::run(&root, &["--storage-driver", driver, "fsck", "--repair"]);
+        assert!(again.status.success());
+        assert!(
+            !String::from_utf8_lossy(&again.stdout).contains("removed "),
+            "a second repair does nothing"
+        );
+        let text = stdout_ok(&imgstore(
+            &root,
+            None,
+            &["--storage-driver", driver, "pull", &r],
+        ));
+        assert!(text.contains("Status: Downloaded newer image"), "{text}");
+        let out = common::run(&root, &["--storage-driver", driver, "fsck", "--content"]);
+        assert!(
+            out.status.success(),
+            "{driver}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(!pdir.exists(), "{driver}: no partial left");
+    }
+}

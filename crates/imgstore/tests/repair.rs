@@ -311,3 +311,73 @@ fn quarantine_moves_damage_aside_so_dockerd_starts_clean() {
         .collect();
     assert!(errors.is_empty(), "dockerd logged {errors:#?}");
 }
+
+/// A killed pull's partial download is reported (a note: exit 0, with its size), removed by
+/// `--repair` (one line), and a second repair does nothing; a file pull does not write
+/// there, and a symbolic link named as a partial, are reported and left alone.
+#[test]
+fn partial_downloads_are_reported_then_removed_and_foreign_files_kept() {
+    let (_g, root) = extract("dockerroot-02-after-build");
+    let pdir = root.join("image/vfs/.imgstore-pull");
+    std::fs::create_dir(&pdir).expect("mkdir");
+    let partial = pdir.join(format!("sha256-{}", "ab".repeat(32)));
+    std::fs::write(&partial, vec![7u8; 4321]).expect("write");
+    let foreign = pdir.join("notes.txt");
+    std::fs::write(&foreign, b"mine").expect("write");
+    let link = pdir.join(format!("sha256-{}", "cd".repeat(32)));
+    std::os::unix::fs::symlink("/etc/passwd", &link).expect("symlink");
+
+    let out = run(&root, &["fsck"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "a partial is not damage: {text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("pull-partial ") && l.contains("4321 bytes")),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("pull-foreign:"))
+            .count(),
+        2,
+        "{text}"
+    );
+
+    let out = run(&root, &["fsck", "--repair"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    let done = actions(&text);
+    assert_eq!(done.len(), 1, "{text}");
+    assert!(
+        done[0].contains("partial download of blob sha256:abab"),
+        "{text}"
+    );
+    assert!(!partial.exists());
+    assert!(foreign.exists() && link.symlink_metadata().is_ok());
+    assert_eq!(
+        std::fs::read_link(&link).expect("link"),
+        Path::new("/etc/passwd")
+    );
+
+    let again = run(&root, &["fsck", "--repair"]);
+    assert!(again.status.success());
+    assert!(actions(&String::from_utf8_lossy(&again.stdout)).is_empty());
+
+    // Once only partials were there, the directory goes with them.
+    std::fs::remove_file(&foreign).expect("rm");
+    std::fs::remove_file(&link).expect("rm");
+    std::fs::write(&partial, b"x").expect("write");
+    let out = run(&root, &["fsck", "--repair"]);
+    assert_eq!(actions(&String::from_utf8_lossy(&out.stdout)).len(), 2);
+    assert!(!pdir.exists());
+    // A link in place of the directory is reported and not followed.
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let target = elsewhere.path().join(format!("sha256-{}", "ef".repeat(32)));
+    std::fs::write(&target, b"keep").expect("write");
+    std::os::unix::fs::symlink(elsewhere.path(), &pdir).expect("symlink");
+    let out = run(&root, &["fsck", "--repair"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(actions(&text).is_empty(), "{text}");
+    assert!(text.contains("pull-foreign:"), "{text}");
+    assert!(target.exists());
+}

@@ -5,6 +5,7 @@ mod crash;
 mod dockerd;
 mod faults;
 mod fixtures;
+mod fsck_content;
 mod load;
 mod parsers;
 mod proptests;

@@ -864,7 +864,13 @@ impl Applier {
             match create_file_at(parent.fd.as_fd(), &base) {
                 Ok(fd) => opened = Some(fd),
                 Err(Errno::EXIST) => {}
-                Err(e) => return Err(ContentError::apply("create file", &member_path, errno_io(e))),
+                Err(e) => {
+                    return Err(ContentError::apply(
+                        "create file",
+                        &member_path,
+                        errno_io(e),
+                    ));
+                }
             }
         }
         if opened.is_none() {

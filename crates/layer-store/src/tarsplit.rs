@@ -394,18 +394,21 @@ impl BackgroundGzip {
             Ok(())
         } else {
             // The thread stopped: its error says why.
-            Err(self.join().err().unwrap_or_else(|| {
-                io::Error::other("the tar-split compression thread stopped")
-            }))
+            Err(self
+                .join()
+                .err()
+                .unwrap_or_else(|| io::Error::other("the tar-split compression thread stopped")))
         }
     }
 
     fn join(&mut self) -> io::Result<()> {
         self.tx = None;
         match self.thread.take() {
-            Some(t) => t
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("the tar-split compression thread panicked"))),
+            Some(t) => t.join().unwrap_or_else(|_| {
+                Err(io::Error::other(
+                    "the tar-split compression thread panicked",
+                ))
+            }),
             None => Ok(()),
         }
     }

@@ -5,7 +5,9 @@
 //! `bbapp`/`bb` images of `wave2/bbapp.docker-save.tar` (overlay2: the root dockerd 20.10
 //! left after loading it; vfs: imgstore's own load of the archive) with, when dockerd can
 //! run here, a container `c1` created from `bbapp:1` by dockerd on top. Each operation
-//! ([`OPS`]: `load`, `tag`, `rm`, `rm -f`, `prune`) starts from its own state of that root
+//! ([`OPS`]: `load`, `tag`, `rm`, `rm -f`, `prune`, and with Debian's `docker-registry`
+//! `pull` of an image pushed to a local registry at the start and `push` to an emptied
+//! repository of it) starts from its own state of that root
 //! (e.g. `rm` needs an image to remove) and is first run to completion a few times, to
 //! learn its effect and measure its duration. Then, for each of `points` trials, a copy of
 //! the root gets the operation killed after a delay drawn uniformly over that duration,
@@ -17,7 +19,8 @@
 //!   to do and exit 0 (its exit status is `fsck`'s verdict after it), the operation run again
 //!   must succeed (an `rm` whose images are already gone may say `No such image`, as docker
 //!   does) and leave exactly the effect of an uninterrupted run (images, references,
-//!   layers and the number of driver directories), with `fsck` still clean;
+//!   layers and the number of driver directories), with `fsck` still clean; once a `push`
+//!   exits 0, what it pushed is pulled into a fresh root;
 //! - for a sample of trials, dockerd 20.10 started on a copy of the repaired root lists
 //!   exactly what `imgstore ls -a` lists, runs `bbapp:1` when it is there and starts the
 //!   container, each printing what the fixture recorded.
@@ -42,26 +45,38 @@ pub struct Op {
     /// imgstore commands run to completion on the base root first (`{base}` is the base
     /// archive's path).
     pub setup: &'static [&'static [&'static str]],
-    /// The command killed (same substitution).
+    /// The command killed (same substitution; `{reg}` is the local registry's address).
     pub command: &'static [&'static str],
+    /// Needs the local registry (skipped, with the reason in [`Report::without_registry`],
+    /// when `docker-registry` is missing).
+    pub registry: bool,
 }
 
+/// The repository `pull` pulls from: `base:latest`, pushed once at the start.
+const PULL_SOURCE: &str = "crash/base";
+/// The repository `push` pushes to, emptied (its directory in the registry's storage
+/// removed) before every run.
+const PUSH_TARGET: &str = "crashpush/base";
+
 /// The operations, in table order.
-pub const OPS: [Op; 5] = [
+pub const OPS: [Op; 7] = [
     Op {
         name: "load",
         setup: &[],
         command: &["load", "-q", "-i", "{base}"],
+        registry: false,
     },
     Op {
         name: "tag",
         setup: &[],
         command: &["tag", "bb:1", "new:1"],
+        registry: false,
     },
     Op {
         name: "rm",
         setup: &[&["load", "-q", "-i", "{base}"]],
         command: &["rm", "base:latest"],
+        registry: false,
     },
     Op {
         name: "rm -f",
@@ -72,11 +87,29 @@ pub const OPS: [Op; 5] = [
         // bbapp:1 is the stopped container's image; base has two tags, so only its ID
         // with -f deletes it.
         command: &["rm", "-f", "bbapp:1", "7db95e6e4fe3"],
+        registry: false,
     },
     Op {
         name: "prune",
         setup: &[&["load", "-q", "-i", "{base}"]],
         command: &["prune", "-a", "-f"],
+        registry: false,
+    },
+    Op {
+        name: "pull",
+        setup: &[],
+        // base:latest's layers are not in the base root: all downloaded.
+        command: &["pull", "-q", "{reg}/crash/base:latest"],
+        registry: true,
+    },
+    Op {
+        name: "push",
+        setup: &[
+            &["load", "-q", "-i", "{base}"],
+            &["tag", "base:latest", "{reg}/crashpush/base:latest"],
+        ],
+        command: &["push", "-q", "{reg}/crashpush/base:latest"],
+        registry: true,
     },
 ];
 
@@ -99,6 +132,8 @@ pub struct Config {
     pub drivers: Vec<String>,
     /// Only this operation, driver and trial (to replay a violation).
     pub only: Option<(String, String, usize)>,
+    /// Only these operations (by name); empty: all.
+    pub ops: Vec<String>,
 }
 
 /// A check that failed.
@@ -156,6 +191,8 @@ pub struct Report {
     pub violations: Vec<Violation>,
     /// Why dockerd was not used, if it was not (no container on top, no dockerd checks).
     pub without_dockerd: Option<String>,
+    /// Why `pull` and `push` were not run, if they were not (no `docker-registry`).
+    pub without_registry: Option<String>,
 }
 
 impl Report {
@@ -260,13 +297,60 @@ struct Harness<'a> {
     base_archive: String,
     run_output: String,
     with_container: bool,
+    /// The local registry and where it stores its data, for `pull` and `push`.
+    registry: Option<(crate::Registry, PathBuf)>,
 }
 
 impl Harness<'_> {
     fn args(&self, args: &[&str]) -> Vec<String> {
+        let reg = self.registry.as_ref().map_or("", |(r, _)| r.addr());
         args.iter()
-            .map(|a| a.replace("{base}", &self.base_archive))
+            .map(|a| {
+                a.replace("{base}", &self.base_archive)
+                    .replace("{reg}", reg)
+            })
             .collect()
+    }
+
+    /// Empties the repository `push` pushes to (its blobs stay in the registry's store,
+    /// linked to no repository: a push must upload or mount them again).
+    fn empty_push_target(&self) {
+        if let Some((_, storage)) = &self.registry {
+            remove(
+                &storage
+                    .join("docker/registry/v2/repositories")
+                    .join(PUSH_TARGET),
+            );
+        }
+    }
+
+    /// What `push` pushed can be pulled: `imgstore pull` of it into a fresh root.
+    fn pushed_is_pullable(&self, scratch: &Path) -> Result<(), String> {
+        let root = scratch.join("pull-check");
+        remove(&root);
+        let r = self.args(&["pull", "-q", &format!("{{reg}}/{PUSH_TARGET}:latest")]);
+        let result = self
+            .run_ok(&root, "vfs", &r)
+            .map_err(|e| format!("the pushed image cannot be pulled: {e}"));
+        remove(&root);
+        result.map(|_| ())
+    }
+
+    /// Pushes `base:latest` to the registry's [`PULL_SOURCE`] from a scratch root.
+    fn push_pull_source(&self, scratch: &Path) -> Result<(), String> {
+        let root = scratch.join("pull-source");
+        remove(&root);
+        std::fs::create_dir_all(&root).map_err(fail("create the pull source root"))?;
+        let source = format!("{{reg}}/{PULL_SOURCE}:latest");
+        for step in [
+            &["load", "-q", "-i", "{base}"][..],
+            &["tag", "base:latest", &source][..],
+            &["push", "-q", &source][..],
+        ] {
+            self.run_ok(&root, "vfs", &self.args(step))?;
+        }
+        remove(&root);
+        Ok(())
     }
 
     fn imgstore(&self, root: &Path, driver: &str) -> Command {
@@ -436,6 +520,16 @@ pub fn run(cfg: &Config, progress: &mut dyn FnMut(&str)) -> Result<Report, Strin
         .split_once('\n')
         .map(|(_, rest)| rest.to_owned())
         .unwrap_or_default();
+    std::fs::create_dir_all(&cfg.work).map_err(fail("create the work directory"))?;
+    let without_registry = crate::registry_skip_reason();
+    let registry = match &without_registry {
+        Some(_) => None,
+        None => {
+            let storage = cfg.work.join("registry");
+            let r = crate::Registry::start(&storage, None).map_err(|e| e.to_string())?;
+            Some((r, storage))
+        }
+    };
     let h = Harness {
         cfg,
         base_archive: cfg
@@ -445,14 +539,18 @@ pub fn run(cfg: &Config, progress: &mut dyn FnMut(&str)) -> Result<Report, Strin
             .into_owned(),
         run_output,
         with_container: without_dockerd.is_none(),
+        registry,
     };
+    if h.registry.is_some() {
+        h.push_pull_source(&cfg.work)?;
+    }
     let mut report = Report {
         seed: cfg.seed,
         without_dockerd,
+        without_registry,
         ..Report::default()
     };
     let mut counter = 0usize;
-    std::fs::create_dir_all(&cfg.work).map_err(fail("create the work directory"))?;
     for driver in &cfg.drivers {
         if cfg.only.as_ref().is_some_and(|(_, d, _)| d != driver) {
             continue;
@@ -463,6 +561,12 @@ pub fn run(cfg: &Config, progress: &mut dyn FnMut(&str)) -> Result<Report, Strin
             if let Some((o, d, _)) = &cfg.only
                 && (o != op.name || d != driver)
             {
+                continue;
+            }
+            if op.registry && h.registry.is_none() {
+                continue;
+            }
+            if !cfg.ops.is_empty() && !cfg.ops.iter().any(|o| o == op.name) {
                 continue;
             }
             let row = run_op(&h, op, driver, &base, &dir, &mut counter, &mut report)?;
@@ -513,6 +617,9 @@ fn run_op(
         let root = dir.join(format!("measure-{k}"));
         remove(&root);
         copy_root(&pre_root, &root)?;
+        if op.name == "push" {
+            h.empty_push_target();
+        }
         let t = Instant::now();
         let out = h.run(&root, driver, &command)?;
         times.push(t.elapsed());
@@ -559,6 +666,9 @@ fn run_op(
         let root = dir.join(format!("trial-{i}"));
         remove(&root);
         copy_root(&pre_root, &root)?;
+        if op.name == "push" {
+            h.empty_push_target();
+        }
         let result = trial(
             h,
             driver,
@@ -666,6 +776,9 @@ fn trial(
                     "fsck --repair found {actions} things to do after a command that exited 0"
                 ));
             }
+            if command.first().is_some_and(|c| c == "push") {
+                h.pushed_is_pullable(dir)?;
+            }
             if check_dockerd {
                 row.dockerd += 1;
                 h.dockerd_agrees(root, driver, dir)
@@ -712,6 +825,9 @@ fn trial(
         return Err(format!(
             "after the command ran again:\n{state}\n--- expected\n{post}"
         ));
+    }
+    if command.first().is_some_and(|c| c == "push") {
+        h.pushed_is_pullable(dir)?;
     }
     fsck_ok("after the command ran again")
 }
