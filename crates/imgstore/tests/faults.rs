@@ -450,8 +450,13 @@ fn a_killed_pull_continues_where_it_stopped() {
         let committed = image_dir.join("distribution/diffid-by-digest/sha256");
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
+            // Committed entries only: an atomic write's `.tmp-*` file shows up first.
             let layers_done = std::fs::read_dir(&committed)
-                .map(|d| d.count())
+                .map(|d| {
+                    d.filter_map(Result::ok)
+                        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                        .count()
+                })
                 .unwrap_or(0);
             let partial_len = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
             if layers_done == 3 && partial_len == 50 {
