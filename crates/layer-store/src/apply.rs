@@ -1287,7 +1287,10 @@ impl Applier {
             Ok::<(), ContentError>(())
         })?;
         let path = self.root.join(os(&join_bytes(&comps)));
-        self.unpacked.insert(real.clone());
+        if self.format == WhiteoutFormat::Remove {
+            // Only opaque directories of this format look at it.
+            self.unpacked.insert(real.clone());
+        }
         let job = FileJob {
             seq: 0,
             header: h,
@@ -1310,15 +1313,17 @@ impl Applier {
         let Some(pool) = &mut self.pool else {
             return Ok(());
         };
+        let flushed = pool.flush();
         while pool.outstanding > 0 {
             match pool.results.recv() {
-                Ok((seq, outcome)) => pool.record(seq, outcome),
+                Ok(report) => pool.record(report),
                 Err(_) => {
                     pool.outstanding = 0;
                     return Err(ContentError::apply("create", &self.root, workers_gone()));
                 }
             }
         }
+        flushed?;
         pool.paths.clear();
         pool.dirs.clear();
         pool.last_parent = None;
@@ -1423,7 +1428,7 @@ pub fn apply_diff_with(
         applier.finish()?;
         return Ok(diff.size());
     }
-    let (job_tx, job_rx) = mpsc::sync_channel::<FileJob>(JOB_QUEUE);
+    let (job_tx, job_rx) = mpsc::sync_channel::<Vec<FileJob>>(QUEUED_BATCHES);
     let job_rx = Mutex::new(job_rx);
     let (result_tx, result_rx) = mpsc::channel();
     let as_root = is_root_user();
@@ -1447,6 +1452,8 @@ pub fn apply_diff_with(
         if started > 0 {
             applier.pool = Some(Pool {
                 jobs: job_tx,
+                batch: Vec::with_capacity(BATCH),
+                batch_bytes: 0,
                 results: result_rx,
                 outstanding: 0,
                 next_seq: 0,
@@ -1477,11 +1484,15 @@ pub fn apply_diff_with(
 /// Regular files at most this large are written by the workers of [`apply_diff_with`]
 /// (their content is buffered); larger ones by the thread reading the stream.
 const SMALL_FILE: u64 = 128 << 10;
-/// Files queued for the workers at most (so at most this many [`SMALL_FILE`]s buffered).
-const JOB_QUEUE: usize = 64;
+/// Files handed to a worker at once (fewer wake-ups), at most; and their content at most.
+const BATCH: usize = 16;
+const BATCH_BYTES: usize = 256 << 10;
+/// Batches queued for the workers at most (so a few MiB of content buffered at most).
+const QUEUED_BATCHES: usize = 4;
 
 /// How many workers [`apply_diff_with`] starts: none on a single core (the thread reading
-/// the stream creates every file), else one a core, at most 4.
+/// the stream creates every file), else one a core, at most 4. The environment variable
+/// `IMGSTORE_APPLY_WORKERS` overrides it (for measurements; `0`: no workers).
 fn apply_workers() -> usize {
     if let Some(n) = std::env::var("IMGSTORE_APPLY_WORKERS")
         .ok()
@@ -1535,8 +1546,12 @@ enum JobOutcome {
 /// the cache or conflicts) waits for every job first.
 #[derive(Debug)]
 struct Pool {
-    jobs: mpsc::SyncSender<FileJob>,
-    results: mpsc::Receiver<(u64, JobOutcome)>,
+    jobs: mpsc::SyncSender<Vec<FileJob>>,
+    /// Jobs not handed to a worker yet (they are in flight all the same).
+    batch: Vec<FileJob>,
+    batch_bytes: usize,
+    results: mpsc::Receiver<Report>,
+    /// Jobs queued or being written (the batch excepted).
     outstanding: usize,
     next_seq: u64,
     /// Outcomes other than [`JobOutcome::Done`] since the last barrier.
@@ -1571,21 +1586,35 @@ impl Pool {
             .any(|(i, &b)| b == b'/' && self.paths.contains(&parent[..i]))
     }
 
-    fn record(&mut self, seq: u64, outcome: JobOutcome) {
-        self.outstanding -= 1;
-        if !matches!(outcome, JobOutcome::Done) {
-            self.unusual.push((seq, outcome));
-        }
+    fn record(&mut self, report: Report) {
+        self.outstanding = self.outstanding.saturating_sub(report.done);
+        self.unusual.extend(report.unusual);
     }
 
     /// Takes the outcomes already reported, without waiting.
     fn poll(&mut self) {
         while self.outstanding > 0 {
             match self.results.try_recv() {
-                Ok((seq, outcome)) => self.record(seq, outcome),
+                Ok(report) => self.record(report),
                 Err(_) => break,
             }
         }
+    }
+
+    /// Hands the batch to a worker (waiting while the queue is full).
+    fn flush(&mut self) -> Result<(), ContentError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        self.batch_bytes = 0;
+        let n = batch.len();
+        let path = batch.first().map(|j| j.path.clone()).unwrap_or_default();
+        self.jobs
+            .send(batch)
+            .map_err(|_| ContentError::apply("create file", path, workers_gone()))?;
+        self.outstanding += n;
+        Ok(())
     }
 
     /// Queues `job` (waiting while the queue is full).
@@ -1606,11 +1635,11 @@ impl Pool {
             }
             self.last_parent = Some(p.clone());
         }
-        let path = job.path.clone();
-        self.jobs
-            .send(job)
-            .map_err(|_| ContentError::apply("create file", path, workers_gone()))?;
-        self.outstanding += 1;
+        self.batch_bytes += job.data.len();
+        self.batch.push(job);
+        if self.batch.len() >= BATCH || self.batch_bytes >= BATCH_BYTES {
+            self.flush()?;
+        }
         Ok(())
     }
 }
@@ -1619,22 +1648,35 @@ fn workers_gone() -> io::Error {
     io::Error::other("the apply workers stopped")
 }
 
+/// What a worker did with a batch: how many jobs, and those not simply done.
+#[derive(Debug)]
+struct Report {
+    done: usize,
+    unusual: Vec<(u64, JobOutcome)>,
+}
+
 /// A worker of [`apply_diff_with`]: creates the files it is given until the queue closes.
-fn worker(
-    jobs: &Mutex<mpsc::Receiver<FileJob>>,
-    results: &mpsc::Sender<(u64, JobOutcome)>,
-    as_root: bool,
-) {
+fn worker(jobs: &Mutex<mpsc::Receiver<Vec<FileJob>>>, results: &mpsc::Sender<Report>, as_root: bool) {
     loop {
-        let job = {
+        let batch = {
             let Ok(rx) = jobs.lock() else { return };
             match rx.recv() {
-                Ok(job) => job,
+                Ok(batch) => batch,
                 Err(_) => return,
             }
         };
-        let seq = job.seq;
-        if results.send((seq, run_job(job, as_root))).is_err() {
+        let mut report = Report {
+            done: batch.len(),
+            unusual: Vec::new(),
+        };
+        for job in batch {
+            let seq = job.seq;
+            match run_job(job, as_root) {
+                JobOutcome::Done => {}
+                outcome => report.unusual.push((seq, outcome)),
+            }
+        }
+        if results.send(report).is_err() {
             return;
         }
     }
