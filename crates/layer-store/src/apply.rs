@@ -18,6 +18,14 @@
 //! nothing, and whiteouts or opaque markers in a directory reached through a symbolic link,
 //! are refused. Directory times are restored at the end by reopening each directory the same
 //! way; a directory that is no longer one (replaced by a symbolic link, removed) is an error.
+//!
+//! [`apply_diff_with`] creates small regular files on worker threads, so that the kernel's
+//! work of creating files overlaps: the thread reading the stream resolves the parent
+//! directory (from the cache of descriptors) and reads the content; a worker creates the
+//! file with `O_EXCL` in that directory and sets its metadata. The result is that of applying
+//! the members one by one in stream order (see `Pool` for why): anything else waits for the
+//! files in flight, a file that finds something at its name is handed back and replaced in
+//! stream order, and the first error in stream order is the one reported.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::OsStr;
