@@ -732,9 +732,7 @@ fn set_meta(
         );
         match fd {
             Some(fd) => rustix::fs::fchown(fd, uid, gid),
-            None => {
-                rustix::fs::chownat(dir, entry("lchown")?, uid, gid, AtFlags::SYMLINK_NOFOLLOW)
-            }
+            None => rustix::fs::chownat(dir, entry("lchown")?, uid, gid, AtFlags::SYMLINK_NOFOLLOW),
         }
         .map_err(|e| ContentError::apply("lchown", path, errno_io(e)))?;
     }
@@ -965,7 +963,13 @@ impl Applier {
             match create_file_at(parent.fd.as_fd(), &base) {
                 Ok(fd) => opened = Some(fd),
                 Err(Errno::EXIST) => {}
-                Err(e) => return Err(ContentError::apply("create file", &member_path, errno_io(e))),
+                Err(e) => {
+                    return Err(ContentError::apply(
+                        "create file",
+                        &member_path,
+                        errno_io(e),
+                    ));
+                }
             }
         }
         if opened.is_none() {
@@ -1217,7 +1221,11 @@ impl Applier {
     }
 
     /// Applies one member of `diff` with the workers: see [`Pool`].
-    fn apply_member(&mut self, h: TarHeader, diff: &mut DiffStream<'_>) -> Result<(), ContentError> {
+    fn apply_member(
+        &mut self,
+        h: TarHeader,
+        diff: &mut DiffStream<'_>,
+    ) -> Result<(), ContentError> {
         let h = match self.plan(h, diff) {
             Ok(Plan::Sent) => return Ok(()),
             Ok(Plan::Inline(h)) => {
@@ -1664,7 +1672,11 @@ struct Report {
 }
 
 /// A worker of [`apply_diff_with`]: creates the files it is given until the queue closes.
-fn worker(jobs: &Mutex<mpsc::Receiver<Vec<FileJob>>>, results: &mpsc::Sender<Report>, as_root: bool) {
+fn worker(
+    jobs: &Mutex<mpsc::Receiver<Vec<FileJob>>>,
+    results: &mpsc::Sender<Report>,
+    as_root: bool,
+) {
     loop {
         let batch = {
             let Ok(rx) = jobs.lock() else { return };
@@ -1673,18 +1685,30 @@ fn worker(jobs: &Mutex<mpsc::Receiver<Vec<FileJob>>>, results: &mpsc::Sender<Rep
                 Err(_) => return,
             }
         };
-        let mut report = Report {
-            done: batch.len(),
-            unusual: Vec::new(),
-        };
-        for job in batch {
-            let seq = job.seq;
-            match run_job(job, as_root) {
-                JobOutcome::Done => {}
-                outcome => report.unusual.push((seq, outcome)),
+        let done = batch.len();
+        let first = batch.first().map(|j| (j.seq, j.path.clone()));
+        // A panic must still account for the batch, or the reading thread would wait for it
+        // forever.
+        let unusual = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut unusual = Vec::new();
+            for job in batch {
+                let seq = job.seq;
+                match run_job(job, as_root) {
+                    JobOutcome::Done => {}
+                    outcome => unusual.push((seq, outcome)),
+                }
             }
-        }
-        if results.send(report).is_err() {
+            unusual
+        }))
+        .unwrap_or_else(|_| {
+            let (seq, path) = first.unwrap_or_default();
+            let e = io::Error::other("an apply worker panicked");
+            vec![(
+                seq,
+                JobOutcome::Failed(ContentError::apply("create file", path, e)),
+            )]
+        });
+        if results.send(Report { done, unusual }).is_err() {
             return;
         }
     }

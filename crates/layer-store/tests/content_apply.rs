@@ -10,8 +10,8 @@ use digest_set::Digest;
 use layer_store::apply::{Applier, WhiteoutFormat};
 use layer_store::content::ContentError;
 use layer_store::{
-    ChainId, DiffId, DiffStream, DriverError, LayerHandle, LayerStore, NullDriver,
-    Overlay2Driver, RegisterError, RegisterOptions, VfsDriver,
+    ChainId, DiffId, DiffStream, DriverError, LayerHandle, LayerStore, NullDriver, Overlay2Driver,
+    RegisterError, RegisterOptions, VfsDriver,
 };
 
 /// Builds tar streams block by block, with full control over names (for hostile input).
@@ -1185,7 +1185,11 @@ fn register_like_sequential(parent: Option<&[u8]>, tar: &[u8], stream_back: bool
     let reference = tmp.path().join("reference");
     fs::create_dir(&reference).expect("mkdir");
     apply_sequentially(tar, &reference, WhiteoutFormat::Overlay).expect("reference");
-    assert_same_tree(&overlay2_diff(tmp.path(), &store, &h), &reference, "overlay2");
+    assert_same_tree(
+        &overlay2_diff(tmp.path(), &store, &h),
+        &reference,
+        "overlay2",
+    );
     if stream_back {
         assert!(read_all(&store, &h) == tar, "overlay2 stream");
     }
@@ -1213,7 +1217,17 @@ fn many_files_tar(files: usize, dirs: usize, salt: u64, replace: bool) -> Vec<u8
         t.dir(&format!("d{d}/"));
         t.dir(&format!("d{d}/s/"));
     }
-    let sizes = [0, 1, 511, 512, 2048, 4096, 128 << 10, (128 << 10) + 1, 300_000];
+    let sizes = [
+        0,
+        1,
+        511,
+        512,
+        2048,
+        4096,
+        128 << 10,
+        (128 << 10) + 1,
+        300_000,
+    ];
     let modes = [0o644, 0o755, 0o600, 0o4755, 0o2711, 0o444];
     let mut again = std::collections::HashSet::new();
     for i in 0..files {
@@ -1312,7 +1326,10 @@ fn the_same_file_twice_in_one_layer_keeps_the_later_one() {
     register_like_sequential(None, &tar, false);
     let env = Env::new();
     let h = env.store.register(&tar[..], None).expect("register");
-    assert_eq!(fs::read(env.dir_of(&h).join("d/f7")).expect("f7"), b"second 7");
+    assert_eq!(
+        fs::read(env.dir_of(&h).join("d/f7")).expect("f7"),
+        b"second 7"
+    );
 }
 
 #[test]
@@ -1407,8 +1424,8 @@ fn a_failing_file_is_reported_first_in_stream_order_and_leaves_nothing() {
     ];
     for tar in &tars {
         let env = Env::new();
-        let msg = content_error(env.store.register(&tar[..], None).expect_err("register"))
-            .to_string();
+        let msg =
+            content_error(env.store.register(&tar[..], None).expect_err("register")).to_string();
         assert!(msg.contains("d/bad120"), "{msg}");
         env.assert_clean(0);
         let reference = env.tmp.path().join("reference");
@@ -1418,8 +1435,8 @@ fn a_failing_file_is_reported_first_in_stream_order_and_leaves_nothing() {
 
         let tmp = tempfile::tempdir().expect("tempdir");
         if let Some(store) = overlay2_env(tmp.path()) {
-            let msg = content_error(store.register(&tar[..], None).expect_err("overlay2"))
-                .to_string();
+            let msg =
+                content_error(store.register(&tar[..], None).expect_err("overlay2")).to_string();
             assert!(msg.contains("d/bad120"), "{msg}");
             assert_eq!(store.len(), 0);
             let left: Vec<_> = fs::read_dir(tmp.path().join("overlay2"))
@@ -1447,8 +1464,7 @@ fn a_file_under_a_file_is_refused_naming_it() {
     env.assert_clean(0);
     let tmp = tempfile::tempdir().expect("tempdir");
     if let Some(store) = overlay2_env(tmp.path()) {
-        let msg =
-            content_error(store.register(&tar[..], None).expect_err("overlay2")).to_string();
+        let msg = content_error(store.register(&tar[..], None).expect_err("overlay2")).to_string();
         assert!(msg.contains("d/f50/inner"), "{msg}");
         assert_eq!(store.len(), 0);
     }
