@@ -18,6 +18,14 @@
 //! nothing, and whiteouts or opaque markers in a directory reached through a symbolic link,
 //! are refused. Directory times are restored at the end by reopening each directory the same
 //! way; a directory that is no longer one (replaced by a symbolic link, removed) is an error.
+//!
+//! [`apply_diff_with`] creates small regular files on worker threads, so that the kernel's
+//! work of creating files overlaps: the thread reading the stream resolves the parent
+//! directory (from the cache of descriptors) and reads the content; a worker creates the
+//! file with `O_EXCL` in that directory and sets its metadata. The result is that of applying
+//! the members one by one in stream order (see `Pool` for why): anything else waits for the
+//! files in flight, a file that finds something at its name is handed back and replaced in
+//! stream order, and the first error in stream order is the one reported.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::OsStr;
@@ -26,7 +34,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, mpsc};
 
 use rustix::fs::{
     AtFlags, CWD, Dir, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps, XattrFlags,
@@ -695,6 +703,86 @@ pub(crate) fn is_root_user() -> bool {
     rustix::process::geteuid().is_root()
 }
 
+/// Sets owner, extended attributes, mode and times of a member just created, in
+/// dockerd's order (the mode after the owner, which may clear set-id bits). Symbolic
+/// links (and hard links to them) keep their mode and get their times without being
+/// followed. The one code path for this, whether the member is applied by the main
+/// thread or by a worker.
+fn set_meta(
+    as_root: bool,
+    h: &TarHeader,
+    dir: BorrowedFd<'_>,
+    base: Option<&[u8]>,
+    created: Created,
+    is_symlink: bool,
+    path: &Path,
+) -> Result<(), ContentError> {
+    let name = base.map(os);
+    let fd = match &created {
+        Created::Fd(fd) => Some(fd.as_fd()),
+        Created::Entry => None,
+    };
+    let entry = |what: &'static str| -> Result<&OsStr, ContentError> {
+        name.ok_or_else(|| ContentError::apply(what, path, io::Error::other("no entry name")))
+    };
+    if as_root {
+        let (uid, gid) = (
+            Some(rustix::fs::Uid::from_raw(h.uid as u32)),
+            Some(rustix::fs::Gid::from_raw(h.gid as u32)),
+        );
+        match fd {
+            Some(fd) => rustix::fs::fchown(fd, uid, gid),
+            None => rustix::fs::chownat(dir, entry("lchown")?, uid, gid, AtFlags::SYMLINK_NOFOLLOW),
+        }
+        .map_err(|e| ContentError::apply("lchown", path, errno_io(e)))?;
+    }
+    let mut ignored = Vec::new();
+    for (k, v) in &h.xattrs {
+        let set = match fd {
+            Some(fd) => fsetxattr(fd, k, v),
+            None => lsetxattr_at(dir, entry("set xattr on")?, k, v),
+        }
+        .map_err(|e| ContentError::apply("set xattr on", path, e))?;
+        if !set {
+            ignored.push(String::from_utf8_lossy(k).into_owned());
+        }
+    }
+    if !ignored.is_empty() {
+        tracing::warn!(path = %path.display(), xattrs = ?ignored, "ignored xattrs in archive: underlying filesystem doesn't support them");
+    }
+    let atime = match h.atime {
+        Some(a) if (a.secs, a.nanos) >= (h.mtime.secs, h.mtime.nanos) => a,
+        _ => h.mtime,
+    };
+    let mode = (h.mode & 0o7777) as u32;
+    if h.typeflag == header::TYPE_SYMLINK {
+        let n = entry("set times on")?;
+        rustix::fs::utimensat(
+            dir,
+            n,
+            &timestamps(atime, h.mtime),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| ContentError::apply("set times on", path, errno_io(e)))?;
+    } else if !is_symlink {
+        let ts = timestamps(clamp(atime), clamp(h.mtime));
+        match fd {
+            Some(fd) => {
+                rustix::fs::fchmod(fd, Mode::from_raw_mode(mode))
+                    .map_err(|e| ContentError::apply("chmod", path, errno_io(e)))?;
+                rustix::fs::futimens(fd, &ts)
+            }
+            None => {
+                let n = entry("chmod")?;
+                chmod_at(dir, n, mode).map_err(|e| ContentError::apply("chmod", path, e))?;
+                rustix::fs::utimensat(dir, n, &ts, AtFlags::SYMLINK_NOFOLLOW)
+            }
+        }
+        .map_err(|e| ContentError::apply("set times on", path, errno_io(e)))?;
+    }
+    Ok(())
+}
+
 /// How whiteouts of a layer are applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WhiteoutFormat {
@@ -725,6 +813,8 @@ pub struct Applier {
     dirs: Vec<(Vec<u8>, Option<Timestamp>, Timestamp)>,
     buf: Vec<u8>,
     as_root: bool,
+    /// Workers creating small regular files, when applying a [`DiffStream`].
+    pool: Option<Pool>,
 }
 
 /// A file or directory just created, for setting its metadata.
@@ -751,6 +841,7 @@ impl Applier {
             dirs: Vec::new(),
             buf: Vec::new(),
             as_root: is_root_user(),
+            pool: None,
         }
     }
 
@@ -826,7 +917,15 @@ impl Applier {
             }
             let fd = rustix::fs::openat(&*parent.fd, ".", dir_flags(), Mode::empty())
                 .map_err(|e| ContentError::apply("open", &member_path, errno_io(e)))?;
-            self.set_meta(h, &parent, None, Created::Fd(fd), false, &member_path)?;
+            set_meta(
+                self.as_root,
+                h,
+                parent.fd.as_fd(),
+                None,
+                Created::Fd(fd),
+                false,
+                &member_path,
+            )?;
             self.dirs.push((Vec::new(), h.atime, h.mtime));
             self.unpacked.insert(Vec::new());
             return Ok(());
@@ -1084,89 +1183,15 @@ impl Applier {
                 });
             }
         };
-        self.set_meta(h, parent, Some(base), created, link_is_symlink, path)
-    }
-
-    /// Sets owner, extended attributes, mode and times of a member just created, in
-    /// dockerd's order (the mode after the owner, which may clear set-id bits). Symbolic
-    /// links (and hard links to them) keep their mode and get their times without being
-    /// followed.
-    fn set_meta(
-        &mut self,
-        h: &TarHeader,
-        parent: &DirRef,
-        base: Option<&[u8]>,
-        created: Created,
-        is_symlink: bool,
-        path: &Path,
-    ) -> Result<(), ContentError> {
-        let dir = parent.fd.as_fd();
-        let name = base.map(os);
-        let fd = match &created {
-            Created::Fd(fd) => Some(fd.as_fd()),
-            Created::Entry => None,
-        };
-        let entry = |what: &'static str| -> Result<&OsStr, ContentError> {
-            name.ok_or_else(|| ContentError::apply(what, path, io::Error::other("no entry name")))
-        };
-        if self.as_root {
-            let (uid, gid) = (
-                Some(rustix::fs::Uid::from_raw(h.uid as u32)),
-                Some(rustix::fs::Gid::from_raw(h.gid as u32)),
-            );
-            match fd {
-                Some(fd) => rustix::fs::fchown(fd, uid, gid),
-                None => {
-                    rustix::fs::chownat(dir, entry("lchown")?, uid, gid, AtFlags::SYMLINK_NOFOLLOW)
-                }
-            }
-            .map_err(|e| ContentError::apply("lchown", path, errno_io(e)))?;
-        }
-        let mut ignored = Vec::new();
-        for (k, v) in &h.xattrs {
-            let set = match fd {
-                Some(fd) => fsetxattr(fd, k, v),
-                None => lsetxattr_at(dir, entry("set xattr on")?, k, v),
-            }
-            .map_err(|e| ContentError::apply("set xattr on", path, e))?;
-            if !set {
-                ignored.push(String::from_utf8_lossy(k).into_owned());
-            }
-        }
-        if !ignored.is_empty() {
-            tracing::warn!(path = %path.display(), xattrs = ?ignored, "ignored xattrs in archive: underlying filesystem doesn't support them");
-        }
-        let atime = match h.atime {
-            Some(a) if (a.secs, a.nanos) >= (h.mtime.secs, h.mtime.nanos) => a,
-            _ => h.mtime,
-        };
-        let mode = (h.mode & 0o7777) as u32;
-        if h.typeflag == header::TYPE_SYMLINK {
-            let n = entry("set times on")?;
-            rustix::fs::utimensat(
-                dir,
-                n,
-                &timestamps(atime, h.mtime),
-                AtFlags::SYMLINK_NOFOLLOW,
-            )
-            .map_err(|e| ContentError::apply("set times on", path, errno_io(e)))?;
-        } else if !is_symlink {
-            let ts = timestamps(clamp(atime), clamp(h.mtime));
-            match fd {
-                Some(fd) => {
-                    rustix::fs::fchmod(fd, Mode::from_raw_mode(mode))
-                        .map_err(|e| ContentError::apply("chmod", path, errno_io(e)))?;
-                    rustix::fs::futimens(fd, &ts)
-                }
-                None => {
-                    let n = entry("chmod")?;
-                    chmod_at(dir, n, mode).map_err(|e| ContentError::apply("chmod", path, e))?;
-                    rustix::fs::utimensat(dir, n, &ts, AtFlags::SYMLINK_NOFOLLOW)
-                }
-            }
-            .map_err(|e| ContentError::apply("set times on", path, errno_io(e)))?;
-        }
-        Ok(())
+        set_meta(
+            self.as_root,
+            h,
+            parent.fd.as_fd(),
+            Some(base),
+            created,
+            link_is_symlink,
+            path,
+        )
     }
 
     fn copy_from_reader(
@@ -1195,11 +1220,176 @@ impl Applier {
         }
     }
 
+    /// Applies one member of `diff` with the workers: see [`Pool`].
+    fn apply_member(
+        &mut self,
+        h: TarHeader,
+        diff: &mut DiffStream<'_>,
+    ) -> Result<(), ContentError> {
+        let h = match self.plan(h, diff) {
+            Ok(Plan::Sent) => return Ok(()),
+            Ok(Plan::Inline(h)) => {
+                return match self.apply_from(&h, Source::Diff(diff)) {
+                    Ok(()) => Ok(()),
+                    Err(e) => {
+                        // An earlier member's error comes first.
+                        self.barrier()?;
+                        Err(e)
+                    }
+                };
+            }
+            Ok(Plan::Wait(h)) => h,
+            Err(e) => {
+                self.barrier()?;
+                return Err(e);
+            }
+        };
+        self.barrier()?;
+        // Nothing in flight now: a small file can still go to a worker.
+        match self.plan(h, diff)? {
+            Plan::Sent => Ok(()),
+            Plan::Inline(h) | Plan::Wait(h) => self.apply_from(&h, Source::Diff(diff)),
+        }
+    }
+
+    /// Queues `h` for a worker if it is a small regular file that does not depend on the
+    /// jobs in flight (its content is read from `diff` then); says whether a directory can
+    /// be applied now; anything else waits for the jobs.
+    fn plan(&mut self, h: TarHeader, diff: &mut DiffStream<'_>) -> Result<Plan, ContentError> {
+        let small = h.typeflag == header::TYPE_REG && (h.size.max(0) as u64) <= SMALL_FILE;
+        if !(small || h.typeflag == header::TYPE_DIR) {
+            return Ok(Plan::Wait(h));
+        }
+        match &mut self.pool {
+            None => return Ok(Plan::Wait(h)),
+            Some(pool) => {
+                pool.poll();
+                if !pool.unusual.is_empty() {
+                    // A job failed or came back: deal with it first.
+                    return Ok(Plan::Wait(h));
+                }
+            }
+        }
+        let comps = member_components(&h.name)?;
+        let Some((base, pcomps)) = comps.split_last() else {
+            return Ok(Plan::Wait(h));
+        };
+        if base.starts_with(WHITEOUT_PREFIX) || comps[0].starts_with(WHITEOUT_META_PREFIX) {
+            return Ok(Plan::Wait(h));
+        }
+        let tree = self.tree()?;
+        let parent = if pcomps.is_empty() {
+            tree.root_ref()
+        } else {
+            match tree.get(&join_bytes(pcomps)) {
+                Some(d) if !d.via_symlink => d,
+                _ => return Ok(Plan::Wait(h)),
+            }
+        };
+        let mut real = parent.real.clone();
+        push_comp(&mut real, base);
+        let Some(pool) = &self.pool else {
+            return Ok(Plan::Wait(h));
+        };
+        if pool.conflicts(&parent.real, &real) {
+            return Ok(Plan::Wait(h));
+        }
+        if h.typeflag == header::TYPE_DIR {
+            return Ok(Plan::Inline(h));
+        }
+        let mut data = Vec::with_capacity(h.size.max(0) as usize);
+        diff.copy_content(|b| {
+            data.extend_from_slice(b);
+            Ok::<(), ContentError>(())
+        })?;
+        let path = self.root.join(os(&join_bytes(&comps)));
+        if self.format == WhiteoutFormat::Remove {
+            // Only opaque directories of this format look at it.
+            self.unpacked.insert(real.clone());
+        }
+        let job = FileJob {
+            seq: 0,
+            header: h,
+            parent,
+            base: base.clone(),
+            real,
+            path,
+            data,
+        };
+        match &mut self.pool {
+            Some(pool) => pool.send(job)?,
+            None => return Err(ContentError::apply("create file", job.path, workers_gone())),
+        }
+        Ok(Plan::Sent)
+    }
+
+    /// Waits for every job in flight, then replaces, in stream order, what the files that
+    /// came back found at their names; returns the first error in stream order.
+    fn barrier(&mut self) -> Result<(), ContentError> {
+        let Some(pool) = &mut self.pool else {
+            return Ok(());
+        };
+        let flushed = pool.flush();
+        while pool.outstanding > 0 {
+            match pool.results.recv() {
+                Ok(report) => pool.record(report),
+                Err(_) => {
+                    pool.outstanding = 0;
+                    return Err(ContentError::apply("create", &self.root, workers_gone()));
+                }
+            }
+        }
+        flushed?;
+        pool.paths.clear();
+        pool.dirs.clear();
+        pool.last_parent = None;
+        let mut unusual = std::mem::take(&mut pool.unusual);
+        unusual.sort_by_key(|(seq, _)| *seq);
+        for (_, outcome) in unusual {
+            match outcome {
+                JobOutcome::Done => {}
+                JobOutcome::Failed(e) => return Err(e),
+                JobOutcome::Exists(job) => self.replay(*job)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a file that found something at its name as [`apply_from`](Self::apply_from)
+    /// does: removes what is there and creates it.
+    fn replay(&mut self, job: FileJob) -> Result<(), ContentError> {
+        let FileJob {
+            header,
+            parent,
+            base,
+            real,
+            path,
+            data,
+            ..
+        } = job;
+        let existing = lstat_at(parent.fd.as_fd(), &base)
+            .map_err(|e| ContentError::apply("stat", &path, e))?;
+        if existing.is_some() {
+            self.remove(&parent, &base, &real, &path)?;
+        }
+        let mut content: &[u8] = &data;
+        self.create(
+            &header,
+            &parent,
+            &base,
+            &real,
+            Source::Read(&mut content),
+            None,
+            &path,
+        )
+    }
+
     /// Sets the directories' times (after their contents are written) and marks the root as
     /// modified now, as dockerd's apply does. Each directory is reopened from the root one
     /// component at a time without following symbolic links: one that is no longer a
     /// directory is left alone and reported.
     pub fn finish(mut self) -> Result<(), ContentError> {
+        self.barrier()?;
         let dirs = std::mem::take(&mut self.dirs);
         let root = self.root.clone();
         let tree = self.tree()?;
@@ -1245,12 +1435,320 @@ pub fn apply_diff_with(
     diff: &mut DiffStream<'_>,
     format: WhiteoutFormat,
 ) -> Result<u64, ContentError> {
-    let mut applier = Applier::with_format(root, format);
-    while let Some(h) = diff.next_entry()? {
-        applier.apply_from(&h, Source::Diff(diff))?;
+    let workers = apply_workers();
+    if workers == 0 {
+        let mut applier = Applier::with_format(root, format);
+        while let Some(h) = diff.next_entry()? {
+            applier.apply_from(&h, Source::Diff(diff))?;
+        }
+        applier.finish()?;
+        return Ok(diff.size());
     }
-    applier.finish()?;
-    Ok(diff.size())
+    let (job_tx, job_rx) = mpsc::sync_channel::<Vec<FileJob>>(QUEUED_BATCHES);
+    let job_rx = Mutex::new(job_rx);
+    let (result_tx, result_rx) = mpsc::channel();
+    let as_root = is_root_user();
+    std::thread::scope(|s| {
+        let mut started = 0;
+        for i in 0..workers {
+            let (jobs, results) = (&job_rx, result_tx.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("apply-{i}"))
+                .spawn_scoped(s, move || worker(jobs, &results, as_root));
+            match spawned {
+                Ok(_) => started += 1,
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot start an apply worker");
+                    break;
+                }
+            }
+        }
+        drop(result_tx);
+        let mut applier = Applier::with_format(root, format);
+        if started > 0 {
+            applier.pool = Some(Pool {
+                jobs: job_tx,
+                batch: Vec::with_capacity(BATCH),
+                batch_bytes: 0,
+                results: result_rx,
+                outstanding: 0,
+                next_seq: 0,
+                unusual: Vec::new(),
+                paths: HashSet::new(),
+                dirs: HashSet::new(),
+                last_parent: None,
+            });
+        }
+        loop {
+            let h = match diff.next_entry() {
+                Ok(Some(h)) => h,
+                Ok(None) => break,
+                Err(e) => {
+                    applier.barrier()?;
+                    return Err(e);
+                }
+            };
+            applier.apply_member(h, diff)?;
+        }
+        // Closing the queue (dropping the applier) lets the workers end; the scope waits for
+        // them before returning.
+        applier.finish()?;
+        Ok(diff.size())
+    })
+}
+
+/// Regular files at most this large are written by the workers of [`apply_diff_with`]
+/// (their content is buffered); larger ones by the thread reading the stream.
+const SMALL_FILE: u64 = 128 << 10;
+/// Files handed to a worker at once (fewer wake-ups), at most; and their content at most.
+const BATCH: usize = 16;
+const BATCH_BYTES: usize = 256 << 10;
+/// Batches queued for the workers at most (so a few MiB of content buffered at most).
+const QUEUED_BATCHES: usize = 4;
+
+/// How many workers [`apply_diff_with`] starts: none on a single core (the thread reading
+/// the stream creates every file), else one a core, at most 4. The environment variable
+/// `IMGSTORE_APPLY_WORKERS` overrides it (for measurements; `0`: no workers).
+fn apply_workers() -> usize {
+    if let Some(n) = std::env::var("IMGSTORE_APPLY_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return n;
+    }
+    match std::thread::available_parallelism().map_or(1, |n| n.get()) {
+        0 | 1 => 0,
+        n => n.min(4),
+    }
+}
+
+/// A small regular file whose parent directory is resolved and content read, for a worker to
+/// create: `O_EXCL` and, if that succeeds, content and metadata exactly as the thread
+/// reading the stream would. If something is already there, the job comes back to be
+/// replaced in stream order ([`Applier::barrier`]).
+#[derive(Debug)]
+struct FileJob {
+    /// Position among the jobs of this apply (stream order).
+    seq: u64,
+    header: TarHeader,
+    parent: DirRef,
+    base: Vec<u8>,
+    /// The real path of the file (relative to the root).
+    real: Vec<u8>,
+    /// The member's path, for messages.
+    path: PathBuf,
+    data: Vec<u8>,
+}
+
+/// What became of a [`FileJob`].
+#[derive(Debug)]
+enum JobOutcome {
+    Done,
+    /// Something is already at the file's name: the job, for the main thread.
+    Exists(Box<FileJob>),
+    Failed(ContentError),
+}
+
+/// The workers of an [`Applier`] and the jobs in flight since the last barrier.
+///
+/// Invariants that make the outcome that of applying the members one by one in stream
+/// order: every job in flight creates a regular file at a distinct real path, in a parent
+/// directory that was in the tree's cache (resolved without crossing a symbolic link); no
+/// job's path is the parent (or an ancestor of the parent) of another job or of a member
+/// applied meanwhile by the main thread. A job can therefore only fail to create its file
+/// (`EEXIST`) because of something there before the batch started, and replacing that
+/// later, in stream order, changes nothing any other job or member of the batch depends
+/// on. Anything else (links, whiteouts, devices, large files, a directory that is not in
+/// the cache or conflicts) waits for every job first.
+#[derive(Debug)]
+struct Pool {
+    jobs: mpsc::SyncSender<Vec<FileJob>>,
+    /// Jobs not handed to a worker yet (they are in flight all the same).
+    batch: Vec<FileJob>,
+    batch_bytes: usize,
+    results: mpsc::Receiver<Report>,
+    /// Jobs queued or being written (the batch excepted).
+    outstanding: usize,
+    next_seq: u64,
+    /// Outcomes other than [`JobOutcome::Done`] since the last barrier.
+    unusual: Vec<(u64, JobOutcome)>,
+    /// Real paths of the jobs since the last barrier.
+    paths: HashSet<Vec<u8>>,
+    /// Their parent directories and all their ancestors (real paths, the root excepted).
+    dirs: HashSet<Vec<u8>>,
+    /// The last parent added to `dirs`.
+    last_parent: Option<Vec<u8>>,
+}
+
+impl Pool {
+    /// Whether a member at real path `real` in the directory at real path `parent` depends
+    /// on (or affects) a job since the last barrier.
+    fn conflicts(&self, parent: &[u8], real: &[u8]) -> bool {
+        if self.paths.is_empty() {
+            return false;
+        }
+        if self.paths.contains(real) || self.dirs.contains(real) {
+            return true;
+        }
+        if parent.is_empty() {
+            return false;
+        }
+        if self.paths.contains(parent) {
+            return true;
+        }
+        parent
+            .iter()
+            .enumerate()
+            .any(|(i, &b)| b == b'/' && self.paths.contains(&parent[..i]))
+    }
+
+    fn record(&mut self, report: Report) {
+        self.outstanding = self.outstanding.saturating_sub(report.done);
+        self.unusual.extend(report.unusual);
+    }
+
+    /// Takes the outcomes already reported, without waiting.
+    fn poll(&mut self) {
+        while self.outstanding > 0 {
+            match self.results.try_recv() {
+                Ok(report) => self.record(report),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Hands the batch to a worker (waiting while the queue is full).
+    fn flush(&mut self) -> Result<(), ContentError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        self.batch_bytes = 0;
+        let n = batch.len();
+        let path = batch.first().map(|j| j.path.clone()).unwrap_or_default();
+        self.jobs
+            .send(batch)
+            .map_err(|_| ContentError::apply("create file", path, workers_gone()))?;
+        self.outstanding += n;
+        Ok(())
+    }
+
+    /// Queues `job` (waiting while the queue is full).
+    fn send(&mut self, mut job: FileJob) -> Result<(), ContentError> {
+        self.poll();
+        job.seq = self.next_seq;
+        self.next_seq += 1;
+        self.paths.insert(job.real.clone());
+        if self.last_parent.as_deref() != Some(&job.parent.real[..]) {
+            let p = &job.parent.real;
+            if !p.is_empty() {
+                self.dirs.insert(p.clone());
+                for (i, &b) in p.iter().enumerate() {
+                    if b == b'/' {
+                        self.dirs.insert(p[..i].to_vec());
+                    }
+                }
+            }
+            self.last_parent = Some(p.clone());
+        }
+        self.batch_bytes += job.data.len();
+        self.batch.push(job);
+        if self.batch.len() >= BATCH || self.batch_bytes >= BATCH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+}
+
+fn workers_gone() -> io::Error {
+    io::Error::other("the apply workers stopped")
+}
+
+/// What a worker did with a batch: how many jobs, and those not simply done.
+#[derive(Debug)]
+struct Report {
+    done: usize,
+    unusual: Vec<(u64, JobOutcome)>,
+}
+
+/// A worker of [`apply_diff_with`]: creates the files it is given until the queue closes.
+fn worker(
+    jobs: &Mutex<mpsc::Receiver<Vec<FileJob>>>,
+    results: &mpsc::Sender<Report>,
+    as_root: bool,
+) {
+    loop {
+        let batch = {
+            let Ok(rx) = jobs.lock() else { return };
+            match rx.recv() {
+                Ok(batch) => batch,
+                Err(_) => return,
+            }
+        };
+        let done = batch.len();
+        let first = batch.first().map(|j| (j.seq, j.path.clone()));
+        // A panic must still account for the batch, or the reading thread would wait for it
+        // forever.
+        let unusual = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut unusual = Vec::new();
+            for job in batch {
+                let seq = job.seq;
+                match run_job(job, as_root) {
+                    JobOutcome::Done => {}
+                    outcome => unusual.push((seq, outcome)),
+                }
+            }
+            unusual
+        }))
+        .unwrap_or_else(|_| {
+            let (seq, path) = first.unwrap_or_default();
+            let e = io::Error::other("an apply worker panicked");
+            vec![(
+                seq,
+                JobOutcome::Failed(ContentError::apply("create file", path, e)),
+            )]
+        });
+        if results.send(Report { done, unusual }).is_err() {
+            return;
+        }
+    }
+}
+
+/// Creates a job's file (never replacing anything), writes it and sets its metadata.
+fn run_job(job: FileJob, as_root: bool) -> JobOutcome {
+    let fd = match create_file_at(job.parent.fd.as_fd(), &job.base) {
+        Ok(fd) => fd,
+        Err(Errno::EXIST) => return JobOutcome::Exists(Box::new(job)),
+        Err(e) => {
+            return JobOutcome::Failed(ContentError::apply("create file", &job.path, errno_io(e)));
+        }
+    };
+    let mut f = fs::File::from(fd);
+    if let Err(e) = f.write_all(&job.data) {
+        return JobOutcome::Failed(ContentError::apply("write", &job.path, e));
+    }
+    match set_meta(
+        as_root,
+        &job.header,
+        job.parent.fd.as_fd(),
+        Some(&job.base),
+        Created::Fd(OwnedFd::from(f)),
+        false,
+        &job.path,
+    ) {
+        Ok(()) => JobOutcome::Done,
+        Err(e) => JobOutcome::Failed(e),
+    }
+}
+
+/// How [`Applier::plan`] will apply a member.
+enum Plan {
+    /// Queued for a worker.
+    Sent,
+    /// Independent of the jobs in flight: applied now by the main thread.
+    Inline(TarHeader),
+    /// Applied by the main thread once every job is done.
+    Wait(TarHeader),
 }
 
 /// Opens the file `name` (a member name) of the tree at `root` for reading, resolving its

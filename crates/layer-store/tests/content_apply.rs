@@ -7,10 +7,11 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use digest_set::Digest;
+use layer_store::apply::{Applier, WhiteoutFormat};
 use layer_store::content::ContentError;
 use layer_store::{
-    ChainId, DiffId, DriverError, LayerHandle, LayerStore, NullDriver, RegisterError,
-    RegisterOptions, VfsDriver,
+    ChainId, DiffId, DiffStream, DriverError, LayerHandle, LayerStore, NullDriver, Overlay2Driver,
+    RegisterError, RegisterOptions, VfsDriver,
 };
 
 /// Builds tar streams block by block, with full control over names (for hostile input).
@@ -1047,4 +1048,424 @@ fn deep_symlinks_and_files_apply_quickly() {
         b"../.."
     );
     assert!(c.env.stream(&h).expect("stream") == tar);
+}
+
+// Small regular files are written by worker threads (`apply_diff_with`); everything here
+// compares `register` (vfs and overlay2) with the sequential public `Applier`.
+
+/// Applies `tar` one member at a time with the public `Applier` (no workers): the reference
+/// for what `register` writes.
+fn apply_sequentially(tar: &[u8], root: &Path, format: WhiteoutFormat) -> Result<(), ContentError> {
+    let mut split = Vec::new();
+    let mut diff = DiffStream::new(tar, &mut split, None)?;
+    let mut applier = Applier::with_format(root, format);
+    while let Some(h) = diff.next_entry()? {
+        applier.apply(&h, &mut diff)?;
+    }
+    applier.finish()
+}
+
+/// One entry of a tree: path, mode (with type), owner, mtime, content or link target, and
+/// the inode's link count.
+type FullEntry = (PathBuf, u32, u32, u32, i64, i64, Vec<u8>, u64);
+
+/// Everything under `dir` (the mtimes of the root, of whiteout devices and of the directories
+/// `t` of [`many_files_tar`] excepted: they are when they were made).
+fn full_snapshot(dir: &Path) -> Vec<FullEntry> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let m = fs::symlink_metadata(&d).expect("lstat");
+        let data = if m.file_type().is_symlink() {
+            fs::read_link(&d)
+                .expect("readlink")
+                .into_os_string()
+                .into_vec()
+        } else if m.is_file() {
+            fs::read(&d).expect("read")
+        } else {
+            Vec::new()
+        };
+        if m.is_dir() {
+            for e in fs::read_dir(&d).expect("readdir") {
+                todo.push(e.expect("entry").path());
+            }
+        }
+        let rel = d.strip_prefix(dir).expect("under dir").to_path_buf();
+        // The times of the root, of implicit directories (`t`) and of whiteout devices are
+        // when they were made.
+        let made = rel.as_os_str().is_empty()
+            || (m.is_dir() && rel.ends_with("t"))
+            || m.file_type().is_char_device();
+        let (mtime, nsec) = if made {
+            (0, 0)
+        } else {
+            (m.mtime(), m.mtime_nsec())
+        };
+        let nlink = if m.is_dir() { 0 } else { m.nlink() };
+        out.push((rel, m.mode(), m.uid(), m.gid(), mtime, nsec, data, nlink));
+    }
+    out.sort();
+    out
+}
+
+/// Asserts two trees are equal, naming the first difference (content shown by length).
+fn assert_same_tree(got: &Path, want: &Path, what: &str) {
+    let (g, w) = (full_snapshot(got), full_snapshot(want));
+    let brief = |e: &FullEntry| {
+        let (p, mode, uid, gid, mt, ns, data, nlink) = e;
+        format!(
+            "{} mode {mode:o} owner {uid}:{gid} mtime {mt}.{ns} {} bytes nlink {nlink}",
+            p.display(),
+            data.len()
+        )
+    };
+    for (a, b) in g.iter().zip(&w) {
+        assert!(a == b, "{what}: got {}, want {}", brief(a), brief(b));
+    }
+    assert_eq!(g.len(), w.len(), "{what}: number of entries");
+}
+
+/// An overlay2 store under `root`, or `None` when not root (overlay2 needs it).
+fn overlay2_env(root: &Path) -> Option<LayerStore> {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipping overlay2: needs root");
+        return None;
+    }
+    let driver = Overlay2Driver::new(root.join("overlay2"));
+    let (store, _) =
+        LayerStore::open(root.join("image/overlay2/layerdb"), Box::new(driver)).expect("store");
+    Some(store)
+}
+
+fn overlay2_diff(root: &Path, store: &LayerStore, h: &LayerHandle) -> PathBuf {
+    let info = store.layer(h.chain_id()).expect("layer");
+    root.join("overlay2").join(info.cache_id).join("diff")
+}
+
+fn read_all(store: &LayerStore, h: &LayerHandle) -> Vec<u8> {
+    let mut out = Vec::new();
+    store
+        .tar_stream(h)
+        .expect("stream")
+        .read_to_end(&mut out)
+        .expect("read");
+    out
+}
+
+/// Registers `tar` on vfs (on top of `parent` if given) and on overlay2 (alone), checks
+/// each tree against the sequential `Applier` and the stream read back against `tar` (unless
+/// a member is overwritten: the earlier content is gone, the stream cannot be verified).
+fn register_like_sequential(parent: Option<&[u8]>, tar: &[u8], stream_back: bool) {
+    let env = Env::new();
+    let reference = env.tmp.path().join("reference");
+    fs::create_dir(&reference).expect("mkdir");
+    let mut parent_chain = None;
+    if let Some(p) = parent {
+        let hp = env.store.register(p, None).expect("parent");
+        apply_sequentially(p, &reference, WhiteoutFormat::Remove).expect("reference parent");
+        assert_same_tree(&env.dir_of(&hp), &reference, "vfs parent");
+        parent_chain = Some(*hp.chain_id());
+    }
+    let h = env
+        .store
+        .register(tar, parent_chain.as_ref())
+        .expect("register on vfs");
+    apply_sequentially(tar, &reference, WhiteoutFormat::Remove).expect("reference");
+    assert_same_tree(&env.dir_of(&h), &reference, "vfs");
+    if stream_back {
+        assert!(env.stream(&h).expect("stream") == tar, "vfs stream");
+    }
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let Some(store) = overlay2_env(tmp.path()) else {
+        return;
+    };
+    let h = store.register(tar, None).expect("register on overlay2");
+    let reference = tmp.path().join("reference");
+    fs::create_dir(&reference).expect("mkdir");
+    apply_sequentially(tar, &reference, WhiteoutFormat::Overlay).expect("reference");
+    assert_same_tree(
+        &overlay2_diff(tmp.path(), &store, &h),
+        &reference,
+        "overlay2",
+    );
+    if stream_back {
+        assert!(read_all(&store, &h) == tar, "overlay2 stream");
+    }
+}
+
+/// Pseudo-random bytes.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Many small files across directories, in an interleaved order, with various sizes (some
+/// too large for the workers), modes, owners, times and xattrs; directories met again
+/// mid-stream, links, and (with `replace`) a directory replaced by a file.
+fn many_files_tar(files: usize, dirs: usize, salt: u64, replace: bool) -> Vec<u8> {
+    let mut t = Tar::default();
+    for d in 0..dirs {
+        t.dir(&format!("d{d}/"));
+        t.dir(&format!("d{d}/s/"));
+    }
+    let sizes = [
+        0,
+        1,
+        511,
+        512,
+        2048,
+        4096,
+        128 << 10,
+        (128 << 10) + 1,
+        300_000,
+    ];
+    let modes = [0o644, 0o755, 0o600, 0o4755, 0o2711, 0o444];
+    let mut again = std::collections::HashSet::new();
+    for i in 0..files {
+        let d = i % dirs;
+        let name = if i % 3 == 0 {
+            format!("d{d}/s/f{i}")
+        } else if i % 5 == 1 {
+            // A directory without an entry of its own (created on the way).
+            format!("d{d}/t/f{i}")
+        } else {
+            format!("d{d}/f{i}")
+        };
+        let size = sizes[i % sizes.len()] % if i % 21 == 0 { usize::MAX } else { 5000 };
+        if i % 11 == 0 {
+            t.pax(&[("SCHILY.xattr.user.n", format!("{i}").as_bytes())]);
+        }
+        t.entry(
+            H {
+                name: name.as_bytes(),
+                mode: modes[i % modes.len()],
+                uid: [0, 1000, 12345][i % 3],
+                mtime: 1_600_000_000 + (i as u64 * 37 + salt) % 100_000,
+                ..H::default()
+            },
+            &noise(i as u64 + salt, size),
+        );
+        if i % 97 == 50 && again.insert(d) {
+            // A directory met again while files in it may be in flight (rooted: tar-split
+            // refuses the same cleaned name twice).
+            t.dir(&format!("/d{d}/"));
+        }
+        if i % 101 == 7 {
+            t.entry(symlink_entry(&format!("d{d}/l{i}"), &format!("f{i}")), b"");
+        }
+        if i % 103 == 9 {
+            t.entry(
+                H {
+                    name: format!("d{d}/h{i}").as_bytes(),
+                    typeflag: b'1',
+                    link: name.as_bytes(),
+                    ..H::default()
+                },
+                b"",
+            );
+        }
+    }
+    // A directory full of files replaced by a file (one without an entry: the times of a
+    // directory entry are set at the end, which would fail), then a file in a fresh
+    // directory.
+    if replace {
+        t.file("d0/t", b"now a file");
+    }
+    t.dir("z/");
+    t.file("z/after", b"after");
+    t.finish()
+}
+
+#[test]
+fn many_small_files_apply_as_one_by_one() {
+    register_like_sequential(None, &many_files_tar(3000, 23, 0, false), true);
+    register_like_sequential(None, &many_files_tar(1000, 7, 3, true), false);
+}
+
+#[test]
+fn a_child_layer_overwriting_its_parents_files_applies_as_one_by_one() {
+    // On vfs a layer starts as a copy of its parent: most files already exist.
+    let parent = many_files_tar(1500, 17, 0, true);
+    let mut t = Tar::default();
+    // Entries for the directories changed, so that their times are the layer's.
+    for d in 0..17 {
+        t.dir(&format!("d{d}/"));
+    }
+    t.dir("d2/s/");
+    for i in (0..2000).step_by(2) {
+        let d = i % 17;
+        t.file(&format!("d{d}/f{i}"), &noise(i as u64 + 5, i % 3000));
+    }
+    t.file("d1/.wh.f1", b"");
+    t.file("d2/s/new", b"new");
+    t.file("d3/.wh..wh..opq", b"");
+    t.file("d3/f3", b"again");
+    register_like_sequential(Some(&parent), &t.finish(), true);
+}
+
+#[test]
+fn the_same_file_twice_in_one_layer_keeps_the_later_one() {
+    let mut t = Tar::default();
+    t.dir("d/");
+    for i in 0..50 {
+        t.file(&format!("d/f{i}"), b"first");
+    }
+    for i in 0..50 {
+        t.file(&format!("/d/f{i}"), format!("second {i}").as_bytes());
+    }
+    let tar = t.finish();
+    register_like_sequential(None, &tar, false);
+    let env = Env::new();
+    let h = env.store.register(&tar[..], None).expect("register");
+    assert_eq!(
+        fs::read(env.dir_of(&h).join("d/f7")).expect("f7"),
+        b"second 7"
+    );
+}
+
+#[test]
+fn a_hard_link_to_a_file_just_written_links_it() {
+    let mut t = Tar::default();
+    t.dir("d/");
+    for i in 0..50 {
+        t.file(&format!("d/f{i}"), format!("content {i}").as_bytes());
+        t.entry(
+            H {
+                name: format!("d/h{i}").as_bytes(),
+                typeflag: b'1',
+                link: format!("d/f{i}").as_bytes(),
+                ..H::default()
+            },
+            b"",
+        );
+    }
+    let tar = t.finish();
+    register_like_sequential(None, &tar, true);
+    let env = Env::new();
+    let h = env.store.register(&tar[..], None).expect("register");
+    let dir = env.dir_of(&h);
+    let (f, l) = (
+        fs::metadata(dir.join("d/f9")).expect("f9"),
+        fs::metadata(dir.join("d/h9")).expect("h9"),
+    );
+    assert_eq!((f.ino(), f.nlink()), (l.ino(), 2));
+}
+
+#[test]
+fn a_whiteout_of_a_file_just_written_removes_it_or_is_refused_on_overlay2() {
+    let mut t = Tar::default();
+    t.dir("d/");
+    for i in 0..20 {
+        t.file(&format!("d/f{i}"), b"x");
+    }
+    t.file("d/.wh.f5", b"");
+    let tar = t.finish();
+    let env = Env::new();
+    let h = env.store.register(&tar[..], None).expect("register");
+    let dir = env.dir_of(&h);
+    assert!(!dir.join("d/f5").exists());
+    assert!(dir.join("d/f6").exists());
+
+    // overlay2: the whiteout device cannot be made where the file is (as in dockerd).
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let Some(store) = overlay2_env(tmp.path()) else {
+        return;
+    };
+    let reference = tmp.path().join("reference");
+    fs::create_dir(&reference).expect("mkdir");
+    let seq = apply_sequentially(&tar, &reference, WhiteoutFormat::Overlay)
+        .expect_err("sequential apply");
+    let msg = content_error(store.register(&tar[..], None).expect_err("overlay2")).to_string();
+    assert!(msg.contains("whiteout") && msg.contains("d/f5"), "{msg}");
+    assert!(seq.to_string().contains("whiteout"), "{seq}");
+    assert_eq!(store.len(), 0);
+}
+
+/// A tar whose file `d/bad{k}` carries an extended attribute larger than the kernel takes
+/// (`E2BIG` from the worker), among many good files; `then` adds members after them.
+fn tar_with_failing_files(then: impl FnOnce(&mut Tar)) -> Vec<u8> {
+    let big = vec![b'v'; 70_000];
+    let mut t = Tar::default();
+    t.dir("d/");
+    for i in 0..200 {
+        if i == 120 || i == 150 {
+            t.pax(&[("SCHILY.xattr.user.big", &big[..])]);
+            t.file(&format!("d/bad{i}"), b"bad");
+        } else {
+            t.file(&format!("d/f{i}"), b"good");
+        }
+    }
+    then(&mut t);
+    t.finish()
+}
+
+#[test]
+fn a_failing_file_is_reported_first_in_stream_order_and_leaves_nothing() {
+    let tars = [
+        tar_with_failing_files(|_| {}),
+        // A later member the main thread refuses must not hide the earlier failure.
+        tar_with_failing_files(|t| {
+            t.file("../escape", b"x");
+        }),
+        tar_with_failing_files(|t| {
+            for i in 0..200 {
+                t.file(&format!("d/g{i}"), b"more");
+            }
+        }),
+    ];
+    for tar in &tars {
+        let env = Env::new();
+        let msg =
+            content_error(env.store.register(&tar[..], None).expect_err("register")).to_string();
+        assert!(msg.contains("d/bad120"), "{msg}");
+        env.assert_clean(0);
+        let reference = env.tmp.path().join("reference");
+        fs::create_dir(&reference).expect("mkdir");
+        let seq = apply_sequentially(tar, &reference, WhiteoutFormat::Remove).expect_err("seq");
+        assert!(seq.to_string().contains("d/bad120"), "{seq}");
+
+        let tmp = tempfile::tempdir().expect("tempdir");
+        if let Some(store) = overlay2_env(tmp.path()) {
+            let msg =
+                content_error(store.register(&tar[..], None).expect_err("overlay2")).to_string();
+            assert!(msg.contains("d/bad120"), "{msg}");
+            assert_eq!(store.len(), 0);
+            let left: Vec<_> = fs::read_dir(tmp.path().join("overlay2"))
+                .expect("overlay2 dir")
+                .map(|e| e.expect("entry").file_name())
+                .filter(|n| n != "l")
+                .collect();
+            assert!(left.is_empty(), "{left:?}");
+        }
+    }
+}
+
+#[test]
+fn a_file_under_a_file_is_refused_naming_it() {
+    let mut t = Tar::default();
+    t.dir("d/");
+    for i in 0..100 {
+        t.file(&format!("d/f{i}"), b"x");
+    }
+    t.file("d/f50/inner", b"y");
+    let tar = t.finish();
+    let env = Env::new();
+    let msg = content_error(env.store.register(&tar[..], None).expect_err("register")).to_string();
+    assert!(msg.contains("d/f50/inner"), "{msg}");
+    env.assert_clean(0);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    if let Some(store) = overlay2_env(tmp.path()) {
+        let msg = content_error(store.register(&tar[..], None).expect_err("overlay2")).to_string();
+        assert!(msg.contains("d/f50/inner"), "{msg}");
+        assert_eq!(store.len(), 0);
+    }
 }
