@@ -62,6 +62,7 @@ pub mod save;
 pub use docker_reference::reference;
 /// `repositories.json`: the [`docker_reference`] crate's reference store.
 pub use docker_reference::refstore;
+mod gzip;
 pub mod remote;
 pub mod snapshot;
 pub mod store;
