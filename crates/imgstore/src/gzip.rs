@@ -77,7 +77,8 @@ impl<R: Read> AdaptiveGzip<R> {
             self.deflate(0, FlushCompress::Finish)?;
             self.out.extend_from_slice(&self.crc.sum().to_le_bytes());
             // ISIZE: the input's length modulo 2^32.
-            self.out.extend_from_slice(&(self.total as u32).to_le_bytes());
+            self.out
+                .extend_from_slice(&(self.total as u32).to_le_bytes());
             self.finished = true;
             return Ok(());
         }
