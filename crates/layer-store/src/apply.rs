@@ -1508,13 +1508,13 @@ const QUEUED_BATCHES: usize = 4;
 
 /// How many workers [`apply_diff_with`] starts: none on a single core (the thread reading
 /// the stream creates every file), else one a core, at most 4. The environment variable
-/// `IMGSTORE_APPLY_WORKERS` overrides it (for measurements; `0`: no workers).
+/// `IMGSTORE_APPLY_WORKERS` overrides it (for measurements; `0`: no workers; at most 64).
 fn apply_workers() -> usize {
     if let Some(n) = std::env::var("IMGSTORE_APPLY_WORKERS")
         .ok()
-        .and_then(|v| v.parse().ok())
+        .and_then(|v| v.parse::<usize>().ok())
     {
-        return n;
+        return n.min(64);
     }
     match std::thread::available_parallelism().map_or(1, |n| n.get()) {
         0 | 1 => 0,
