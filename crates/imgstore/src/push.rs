@@ -38,7 +38,7 @@ pub const DEFAULT_CONCURRENT_UPLOADS: usize = 5;
 /// of 1.03 MB), which is what makes a push of a large image more than twice as fast as
 /// dockerd's (`docs/benchmarks.md`). `--compression-level 6` gives dockerd's ratio. At any
 /// level, parts of a layer that would not shrink (already compressed data) are stored,
-/// not compressed ([`crate::gzip::AdaptiveGzip`]).
+/// not compressed (`AdaptiveGzip` in `gzip.rs`).
 pub const DEFAULT_COMPRESSION_LEVEL: u32 = 1;
 /// dockerd's `smallLayerMaximumSize`.
 const SMALL_LAYER: u64 = 100 << 10;
