@@ -76,6 +76,17 @@ impl Outcome {
         }
     }
 
+    /// What a command printed before it ended with `result`.
+    fn printed(stdout: String, result: Result<(), impl std::fmt::Display>) -> Self {
+        match result {
+            Ok(()) => Outcome::ok(stdout),
+            Err(e) => Outcome {
+                stdout,
+                ..Outcome::err(e)
+            },
+        }
+    }
+
     fn template_err(e: crate::template::TemplateError) -> Self {
         Outcome {
             status: (e.status != 1).then_some(e.status),
@@ -532,20 +543,7 @@ pub fn load(g: &Global, args: &crate::load::LoadArgs, quiet: bool) -> Outcome {
     };
     let progress = crate::progress::Progress::stderr(quiet);
     let (loaded, result) = crate::load::load(&mut store, args, &progress);
-    let mut stdout = String::new();
-    for l in &loaded.lines {
-        stdout.push_str(l);
-        stdout.push('\n');
-    }
-    match result {
-        Ok(()) => Outcome::ok(stdout),
-        Err(e) => Outcome {
-            stdout,
-            errors: vec![e.to_string()],
-            failed: true,
-            status: None,
-        },
-    }
+    Outcome::printed(lines(&loaded.lines), result)
 }
 
 /// Opens the store for writing, creating the data root when missing (`load`, `pull`).
@@ -569,13 +567,9 @@ pub fn pull(
     remote: &crate::remote::RemoteOptions,
     quiet: bool,
 ) -> Outcome {
-    let daemon = match g.daemon_config() {
-        Ok(d) => d,
-        Err(e) => return Outcome::err(e),
-    };
-    let remote = match crate::remote::Remote::new(&daemon, remote) {
+    let remote = match remote_for(g, remote) {
         Ok(r) => r,
-        Err(e) => return Outcome::err(e),
+        Err(e) => return e,
     };
     let mut store = match open_for_new_images(g) {
         Ok(s) => s,
@@ -583,34 +577,15 @@ pub fn pull(
     };
     let progress = crate::progress::Progress::stderr(quiet);
     let (pulled, result) = crate::pull::pull(&mut store, &remote, args, &progress);
-    let mut stdout = String::new();
-    match result {
-        Ok(()) => {
-            if !quiet {
-                for l in &pulled.lines {
-                    stdout.push_str(l);
-                    stdout.push('\n');
-                }
-            }
-            stdout.push_str(&pulled.reference);
-            stdout.push('\n');
-            Outcome::ok(stdout)
-        }
-        Err(e) => {
-            if !quiet {
-                for l in &pulled.lines {
-                    stdout.push_str(l);
-                    stdout.push('\n');
-                }
-            }
-            Outcome {
-                stdout,
-                errors: vec![e.to_string()],
-                failed: true,
-                status: None,
-            }
-        }
+    let mut stdout = match quiet {
+        true => String::new(),
+        false => lines(&pulled.lines),
+    };
+    if result.is_ok() {
+        stdout.push_str(&pulled.reference);
+        stdout.push('\n');
     }
+    Outcome::printed(stdout, result)
 }
 
 /// `imgstore push`: `docker push`'s lines on stdout (only the pushed references with
@@ -621,13 +596,9 @@ pub fn push(
     remote: &crate::remote::RemoteOptions,
     quiet: bool,
 ) -> Outcome {
-    let daemon = match g.daemon_config() {
-        Ok(d) => d,
-        Err(e) => return Outcome::err(e),
-    };
-    let remote = match crate::remote::Remote::new(&daemon, remote) {
+    let remote = match remote_for(g, remote) {
         Ok(r) => r,
-        Err(e) => return Outcome::err(e),
+        Err(e) => return e,
     };
     let mut store = match open_existing_for_write(g) {
         Ok(WriteStore::Open(s)) | Ok(WriteStore::Empty(s)) => s,
@@ -635,27 +606,30 @@ pub fn push(
     };
     let progress = crate::progress::Progress::stderr(quiet);
     let (pushed, result) = crate::push::push(&mut store, &remote, args, &progress);
-    let mut stdout = String::new();
-    if quiet {
-        for (r, _) in &pushed.pushed {
-            stdout.push_str(r);
-            stdout.push('\n');
-        }
-    } else {
-        for l in &pushed.lines {
-            stdout.push_str(l);
-            stdout.push('\n');
-        }
+    let stdout = match quiet {
+        true => lines(pushed.pushed.iter().map(|(r, _)| r)),
+        false => lines(&pushed.lines),
+    };
+    Outcome::printed(stdout, result)
+}
+
+/// The lines, each ended by a newline.
+fn lines<S: AsRef<str>>(lines: impl IntoIterator<Item = S>) -> String {
+    let mut out = String::new();
+    for l in lines {
+        out.push_str(l.as_ref());
+        out.push('\n');
     }
-    match result {
-        Ok(()) => Outcome::ok(stdout),
-        Err(e) => Outcome {
-            stdout,
-            errors: vec![e.to_string()],
-            failed: true,
-            status: None,
-        },
-    }
+    out
+}
+
+/// The registry client as `daemon.json` and the flags set it up (`pull`, `push`).
+fn remote_for(
+    g: &Global,
+    options: &crate::remote::RemoteOptions,
+) -> Result<crate::remote::Remote, Outcome> {
+    let daemon = g.daemon_config().map_err(Outcome::err)?;
+    crate::remote::Remote::new(&daemon, options).map_err(Outcome::err)
 }
 
 /// `imgstore fsck [--content]`: exit 1 when damage is found. With `content`, every layer's
@@ -836,9 +810,7 @@ pub fn fsck_repair(g: &Global, format: &str, quarantine: bool, content: bool) ->
     if let Err(e) = result {
         return Outcome {
             stdout: out,
-            errors: vec![e.to_string()],
-            failed: true,
-            status: None,
+            ..Outcome::err(e)
         };
     }
     let mut check = fsck(g, format, content);

@@ -216,6 +216,24 @@ fn move_to_quarantine(image: &durable_fs::Dir, rel: &Path) -> Result<PathBuf, Re
     Ok(qdir.join(&target))
 }
 
+/// Moves `rel` (under `image`) to the quarantine if it is there, noting it in `done`.
+fn quarantine_present(
+    image: &durable_fs::Dir,
+    rel: &Path,
+    why: impl FnOnce() -> String,
+    done: &mut Vec<Action>,
+) -> Result<(), RepairError> {
+    if image
+        .meta(rel)
+        .map_err(|e| RepairError::Open(OpenError::from(e)))?
+        .is_some()
+    {
+        let to = move_to_quarantine(image, rel)?;
+        done.push(quarantined(&image.join(rel), &to, why()));
+    }
+    Ok(())
+}
+
 fn quarantined(from: &Path, to: &Path, why: String) -> Action {
     Action {
         verb: "quarantined",
@@ -243,18 +261,12 @@ fn quarantine_damage(store: &mut Store, done: &mut Vec<Action>) -> Result<(), Re
     for s in &skipped {
         let hex = s.id.0.hex();
         for rel in [content.join(&hex), metadata.join(&hex)] {
-            if image
-                .meta(&rel)
-                .map_err(|e| RepairError::Open(OpenError::from(e)))?
-                .is_some()
-            {
-                let to = move_to_quarantine(&image, &rel)?;
-                done.push(quarantined(
-                    &image.join(&rel),
-                    &to,
-                    format!("image {} is not restored ({})", s.id, s.reason),
-                ));
-            }
+            quarantine_present(
+                &image,
+                &rel,
+                || format!("image {} is not restored ({})", s.id, s.reason),
+                done,
+            )?;
         }
     }
     // Layers that do not load (their content stays where it is, named by the moved entry).
@@ -263,18 +275,12 @@ fn quarantine_damage(store: &mut Store, done: &mut Vec<Action>) -> Result<(), Re
         let rel = Path::new("layerdb")
             .join(l.chain_id.0.algorithm().name())
             .join(l.chain_id.0.hex());
-        if image
-            .meta(&rel)
-            .map_err(|e| RepairError::Open(OpenError::from(e)))?
-            .is_some()
-        {
-            let to = move_to_quarantine(&image, &rel)?;
-            done.push(quarantined(
-                &image.join(&rel),
-                &to,
-                format!("layer {} does not load ({})", l.chain_id, l.reason),
-            ));
-        }
+        quarantine_present(
+            &image,
+            &rel,
+            || format!("layer {} does not load ({})", l.chain_id, l.reason),
+            done,
+        )?;
     }
     // Parent links to images that are not restored, and lastUpdated that does not parse.
     let images = store.images();
@@ -297,18 +303,12 @@ fn quarantine_damage(store: &mut Store, done: &mut Vec<Action>) -> Result<(), Re
     for id in images.keys() {
         if let Err(text) = store.last_updated(id) {
             let rel = metadata.join(id.hex()).join(image_store::KEY_LAST_UPDATED);
-            if image
-                .meta(&rel)
-                .map_err(|e| RepairError::Open(OpenError::from(e)))?
-                .is_some()
-            {
-                let to = move_to_quarantine(&image, &rel)?;
-                done.push(quarantined(
-                    &image.join(&rel),
-                    &to,
-                    format!("lastUpdated holds {text:?}, not an RFC 3339 time"),
-                ));
-            }
+            quarantine_present(
+                &image,
+                &rel,
+                || format!("lastUpdated holds {text:?}, not an RFC 3339 time"),
+                done,
+            )?;
         }
     }
     // References to images that are not restored, or that are not references at all.
