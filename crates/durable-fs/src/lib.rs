@@ -43,7 +43,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -1262,4 +1262,37 @@ pub fn escaped_prefix(bytes: &[u8], max: usize) -> String {
         out.push('…');
     }
     out
+}
+
+/// Starts writing the dirty pages of `len` bytes of `file` from `offset` (0 for the rest of
+/// the file) to disk without waiting for them (`sync_file_range(SYNC_FILE_RANGE_WRITE)`).
+///
+/// This makes nothing durable by itself: a later `fsync` or `syncfs` still has to. It lets
+/// the disk write a file while the next ones are produced, so that the final sync waits for
+/// little. Errors are ignored (the final sync reports them); where the call is missing it
+/// does nothing.
+///
+/// ```
+/// use std::io::Write;
+/// use std::os::fd::AsFd;
+/// # fn main() -> std::io::Result<()> {
+/// let tmp = tempfile::tempdir()?;
+/// let mut file = std::fs::File::create(tmp.path().join("layer.bin"))?;
+/// for chunk in [[1u8; 4096], [2u8; 4096]] {
+///     file.write_all(&chunk)?;
+/// }
+/// durable_fs::start_writeback(file.as_fd(), 0, 0); // the disk starts now...
+/// file.sync_all()?; // ...and this waits for less
+/// # Ok(())
+/// # }
+/// ```
+pub fn start_writeback(file: BorrowedFd<'_>, offset: u64, len: u64) {
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: sync_file_range reads no memory of ours; the descriptor is borrowed, so open.
+    #[allow(unsafe_code)]
+    let _ = unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
+    };
 }

@@ -240,3 +240,29 @@ fn escaped_prefix_is_short_and_printable() {
     assert_eq!(s, "abc\\n\\u{1b}[31\u{2026}");
     assert_eq!(durable_fs::escaped_prefix(b"ok", 8), "ok");
 }
+
+#[test]
+fn start_writeback_changes_nothing_a_reader_sees() {
+    use std::io::{Seek, Write};
+    use std::os::fd::AsFd;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("big");
+    let mut f = fs::File::create(&path).expect("create");
+    let data: Vec<u8> = (0..(3 << 20)).map(|i: u32| (i % 251) as u8).collect();
+    f.write_all(&data).expect("write");
+    // A range, the rest of the file (0), past the end, and a length that does not fit an
+    // i64: none fails, none changes the file.
+    durable_fs::start_writeback(f.as_fd(), 0, 1 << 20);
+    durable_fs::start_writeback(f.as_fd(), 1 << 20, 0);
+    durable_fs::start_writeback(f.as_fd(), 10 << 20, 4096);
+    durable_fs::start_writeback(f.as_fd(), 0, u64::MAX);
+    f.seek(std::io::SeekFrom::End(0)).expect("seek");
+    f.write_all(b"tail").expect("write after");
+    f.sync_all().expect("fsync");
+    let mut want = data;
+    want.extend_from_slice(b"tail");
+    assert!(fs::read(&path).expect("read") == want);
+    // Not a regular file: ignored.
+    let (r, _w) = std::io::pipe().expect("pipe");
+    durable_fs::start_writeback(r.as_fd(), 0, 0);
+}
