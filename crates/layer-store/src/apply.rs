@@ -1110,15 +1110,19 @@ impl Applier {
                         .map_err(|e| ContentError::apply("create file", path, errno_io(e)))?,
                 };
                 let mut f = fs::File::from(fd);
+                let mut w = Writeback::default();
                 match content {
                     Source::Diff(d) => {
                         d.copy_content(|b| {
                             f.write_all(b)
-                                .map_err(|e| ContentError::apply("write", path, e))
+                                .map_err(|e| ContentError::apply("write", path, e))?;
+                            w.wrote(&f, b.len());
+                            Ok::<(), ContentError>(())
                         })?;
                     }
-                    Source::Read(r) => self.copy_from_reader(r, &mut f, path)?,
+                    Source::Read(r) => self.copy_from_reader(r, &mut f, &mut w, path)?,
                 }
+                w.end(&f);
                 Created::Fd(OwnedFd::from(f))
             }
             header::TYPE_BLOCK | header::TYPE_CHAR | header::TYPE_FIFO => {
@@ -1198,6 +1202,7 @@ impl Applier {
         &mut self,
         r: &mut dyn Read,
         f: &mut fs::File,
+        w: &mut Writeback,
         path: &Path,
     ) -> Result<(), ContentError> {
         if self.buf.is_empty() {
@@ -1217,6 +1222,7 @@ impl Applier {
             };
             f.write_all(&self.buf[..n])
                 .map_err(|e| ContentError::apply("write", path, e))?;
+            w.wrote(f, n);
         }
     }
 
@@ -1738,6 +1744,41 @@ fn run_job(job: FileJob, as_root: bool) -> JobOutcome {
     ) {
         Ok(()) => JobOutcome::Done,
         Err(e) => JobOutcome::Failed(e),
+    }
+}
+
+/// Starts the disk writing a large file's content as it is written (every
+/// [`Writeback::STEP`] bytes, and the rest at its end): the sync that makes a layer durable
+/// then finds less left to write, instead of all of it at once.
+///
+/// Files under [`Writeback::LARGE`] are left to that sync: started one by one, each small
+/// file would be a write request of its own (measured on a pull of 20,000 small files: 0.7 s
+/// more system time), where the sync writes many at once.
+#[derive(Default)]
+struct Writeback {
+    /// Bytes written so far.
+    written: u64,
+    /// Bytes already handed to the disk.
+    started: u64,
+}
+
+impl Writeback {
+    const STEP: u64 = 8 << 20;
+    const LARGE: u64 = 1 << 20;
+
+    fn wrote(&mut self, f: &fs::File, n: usize) {
+        self.written += n as u64;
+        if self.written - self.started >= Self::STEP {
+            durable_fs::start_writeback(f.as_fd(), self.started, self.written - self.started);
+            self.started = self.written;
+        }
+    }
+
+    fn end(&mut self, f: &fs::File) {
+        if self.written >= Self::LARGE && self.written > self.started {
+            durable_fs::start_writeback(f.as_fd(), self.started, self.written - self.started);
+            self.started = self.written;
+        }
     }
 }
 
