@@ -26,13 +26,14 @@
 //!    `name@<manifest digest>` reference (the list's digest for a list) are set as dockerd
 //!    sets them, with its `Status:` line.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::os::unix::fs::FileExt as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use digest_set::Digest;
 use image_archive::format::{ImageManifest, Index, Platform};
@@ -315,6 +316,77 @@ struct JobState {
     done: Option<Result<(), String>>,
     /// Whether the worker started on it.
     started: bool,
+    /// The last reads of the download, still in memory (offset, length, buffer),
+    /// contiguous and in order, at most [`RECENT_CHUNKS`]: a follower that keeps up with
+    /// the download takes them from here instead of reading them back from the file.
+    recent: VecDeque<(u64, usize, Vec<u8>)>,
+    /// Buffers the follower is done with, for the download to fill again.
+    spare: Vec<Vec<u8>>,
+    /// Whether the blob's only follower is reading: the download then waits while
+    /// [`recent`](Self::recent) is full, so that the follower finds everything in memory.
+    followed: bool,
+}
+
+/// The size of a download's reads, and of the buffers handed to followers.
+const CHUNK: usize = 256 * 1024;
+/// At most this many reads are kept in memory for followers, per blob (4 MiB).
+const RECENT_CHUNKS: usize = 16;
+
+impl JobState {
+    /// A buffer for the next read.
+    fn buffer(&mut self) -> Vec<u8> {
+        self.spare.pop().unwrap_or_else(|| vec![0; CHUNK])
+    }
+
+    /// Keeps `len` bytes of `buf`, downloaded at `offset`, for followers; the oldest go
+    /// (they are in the file) once more than [`RECENT_CHUNKS`] are kept.
+    fn keep(&mut self, offset: u64, len: usize, buf: Vec<u8>) {
+        self.recent.push_back((offset, len, buf));
+        while self.recent.len() > RECENT_CHUNKS {
+            if let Some((_, _, b)) = self.recent.pop_front() {
+                self.recycle(b);
+            }
+        }
+    }
+
+    fn recycle(&mut self, buf: Vec<u8>) {
+        if self.spare.len() < 4 && buf.len() == CHUNK {
+            self.spare.push(buf);
+        }
+    }
+
+    /// Copies what the kept buffers hold at `pos` into `out`, dropping the buffers before
+    /// it: how many bytes it copied (0 when the buffers do not hold `pos`) and whether it
+    /// dropped any.
+    fn take_recent(&mut self, pos: u64, out: &mut [u8]) -> (usize, bool) {
+        let mut dropped = false;
+        while let Some(&(off, len, _)) = self.recent.front() {
+            if off + len as u64 > pos {
+                break;
+            }
+            if let Some((_, _, b)) = self.recent.pop_front() {
+                self.recycle(b);
+                dropped = true;
+            }
+        }
+        let n = match self.recent.front() {
+            Some((off, len, b)) if *off <= pos => {
+                let at = (pos - off) as usize;
+                let n = (len - at).min(out.len());
+                out[..n].copy_from_slice(&b[at..at + n]);
+                n
+            }
+            _ => 0,
+        };
+        (n, dropped)
+    }
+
+    /// Forgets the kept buffers (the file is started over).
+    fn forget(&mut self) {
+        while let Some((_, _, b)) = self.recent.pop_front() {
+            self.recycle(b);
+        }
+    }
 }
 
 impl Job {
@@ -330,6 +402,29 @@ impl Job {
         drop(st);
         self.cond.notify_all();
     }
+
+    /// A buffer for the download's next read, once there is room for it: while the blob's
+    /// only follower reads, the download waits until it has taken the oldest read kept in
+    /// memory (rather than leave it to read the file back), or until `cancel`.
+    fn room(&self, cancel: &AtomicBool) -> Vec<u8> {
+        let mut st = self.lock();
+        while st.followed && st.recent.len() >= RECENT_CHUNKS && !cancel.load(Ordering::Relaxed) {
+            st = match self.cond.wait_timeout(st, Duration::from_millis(100)) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        }
+        st.buffer()
+    }
+
+    /// Makes `len` bytes of `buf`, written to the file at `offset` (the end of what was
+    /// written), available to followers.
+    fn publish(&self, offset: u64, len: usize, buf: Vec<u8>) {
+        self.update(|s| {
+            s.written = offset + len as u64;
+            s.keep(offset, len, buf);
+        });
+    }
 }
 
 /// Reads a job's file as the download fills it: waits for bytes, ends only when the blob
@@ -338,9 +433,35 @@ struct Follow<'a> {
     job: &'a Job,
     pos: u64,
     generation: u32,
-    /// Empty the file once it is read whole and verified (no other layer needs the blob):
-    /// its pages then never have to be written to disk by the layer's sync.
+    /// The only follower of the blob (no other layer needs it): it empties the file once
+    /// it is read whole and verified (its pages then never have to be written to disk by
+    /// the layer's sync), and the download waits for it (see [`JobState::followed`]).
+    sole: bool,
+    /// Whether the file is still to be emptied.
     drop_at_end: bool,
+}
+
+impl<'a> Follow<'a> {
+    fn new(job: &'a Job, generation: u32, sole: bool) -> Self {
+        if sole {
+            job.update(|s| s.followed = true);
+        }
+        Follow {
+            job,
+            pos: 0,
+            generation,
+            sole,
+            drop_at_end: sole,
+        }
+    }
+}
+
+impl Drop for Follow<'_> {
+    fn drop(&mut self) {
+        if self.sole {
+            self.job.update(|s| s.followed = false);
+        }
+    }
 }
 
 impl Read for Follow<'_> {
@@ -352,7 +473,16 @@ impl Read for Follow<'_> {
             }
             if self.pos < st.written {
                 let n = ((st.written - self.pos) as usize).min(buf.len());
+                let (taken, dropped) = st.take_recent(self.pos, &mut buf[..n]);
                 drop(st);
+                if dropped {
+                    // The download may wait for room.
+                    self.job.cond.notify_all();
+                }
+                if taken > 0 {
+                    self.pos += taken as u64;
+                    return Ok(taken);
+                }
                 let n = self.job.file.read_at(&mut buf[..n], self.pos)?;
                 if n == 0 {
                     return Err(io::Error::new(
@@ -429,7 +559,7 @@ fn download(
             existing = 0;
         }
         let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 256 * 1024];
+        let mut buf = vec![0u8; CHUNK];
         let mut pos = 0u64;
         while pos < existing {
             let want = ((existing - pos) as usize).min(buf.len());
@@ -455,6 +585,9 @@ fn download(
                 if cancel.load(Ordering::Relaxed) {
                     return Err("cancelled".to_owned());
                 }
+                if buf.len() != CHUNK {
+                    buf = job.room(cancel);
+                }
                 let n = match r.read(&mut buf) {
                     Ok(0) => break,
                     Ok(n) => n,
@@ -472,9 +605,9 @@ fn download(
                 }
                 job.file.write_all_at(&buf[..n], pos).map_err(io_err)?;
                 hasher.update(&buf[..n]);
+                job.publish(pos, n, std::mem::take(&mut buf));
                 pos += n as u64;
                 progress.add(n as u64);
-                job.update(|s| s.written = pos);
             }
         }
         let total = job.file.metadata().map_err(io_err)?.len();
@@ -491,6 +624,7 @@ fn download(
             job.update(|s| {
                 s.written = 0;
                 s.generation += 1;
+                s.forget();
             });
             restarted = true;
             continue;
@@ -942,6 +1076,7 @@ fn pull_layers_and_create(
                         }
                         job.update(|st| st.started = true);
                         let r = download(repo, job, &cancel, &bar);
+                        tracing::debug!(layer = i, ok = r.is_ok(), "layer download done");
                         if r.is_ok() {
                             progress.note(&format!("{}: Download complete", short(&job.digest)));
                         }
@@ -1040,12 +1175,7 @@ impl ApplyCtx<'_> {
         loop {
             let generation = job.lock().generation;
             let users = self.layers.iter().filter(|(b, _)| b == blob).count();
-            let follow = Follow {
-                job,
-                pos: 0,
-                generation,
-                drop_at_end: users == 1,
-            };
+            let follow = Follow::new(job, generation, users == 1);
             let stream = match image_archive::compress::decompress(BufReader::with_capacity(
                 256 * 1024,
                 follow,
@@ -1178,6 +1308,7 @@ impl ApplyCtx<'_> {
                                 )
                             })
                         };
+                        tracing::debug!(layer = k, ok = r.is_ok(), "layer applied");
                         slots
                             .lock()
                             .unwrap_or_else(std::sync::PoisonError::into_inner)[k] = Some(r);
@@ -1214,6 +1345,7 @@ impl ApplyCtx<'_> {
                                 blob: self.layers[k].0.to_string(),
                                 source: Box::new(source),
                             })?;
+                        tracing::debug!(layer = k, "layer content synced");
                         let handle = applied.commit(parent.as_ref()).map_err(|source| {
                             PullError::Register {
                                 reference: self.refname.to_owned(),
@@ -1255,5 +1387,79 @@ fn download_error(job: &Job, blob: &Digest, refname: &str, fallback: String) -> 
         reference: refname.to_owned(),
         blob: blob.to_string(),
         reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A blob "downloaded" in reads of varying sizes, as `download` does it (`room`, write
+    /// to the file, `publish`), and followed by a reader taking varying amounts, fast or
+    /// slow: the follower reads exactly the blob, whether from memory or from the file.
+    #[test]
+    fn a_follower_reads_the_blob_from_memory_or_from_the_file() {
+        let data: Vec<u8> = (0..6_000_000u32).map(|i| (i * 7 % 253) as u8).collect();
+        for (sole, slow) in [(true, false), (true, true), (false, false), (false, true)] {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let path = tmp.path().join("blob");
+            let file = File::options()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .expect("open");
+            let job = Job {
+                digest: Digest::from_sha256_bytes([0; 32]),
+                size: None,
+                file,
+                path: path.clone(),
+                state: Mutex::new(JobState::default()),
+                cond: Condvar::new(),
+            };
+            let cancel = AtomicBool::new(false);
+            let mut follow = Follow::new(&job, 0, sole);
+            let got = std::thread::scope(|s| {
+                s.spawn(|| {
+                    let mut pos = 0;
+                    let mut step = 1;
+                    while pos < data.len() {
+                        let mut buf = job.room(&cancel);
+                        let n = (step * 7919 % CHUNK).max(1).min(data.len() - pos);
+                        buf[..n].copy_from_slice(&data[pos..pos + n]);
+                        job.file.write_all_at(&buf[..n], pos as u64).expect("write");
+                        job.publish(pos as u64, n, buf);
+                        pos += n;
+                        step += 1;
+                    }
+                    job.update(|st| st.done = Some(Ok(())));
+                });
+                let mut got = Vec::new();
+                let mut buf = vec![0; CHUNK + 1000];
+                let mut k = 0usize;
+                loop {
+                    let want = (k * 104_729 % buf.len()).max(1);
+                    let n = follow.read(&mut buf[..want]).expect("read");
+                    if n == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    k += 1;
+                    if slow && k.is_multiple_of(16) {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                }
+                got
+            });
+            assert!(
+                got == data,
+                "sole {sole}, slow {slow}: the follower read other bytes"
+            );
+            drop(follow);
+            assert!(!job.lock().followed);
+            // The only follower empties the file once it has read it whole.
+            let len = std::fs::metadata(&path).expect("stat").len();
+            assert_eq!(len, if sole { 0 } else { data.len() as u64 });
+        }
     }
 }
