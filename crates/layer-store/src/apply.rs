@@ -133,12 +133,15 @@ fn file_type(st: &rustix::fs::Stat) -> FileType {
 /// The kind of an entry of `dir`, without following it; `None` when it does not exist.
 /// Creates the regular file `name` of `dir`, empty, private until its mode is set, never
 /// following or replacing anything already there.
-fn create_file_at(dir: BorrowedFd<'_>, name: &[u8]) -> Result<OwnedFd, Errno> {
+/// Creates the regular file `name` (never opening what is there) with the permission bits
+/// of `mode` (less the umask), as dockerd's `os.OpenFile(path, O_CREATE|O_WRONLY, mode)`:
+/// [`set_meta`] then finds nothing to change in the common case.
+fn create_file_at(dir: BorrowedFd<'_>, name: &[u8], mode: i64) -> Result<OwnedFd, Errno> {
     rustix::fs::openat(
         dir,
         os(name),
         OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o600),
+        Mode::from_raw_mode((mode & 0o777) as u32),
     )
 }
 
@@ -725,7 +728,22 @@ fn set_meta(
     let entry = |what: &'static str| -> Result<&OsStr, ContentError> {
         name.ok_or_else(|| ContentError::apply(what, path, io::Error::other("no entry name")))
     };
-    if as_root {
+    let mode = (h.mode & 0o7777) as u32;
+    // What an entry created through a descriptor already has (its creator's owner, the
+    // mode it was created with): a `stat` costs less than a `chown` or `chmod`, each of
+    // which is a journalled inode change.
+    let now = match fd {
+        Some(fd) => Some(
+            rustix::fs::fstat(fd).map_err(|e| ContentError::apply("stat", path, errno_io(e)))?,
+        ),
+        None => None,
+    };
+    let mut chowned = false;
+    if as_root
+        && now
+            .as_ref()
+            .is_none_or(|st| (st.st_uid, st.st_gid) != (h.uid as u32, h.gid as u32))
+    {
         let (uid, gid) = (
             Some(rustix::fs::Uid::from_raw(h.uid as u32)),
             Some(rustix::fs::Gid::from_raw(h.gid as u32)),
@@ -735,7 +753,10 @@ fn set_meta(
             None => rustix::fs::chownat(dir, entry("lchown")?, uid, gid, AtFlags::SYMLINK_NOFOLLOW),
         }
         .map_err(|e| ContentError::apply("lchown", path, errno_io(e)))?;
+        chowned = true;
     }
+    // A chown clears set-user-ID and set-group-ID bits: then the mode is set again.
+    let chmod_needed = chowned || now.as_ref().is_none_or(|st| (st.st_mode & 0o7777) != mode);
     let mut ignored = Vec::new();
     for (k, v) in &h.xattrs {
         let set = match fd {
@@ -754,7 +775,6 @@ fn set_meta(
         Some(a) if (a.secs, a.nanos) >= (h.mtime.secs, h.mtime.nanos) => a,
         _ => h.mtime,
     };
-    let mode = (h.mode & 0o7777) as u32;
     if h.typeflag == header::TYPE_SYMLINK {
         let n = entry("set times on")?;
         rustix::fs::utimensat(
@@ -768,8 +788,10 @@ fn set_meta(
         let ts = timestamps(clamp(atime), clamp(h.mtime));
         match fd {
             Some(fd) => {
-                rustix::fs::fchmod(fd, Mode::from_raw_mode(mode))
-                    .map_err(|e| ContentError::apply("chmod", path, errno_io(e)))?;
+                if chmod_needed {
+                    rustix::fs::fchmod(fd, Mode::from_raw_mode(mode))
+                        .map_err(|e| ContentError::apply("chmod", path, errno_io(e)))?;
+                }
                 rustix::fs::futimens(fd, &ts)
             }
             None => {
@@ -960,7 +982,7 @@ impl Applier {
         // is it looked at and replaced, as for every other type.
         let mut opened = None;
         if h.typeflag == header::TYPE_REG {
-            match create_file_at(parent.fd.as_fd(), &base) {
+            match create_file_at(parent.fd.as_fd(), &base, h.mode) {
                 Ok(fd) => opened = Some(fd),
                 Err(Errno::EXIST) => {}
                 Err(e) => {
@@ -1106,7 +1128,7 @@ impl Applier {
             header::TYPE_REG => {
                 let fd = match opened {
                     Some(fd) => fd,
-                    None => create_file_at(dir, base)
+                    None => create_file_at(dir, base, h.mode)
                         .map_err(|e| ContentError::apply("create file", path, errno_io(e)))?,
                 };
                 let mut f = fs::File::from(fd);
@@ -1722,7 +1744,7 @@ fn worker(
 
 /// Creates a job's file (never replacing anything), writes it and sets its metadata.
 fn run_job(job: FileJob, as_root: bool) -> JobOutcome {
-    let fd = match create_file_at(job.parent.fd.as_fd(), &job.base) {
+    let fd = match create_file_at(job.parent.fd.as_fd(), &job.base, job.header.mode) {
         Ok(fd) => fd,
         Err(Errno::EXIST) => return JobOutcome::Exists(Box::new(job)),
         Err(e) => {

@@ -1469,3 +1469,52 @@ fn a_file_under_a_file_is_refused_naming_it() {
         assert_eq!(store.len(), 0);
     }
 }
+
+/// Files are created with their member's permission bits and only changed where that was
+/// not enough (the umask took bits away, a special bit, another owner): whatever the mode,
+/// owner and size (small files go to the workers, large ones are written by the reader),
+/// the result is the member's mode and owner.
+#[test]
+fn modes_and_owners_are_the_members_whatever_the_umask_took() {
+    let env = Env::new();
+    let cases: [(u32, u32); 9] = [
+        (0o644, 0),
+        (0o666, 0),
+        (0o777, 0),
+        (0o000, 0),
+        (0o444, 1000),
+        (0o4755, 0),
+        (0o4755, 1000),
+        (0o2711, 1000),
+        (0o1777, 0),
+    ];
+    let mut t = Tar::default();
+    let mut names = Vec::new();
+    for (i, (mode, uid)) in cases.iter().enumerate() {
+        for size in [3usize, 300_000] {
+            let name = format!("f{i}-{size}");
+            t.entry(
+                H {
+                    name: name.as_bytes(),
+                    mode: *mode,
+                    uid: *uid,
+                    ..H::default()
+                },
+                &vec![b'x'; size],
+            );
+            names.push((name, *mode, *uid));
+        }
+    }
+    let h = env.store.register(&t.finish()[..], None).expect("register");
+    let d = env.dir_of(&h);
+    let root = fs::metadata("/proc/self").expect("proc").uid() == 0;
+    for (name, mode, uid) in names {
+        let m = fs::symlink_metadata(d.join(&name)).expect("file");
+        assert_eq!(m.permissions().mode() & 0o7777, mode, "{name}: mode");
+        if root {
+            assert_eq!(m.uid(), uid, "{name}: owner");
+        }
+    }
+    // The stream read back is the one registered.
+    assert!(env.stream(&h).is_ok());
+}
