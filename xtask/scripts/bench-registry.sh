@@ -2,7 +2,10 @@
 # Side-by-side push/pull benchmark: docker (dockerd 20.10, overlay2) vs imgstore, one
 # docker-registry per direction, everything under this directory (a journalled ext4).
 # usage: bench-registry.sh IMGSTORE ARCHIVE RUNS [LEVEL]   (run it from a copy in an empty
-# directory on the file system to measure: it writes registries, roots and logs beside itself)
+# directory on the file system to measure: it writes registries, roots and logs beside itself).
+# On a loop device, `losetup --direct-io=on` makes it write to the disk as a disk would (see
+# docs/benchmarks.md, "Pull after the evening's changes"); the default buffered loop device
+# holds every write in the backing file's page cache until the file system flushes.
 set -eu
 B=$1; ARCHIVE=$2; RUNS=$3; LEVEL=${4:-}
 W=$(cd "$(dirname "$0")" && pwd); cd "$W"
