@@ -29,7 +29,6 @@ pub struct AdaptiveGzip<R> {
     input: Vec<u8>,
     out: Vec<u8>,
     out_pos: usize,
-    header_done: bool,
     finished: bool,
     total: u64,
 }
@@ -38,6 +37,14 @@ impl<R: Read> AdaptiveGzip<R> {
     /// Compresses `inner` at `level` (0 to 9); level 0 stores everything.
     pub fn new(inner: R, level: u32) -> Self {
         let level = Compression::new(level.min(9));
+        let xfl = match level.level() {
+            1 => 4,
+            9 => 2,
+            _ => 0,
+        };
+        let mut out = Vec::with_capacity(CHUNK + 1024);
+        // No name, no mtime, OS "unknown" (as Go's gzip writer).
+        out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255]);
         AdaptiveGzip {
             inner,
             comp: Compress::new(level, false),
@@ -45,9 +52,8 @@ impl<R: Read> AdaptiveGzip<R> {
             level,
             stored: false,
             input: vec![0; CHUNK],
-            out: Vec::with_capacity(CHUNK + 1024),
+            out,
             out_pos: 0,
-            header_done: false,
             finished: false,
             total: 0,
         }
@@ -57,18 +63,6 @@ impl<R: Read> AdaptiveGzip<R> {
     fn produce(&mut self) -> io::Result<()> {
         self.out.clear();
         self.out_pos = 0;
-        if !self.header_done {
-            self.header_done = true;
-            let xfl = match self.level.level() {
-                1 => 4,
-                9 => 2,
-                _ => 0,
-            };
-            // No name, no mtime, OS "unknown" (as Go's gzip writer).
-            self.out
-                .extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255]);
-            return Ok(());
-        }
         if self.finished {
             return Ok(());
         }
@@ -156,7 +150,7 @@ impl<R: Read> Read for AdaptiveGzip<R> {
             return Ok(0);
         }
         while self.out_pos == self.out.len() {
-            if self.finished && self.header_done {
+            if self.finished {
                 return Ok(0);
             }
             self.produce()?;
