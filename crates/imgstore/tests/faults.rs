@@ -414,6 +414,47 @@ fn drivers() -> Vec<&'static str> {
     }
 }
 
+/// Starts `imgstore pull` of `fixture/bbapp:1` into `root` through a proxy in front of
+/// `upstream` whose first GET of the top layer's blob stalls after 50 bytes; returns the
+/// proxy and the reference pulled, once it has killed the pull: when `reached` (polled
+/// every 20 ms, for at most a minute) says the pull got where it should.
+fn pull_until_stalled(
+    upstream: &str,
+    root: &Path,
+    driver: &str,
+    reached: impl Fn() -> bool,
+) -> (Proxy, String) {
+    let proxy = Proxy::start(upstream, |method, path, n| {
+        if method == "GET" && is_blob(path, TOP_BLOB) && n == 1 {
+            Fault::StallAfter(50)
+        } else {
+            Fault::None
+        }
+    });
+    let r = format!("{}/fixture/bbapp:1", proxy.addr);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_imgstore"))
+        .arg("--data-root")
+        .arg(root)
+        .args(["--storage-driver", driver, "pull", &r])
+        .env("DOCKER_CONFIG", "/nonexistent-docker-config")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !reached() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{driver}: the pull did not reach the stall");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("kill");
+    let _ = child.wait();
+    (proxy, r)
+}
+
 #[test]
 fn a_killed_pull_continues_where_it_stopped() {
     if let Some(why) = skip_reason() {
@@ -425,31 +466,13 @@ fn a_killed_pull_continues_where_it_stopped() {
     // The top layer's blob stalls after 50 bytes the first time: the three layers below
     // commit, the top one waits in its partial file, and the pull is killed.
     for driver in drivers() {
-        let proxy = Proxy::start(reg.addr(), |method, path, n| {
-            if method == "GET" && is_blob(path, TOP_BLOB) && n == 1 {
-                Fault::StallAfter(50)
-            } else {
-                Fault::None
-            }
-        });
-        let r = format!("{}/fixture/bbapp:1", proxy.addr);
         let root = tmp.path().join(format!("root-{driver}"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_imgstore"))
-            .arg("--data-root")
-            .arg(&root)
-            .args(["--storage-driver", driver, "pull", &r])
-            .env("DOCKER_CONFIG", "/nonexistent-docker-config")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
         let image_dir = root.join("image").join(driver);
         let partial = image_dir
             .join(".imgstore-pull")
             .join(TOP_BLOB.replace(':', "-"));
         let committed = image_dir.join("distribution/diffid-by-digest/sha256");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        let (proxy, r) = pull_until_stalled(reg.addr(), &root, driver, || {
             // Committed entries only: an atomic write's `.tmp-*` file shows up first.
             let layers_done = std::fs::read_dir(&committed)
                 .map(|d| {
@@ -459,17 +482,8 @@ fn a_killed_pull_continues_where_it_stopped() {
                 })
                 .unwrap_or(0);
             let partial_len = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
-            if layers_done == 3 && partial_len == 50 {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the pull did not reach the stall"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        child.kill().expect("kill");
-        let _ = child.wait();
+            layers_done == 3 && partial_len == 50
+        });
         let before = proxy.log().len();
         let out = imgstore(&root, None, &["--storage-driver", driver, "pull", &r]);
         let text = stdout_ok(&out);
@@ -505,36 +519,12 @@ fn a_killed_pull_is_repaired_then_pulled_again() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let reg = fixture_registry(&tmp.path().join("reg"), None);
     for driver in drivers() {
-        let proxy = Proxy::start(reg.addr(), |method, path, n| {
-            if method == "GET" && is_blob(path, TOP_BLOB) && n == 1 {
-                Fault::StallAfter(50)
-            } else {
-                Fault::None
-            }
-        });
-        let r = format!("{}/fixture/bbapp:1", proxy.addr);
         let root = tmp.path().join(format!("repaired-{driver}"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_imgstore"))
-            .arg("--data-root")
-            .arg(&root)
-            .args(["--storage-driver", driver, "pull", &r])
-            .env("DOCKER_CONFIG", "/nonexistent-docker-config")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
         let pdir = root.join("image").join(driver).join(".imgstore-pull");
         let partial = pdir.join(TOP_BLOB.replace(':', "-"));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0) < 50 {
-            assert!(
-                Instant::now() < deadline,
-                "the pull did not reach the stall"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        child.kill().expect("kill");
-        let _ = child.wait();
+        let (_proxy, r) = pull_until_stalled(reg.addr(), &root, driver, || {
+            std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0) >= 50
+        });
         let out = common::run(&root, &["--storage-driver", driver, "fsck"]);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(
