@@ -1423,29 +1423,33 @@ fn a_failing_file_is_reported_first_in_stream_order_and_leaves_nothing() {
         }),
     ];
     for tar in &tars {
-        let env = Env::new();
-        let msg =
-            content_error(env.store.register(&tar[..], None).expect_err("register")).to_string();
-        assert!(msg.contains("d/bad120"), "{msg}");
-        env.assert_clean(0);
-        let reference = env.tmp.path().join("reference");
-        fs::create_dir(&reference).expect("mkdir");
-        let seq = apply_sequentially(tar, &reference, WhiteoutFormat::Remove).expect_err("seq");
-        assert!(seq.to_string().contains("d/bad120"), "{seq}");
+        assert_refused_naming(tar, "d/bad120");
+    }
+}
 
-        let tmp = tempfile::tempdir().expect("tempdir");
-        if let Some(store) = overlay2_env(tmp.path()) {
-            let msg =
-                content_error(store.register(&tar[..], None).expect_err("overlay2")).to_string();
-            assert!(msg.contains("d/bad120"), "{msg}");
-            assert_eq!(store.len(), 0);
-            let left: Vec<_> = fs::read_dir(tmp.path().join("overlay2"))
-                .expect("overlay2 dir")
-                .map(|e| e.expect("entry").file_name())
-                .filter(|n| n != "l")
-                .collect();
-            assert!(left.is_empty(), "{left:?}");
-        }
+/// `tar` is refused naming `name` by `register` on vfs and on overlay2 and by the
+/// sequential `Applier`, and nothing of it is left in either store.
+fn assert_refused_naming(tar: &[u8], name: &str) {
+    let env = Env::new();
+    let msg = content_error(env.store.register(tar, None).expect_err("register")).to_string();
+    assert!(msg.contains(name), "{msg}");
+    env.assert_clean(0);
+    let reference = env.tmp.path().join("reference");
+    fs::create_dir(&reference).expect("mkdir");
+    let seq = apply_sequentially(tar, &reference, WhiteoutFormat::Remove).expect_err("seq");
+    assert!(seq.to_string().contains(name), "{seq}");
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    if let Some(store) = overlay2_env(tmp.path()) {
+        let msg = content_error(store.register(tar, None).expect_err("overlay2")).to_string();
+        assert!(msg.contains(name), "{msg}");
+        assert_eq!(store.len(), 0);
+        let left: Vec<_> = fs::read_dir(tmp.path().join("overlay2"))
+            .expect("overlay2 dir")
+            .map(|e| e.expect("entry").file_name())
+            .filter(|n| n != "l")
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 }
 
@@ -1457,17 +1461,7 @@ fn a_file_under_a_file_is_refused_naming_it() {
         t.file(&format!("d/f{i}"), b"x");
     }
     t.file("d/f50/inner", b"y");
-    let tar = t.finish();
-    let env = Env::new();
-    let msg = content_error(env.store.register(&tar[..], None).expect_err("register")).to_string();
-    assert!(msg.contains("d/f50/inner"), "{msg}");
-    env.assert_clean(0);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    if let Some(store) = overlay2_env(tmp.path()) {
-        let msg = content_error(store.register(&tar[..], None).expect_err("overlay2")).to_string();
-        assert!(msg.contains("d/f50/inner"), "{msg}");
-        assert_eq!(store.len(), 0);
-    }
+    assert_refused_naming(&t.finish(), "d/f50/inner");
 }
 
 /// Files are created with their member's permission bits and only changed where that was
