@@ -130,12 +130,10 @@ fn file_type(st: &rustix::fs::Stat) -> FileType {
     FileType::from_raw_mode(st.st_mode)
 }
 
-/// The kind of an entry of `dir`, without following it; `None` when it does not exist.
-/// Creates the regular file `name` of `dir`, empty, private until its mode is set, never
-/// following or replacing anything already there.
-/// Creates the regular file `name` (never opening what is there) with the permission bits
-/// of `mode` (less the umask), as dockerd's `os.OpenFile(path, O_CREATE|O_WRONLY, mode)`:
-/// [`set_meta`] then finds nothing to change in the common case.
+/// Creates the regular file `name` of `dir`, empty, never following or replacing anything
+/// already there, with the permission bits of `mode` (less the umask), as dockerd's
+/// `os.OpenFile(path, O_CREATE|O_WRONLY, mode)`: [`set_meta`] then finds nothing to change
+/// in the common case.
 fn create_file_at(dir: BorrowedFd<'_>, name: &[u8], mode: i64) -> Result<OwnedFd, Errno> {
     rustix::fs::openat(
         dir,
@@ -145,6 +143,8 @@ fn create_file_at(dir: BorrowedFd<'_>, name: &[u8], mode: i64) -> Result<OwnedFd
     )
 }
 
+/// The `lstat` of the entry `name` of `dir` (never following it); `None` when it does not
+/// exist.
 fn lstat_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Option<rustix::fs::Stat>> {
     match rustix::fs::statat(dir, os(name), AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => Ok(Some(st)),
@@ -1464,14 +1464,6 @@ pub fn apply_diff_with(
     format: WhiteoutFormat,
 ) -> Result<u64, ContentError> {
     let workers = apply_workers();
-    if workers == 0 {
-        let mut applier = Applier::with_format(root, format);
-        while let Some(h) = diff.next_entry()? {
-            applier.apply_from(&h, Source::Diff(diff))?;
-        }
-        applier.finish()?;
-        return Ok(diff.size());
-    }
     let (job_tx, job_rx) = mpsc::sync_channel::<Vec<FileJob>>(QUEUED_BATCHES);
     let job_rx = Mutex::new(job_rx);
     let (result_tx, result_rx) = mpsc::channel();
@@ -1791,16 +1783,20 @@ impl Writeback {
     fn wrote(&mut self, f: &fs::File, n: usize) {
         self.written += n as u64;
         if self.written - self.started >= Self::STEP {
-            durable_fs::start_writeback(f.as_fd(), self.started, self.written - self.started);
-            self.started = self.written;
+            self.start(f);
         }
     }
 
     fn end(&mut self, f: &fs::File) {
         if self.written >= Self::LARGE && self.written > self.started {
-            durable_fs::start_writeback(f.as_fd(), self.started, self.written - self.started);
-            self.started = self.written;
+            self.start(f);
         }
+    }
+
+    /// Hands what was written since the last time to the disk.
+    fn start(&mut self, f: &fs::File) {
+        durable_fs::start_writeback(f.as_fd(), self.started, self.written - self.started);
+        self.started = self.written;
     }
 }
 
