@@ -669,9 +669,6 @@ fn stray_names(store: &Store) -> Vec<(PathBuf, String)> {
     out
 }
 
-/// A layer's tar-split metadata, in its layerdb directory.
-const TAR_SPLIT_FILE: &str = "tar-split.json.gz";
-
 /// What is wrong with a layer's content, found by reassembling its tar stream.
 enum ContentProblem {
     /// A member's file cannot be opened (`path`: the file, `why`).
@@ -793,8 +790,9 @@ fn layer_content(
     info: &layer_store::LayerInfo,
 ) -> Option<ContentProblem> {
     let dir = layers.layer_dir(&info.chain_id);
-    let tar_split = dir.join(TAR_SPLIT_FILE);
-    let opened = durable_fs::Dir::open_nofollow(&dir).and_then(|d| d.open_file(TAR_SPLIT_FILE));
+    let tar_split = dir.join(layer_store::TAR_SPLIT_FILE);
+    let opened =
+        durable_fs::Dir::open_nofollow(&dir).and_then(|d| d.open_file(layer_store::TAR_SPLIT_FILE));
     let file = match opened {
         Ok(Some((f, _))) => f,
         Ok(None) => {

@@ -74,7 +74,7 @@ pub use crate::overlay2::{
     IN_FLIGHT_PREFIX, MAX_LOWERS, Overlay2Driver, SHORT_ID_LEN, in_flight_cache_id, is_short_id,
 };
 pub use crate::records::LayerRecord;
-pub use crate::register::{DetachedLayer, RegisterOptions, TarStreamError};
+pub use crate::register::{DetachedLayer, RegisterOptions, TAR_SPLIT_FILE, TarStreamError};
 pub use crate::store::{LayerStore, OpenMode, PendingLayer};
 pub use crate::transaction::{Transaction, TransactionError};
 pub use crate::vfs::VfsDriver;
