@@ -585,7 +585,8 @@ fn download(
                 if cancel.load(Ordering::Relaxed) {
                     return Err("cancelled".to_owned());
                 }
-                if buf.len() != CHUNK {
+                if buf.is_empty() {
+                    // Handed to the followers: a buffer for the next read.
                     buf = job.room(cancel);
                 }
                 let n = match r.read(&mut buf) {
