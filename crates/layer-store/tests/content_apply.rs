@@ -708,8 +708,13 @@ fn get_xattr(p: &Path, name: &str) -> Option<Vec<u8>> {
 /// link target.
 type Snapshot = Vec<(PathBuf, u32, i64, i64, Vec<u8>)>;
 
-/// Everything under `dir` (not following symbolic links), sorted.
-fn snapshot(dir: &Path) -> Snapshot {
+/// Every entry under `dir`, `dir` included, never following symbolic links, as `entry`
+/// makes it of its path relative to `dir`, its `lstat` and its content (a symbolic link's
+/// target, a regular file's bytes, else nothing); sorted.
+fn walk_tree<T: Ord>(
+    dir: &Path,
+    mut entry: impl FnMut(PathBuf, &fs::Metadata, Vec<u8>) -> T,
+) -> Vec<T> {
     let mut out = Vec::new();
     let mut todo = vec![dir.to_path_buf()];
     while let Some(d) = todo.pop() {
@@ -730,10 +735,17 @@ fn snapshot(dir: &Path) -> Snapshot {
             }
         }
         let rel = d.strip_prefix(dir).expect("under dir").to_path_buf();
-        out.push((rel, m.mode(), m.mtime(), m.mtime_nsec(), data));
+        out.push(entry(rel, &m, data));
     }
     out.sort();
     out
+}
+
+/// Everything under `dir` (not following symbolic links), sorted.
+fn snapshot(dir: &Path) -> Snapshot {
+    walk_tree(dir, |rel, m, data| {
+        (rel, m.mode(), m.mtime(), m.mtime_nsec(), data)
+    })
 }
 
 use std::os::unix::ffi::OsStringExt;
@@ -1072,26 +1084,7 @@ type FullEntry = (PathBuf, u32, u32, u32, i64, i64, Vec<u8>, u64);
 /// Everything under `dir` (the mtimes of the root, of whiteout devices and of the directories
 /// `t` of [`many_files_tar`] excepted: they are when they were made).
 fn full_snapshot(dir: &Path) -> Vec<FullEntry> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        let m = fs::symlink_metadata(&d).expect("lstat");
-        let data = if m.file_type().is_symlink() {
-            fs::read_link(&d)
-                .expect("readlink")
-                .into_os_string()
-                .into_vec()
-        } else if m.is_file() {
-            fs::read(&d).expect("read")
-        } else {
-            Vec::new()
-        };
-        if m.is_dir() {
-            for e in fs::read_dir(&d).expect("readdir") {
-                todo.push(e.expect("entry").path());
-            }
-        }
-        let rel = d.strip_prefix(dir).expect("under dir").to_path_buf();
+    walk_tree(dir, |rel, m, data| {
         // The times of the root, of implicit directories (`t`) and of whiteout devices are
         // when they were made.
         let made = rel.as_os_str().is_empty()
@@ -1103,10 +1096,8 @@ fn full_snapshot(dir: &Path) -> Vec<FullEntry> {
             (m.mtime(), m.mtime_nsec())
         };
         let nlink = if m.is_dir() { 0 } else { m.nlink() };
-        out.push((rel, m.mode(), m.uid(), m.gid(), mtime, nsec, data, nlink));
-    }
-    out.sort();
-    out
+        (rel, m.mode(), m.uid(), m.gid(), mtime, nsec, data, nlink)
+    })
 }
 
 /// Asserts two trees are equal, naming the first difference (content shown by length).
